@@ -1,0 +1,5 @@
+"""Entry point for `python -m selftune` (also used by `accelerate launch -m selftune`)."""
+
+from selftune.cli import main
+
+main()

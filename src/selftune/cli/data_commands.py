@@ -1,0 +1,174 @@
+"""Commands for the data stages: init, formats, ingest, messages, notes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from selftune.cli.options import workspace_option
+from selftune.ingest import parsers
+from selftune.ingest.runner import ingest_paths
+from selftune.workspace import Workspace, init_workspace
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--me", multiple=True, metavar="NAME", help="Your name/handle/number/address in exports (repeatable).")
+@click.option("--name", help="A name for the twin (default: the folder name).")
+def init(directory: Path, me: tuple[str, ...], name: str | None) -> None:
+    """Create a twin workspace in DIRECTORY.
+
+    \b
+    It holds twin.yaml (settings, with comments), store.sqlite, and the
+    folders datasets/, runs/ and reports/.
+
+    \b
+    Examples:
+      selftune init mytwin --me "Mags"
+      selftune init ~/twins/me --me "Marguerite Okonkwo-Hale" --me mags@example.org
+    """
+    ws = init_workspace(directory, list(me), name)
+    click.echo(f"Workspace ready in {ws.root}")
+    if not ws.config.me:
+        click.echo("Tip: say who you are in exports with `me:` in twin.yaml (or --me).")
+    click.echo(f"Next: cd {directory} && selftune ingest PATH...")
+
+
+@click.command()
+def formats() -> None:
+    """List the export formats `selftune ingest` understands.
+
+    \b
+    Example:
+      selftune formats
+    """
+    for name, parser in parsers().items():
+        click.echo(f"{name:12} {parser.description}")
+
+
+@click.command()
+@workspace_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", metavar="NAME", help="Force a format (see `selftune formats`).")
+@click.option("--me", multiple=True, metavar="NAME", help="Extra owner names for this import.")
+@click.option("--verbose", "-v", is_flag=True, help="List every skipped line, not just the first few.")
+def ingest(ws: Workspace, paths: tuple[Path, ...], fmt: str | None, me: tuple[str, ...], verbose: bool) -> None:
+    """Read exports (files or folders) into the workspace's store.
+
+    Importing the same export twice adds nothing; a newer export of the same chat adds only
+    the new messages. Raw files are never modified.
+
+    \b
+    Examples:
+      selftune ingest "WhatsApp Chat with Tobias.txt"
+      selftune ingest ~/Exports/whatsapp/ ~/Notes/vault/
+      selftune ingest notes.txt --format markdown
+    """
+    owner_names = tuple(ws.config.me) + me
+    with ws.open_store() as store:
+        summaries = ingest_paths(store, list(paths), owner_names, fmt)
+        total_skipped = 0
+        for summary in summaries:
+            click.echo(summary.line())
+            for skipped in summary.skipped[: None if verbose else 5]:
+                click.echo(f"    skipped {skipped.origin}: {skipped.reason}")
+            if len(summary.skipped) > 5 and not verbose:
+                click.echo(f"    … and {len(summary.skipped) - 5} more (use --verbose)")
+            total_skipped += len(summary.skipped)
+        _report_owners(store)
+        counts = store.counts()
+    click.echo(
+        f"Store: {counts['messages']} messages ({counts['my_messages']} yours) in "
+        f"{counts['conversations']} conversations, {counts['notes']} notes."
+        + (f" {total_skipped} item(s) skipped, listed above." if total_skipped else "")
+    )
+    if counts["messages"] and not counts["my_messages"]:
+        click.echo(
+            "Warning: none of the messages is marked as yours. Add your name as it appears in "
+            "the export under `me:` in twin.yaml (or --me) and ingest again.",
+            err=True,
+        )
+
+
+def _report_owners(store) -> None:  # type: ignore[no-untyped-def]
+    rows = store.db.execute(
+        "SELECT conversation_title, group_concat(DISTINCT CASE WHEN is_me=1 THEN author END),"
+        " count(*) FROM messages GROUP BY conversation_id ORDER BY conversation_title"
+    ).fetchall()
+    for title, owners, count in rows:
+        who = owners or "nobody (set `me:` in twin.yaml)"
+        click.echo(f"  {title}: {count} messages; you are {who}")
+
+
+@click.command()
+@workspace_option
+@click.option("--jsonl", is_flag=True, help="One JSON object per line (for scripts).")
+@click.option("--conversation", metavar="ID", help="Only this conversation id.")
+def messages(ws: Workspace, jsonl: bool, conversation: str | None) -> None:
+    """List the messages in the store, in conversation and time order.
+
+    \b
+    Examples:
+      selftune messages | less
+      selftune messages --jsonl | jq 'select(.is_me) | .text'
+    """
+    with ws.open_store() as store:
+        for m in store.messages(conversation):
+            if jsonl:
+                record = {
+                    "id": m.id,
+                    "source": m.source,
+                    "conversation_id": m.conversation_id,
+                    "conversation_title": m.conversation_title,
+                    "conversation_kind": m.conversation_kind,
+                    "timestamp": m.timestamp.isoformat(),
+                    "author": m.author,
+                    "author_id": m.author_id,
+                    "is_me": bool(m.is_me),
+                    "kind": m.kind,
+                    "text": m.text,
+                    "reply_to": m.reply_to,
+                    "origin": m.origin,
+                    "extra": m.extra,
+                }
+                click.echo(json.dumps(record, ensure_ascii=False))
+            else:
+                who = f"{m.author}{' (me)' if m.is_me else ''}" if m.author else "*"
+                text = m.text if m.kind == "text" else f"[{m.kind}] {m.text}"
+                click.echo(f"{m.timestamp:%Y-%m-%d %H:%M} {m.conversation_title} | {who}: {text}")
+
+
+@click.command()
+@workspace_option
+@click.option("--jsonl", is_flag=True, help="One JSON object per line (for scripts).")
+def notes(ws: Workspace, jsonl: bool) -> None:
+    """List the notes in the store.
+
+    \b
+    Examples:
+      selftune notes
+      selftune notes --jsonl | jq -r .title
+    """
+    with ws.open_store() as store:
+        for n in store.notes():
+            if jsonl:
+                record = {
+                    "id": n.id,
+                    "source": n.source,
+                    "title": n.title,
+                    "path": n.path,
+                    "text": n.text,
+                    "created": n.created.isoformat() if n.created else None,
+                    "modified": n.modified.isoformat() if n.modified else None,
+                    "tags": n.tags,
+                    "links": n.links,
+                    "blocks": [b.to_dict() for b in n.blocks],
+                }
+                click.echo(json.dumps(record, ensure_ascii=False))
+            else:
+                click.echo(f"{n.title} ({n.source}: {n.path}, {len(n.text.split())} words)")
+
+
+COMMANDS = [init, formats, ingest, messages, notes]

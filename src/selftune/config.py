@@ -1,0 +1,147 @@
+"""Typed settings for a twin: each field is a `twin.yaml` key, documented once, checked in one place.
+
+`twin.yaml` is written from these classes with every field's help as a comment, so the file a user
+edits always says what each setting does. Command-line flags override the same fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selftune.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BuildConfig(Section):
+    session_gap_minutes: float = Field(
+        60, gt=0, description="A silence longer than this starts a new chat session."
+    )
+    max_context_turns: int = Field(
+        16, ge=1, description="Most turns (yours and others') in one training example."
+    )
+    max_example_tokens: int = Field(
+        768, ge=64, description="Longest training example in tokens; longer sessions are split."
+    )
+    valid_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Share of each source held out for evaluation (most recent)."
+    )
+    include_notes: bool = Field(True, description="Train on notes as completion text.")
+    note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
+    system_prompt: str = Field(
+        "You are {owner}. You are chatting on {platform} in '{conversation}'. Reply as {owner} would.",
+        description="System prompt of chat examples; {owner}, {platform}, {conversation} are filled in.",
+    )
+
+
+class TrainConfig(Section):
+    base: str = Field(
+        "embedded",
+        description="Base model: 'embedded' (SmolLM2-135M-Instruct, no download), a model id or a path.",
+    )
+    epochs: float = Field(3, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    minutes: float | None = Field(None, gt=0, description="Stop after this many minutes of training.")
+    learning_rate: float = Field(3e-4, gt=0, description="Peak learning rate (cosine decay, warm-up).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    batch_size: int = Field(4, ge=1, description="Examples per step per device.")
+    gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated per update.")
+    max_seq_len: int = Field(768, ge=32, description="Longest sequence in tokens (longer is cut).")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on LoRA layers.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Modules LoRA adapts: 'all-linear' or a list of names."
+    )
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="'auto' uses bfloat16 where the hardware has it, float32 elsewhere."
+    )
+    eval_every: int = Field(25, ge=1, description="Compute validation loss every N steps.")
+    seed: int = Field(0, description="Random seed.")
+
+
+class SampleConfig(Section):
+    n: int = Field(4, ge=1, le=64, description="Candidates per prompt.")
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling threshold.")
+    max_tokens: int = Field(128, ge=1, description="Most new tokens per candidate.")
+
+
+class TwinConfig(Section):
+    name: str = Field("twin", description="A name for this twin (used in reports and the API).")
+    me: list[str] = Field(
+        default_factory=list,
+        description="Your names, handles, numbers and addresses as they appear in exports.",
+    )
+    build: BuildConfig = Field(default_factory=BuildConfig, description="selftune build")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="selftune train")
+    sample: SampleConfig = Field(default_factory=SampleConfig, description="selftune sample")
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path) -> TwinConfig:
+    """Read twin.yaml; every problem is reported at once, each with its key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return TwinConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from exc
+
+
+def apply_overrides(section: Section, overrides: dict[str, Any], source: str = "options") -> None:
+    """Set the given fields (None values are ignored), reporting all problems at once."""
+    problems = []
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        try:
+            setattr(section, key, value)
+        except ValidationError as exc:
+            problems.append(format_validation_error(exc, f"{source} --{key.replace('_', '-')}"))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def render_yaml(config: TwinConfig) -> str:
+    """twin.yaml text for `config`, with each field's description as a comment above it."""
+    header = (
+        "# selftune twin settings. Every key is optional; command-line flags override them.\n"
+        "# Docs: docs/ARCHITECTURE.md and `selftune COMMAND --help`.\n"
+    )
+    return header + _render_model(config, indent=0)
+
+
+def _render_model(model: BaseModel, indent: int) -> str:
+    pad = " " * indent
+    out = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if info.description:
+            out.append(f"{pad}# {info.description}")
+        if isinstance(value, BaseModel):
+            out.append(f"{pad}{name}:")
+            out.append(_render_model(value, indent + 2).rstrip("\n"))
+        else:
+            dumped = yaml.safe_dump({name: value}, default_flow_style=True, allow_unicode=True, width=1000)
+            out.append(pad + dumped.strip().removeprefix("{").removesuffix("}"))
+        if indent == 0:
+            out.append("")
+    return "\n".join(out) + "\n"

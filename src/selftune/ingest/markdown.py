@@ -1,0 +1,152 @@
+"""Notes as Markdown or plain text: a single file, a folder of notes, or an Obsidian vault.
+
+Structure is kept as a block tree: headings own the blocks below them, list items own their
+indented children. Front matter becomes metadata; `[[wikilinks]]` and `#tags` are collected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import yaml
+
+from selftune.ingest.registry import ParseContext, register_parser
+from selftune.records import Block, Note
+
+SUFFIXES = (".md", ".markdown", ".txt")
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+LIST_ITEM = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
+WIKILINK = re.compile(r"!?\[\[([^\]|#]+)(?:[#|][^\]]*)?\]\]")
+TAG = re.compile(r"(?:(?<=\s)|^)#([\w/-]+)", re.M)
+
+
+def _indent_width(spaces: str) -> int:
+    return len(spaces.replace("\t", "    "))
+
+
+def parse_blocks(body: str) -> list[Block]:
+    """Markdown → block tree (headings and nested lists; paragraphs are leaf blocks)."""
+    root = Block("")
+    # stack of (level, block): headings use levels 1–6, list items 10 + indent, root 0
+    stack: list[tuple[float, Block]] = [(0, root)]
+    paragraph: list[str] = []
+    in_code = False
+
+    def attach(level: float, block: Block) -> None:
+        while stack[-1][0] >= level:
+            stack.pop()
+        stack[-1][1].children.append(block)
+        stack.append((level, block))
+
+    def flush_paragraph() -> None:
+        if paragraph:
+            text = "\n".join(paragraph).strip()
+            if text:
+                # paragraphs belong to the innermost heading, not to a list item
+                while stack[-1][0] >= 10:
+                    stack.pop()
+                stack[-1][1].children.append(Block(text))
+            paragraph.clear()
+
+    for line in body.splitlines():
+        if line.strip().startswith("```"):
+            in_code = not in_code
+            paragraph.append(line)
+            continue
+        if in_code:
+            paragraph.append(line)
+            continue
+        heading = HEADING.match(line)
+        item = LIST_ITEM.match(line)
+        if heading:
+            flush_paragraph()
+            level = len(heading.group(1))
+            attach(level, Block(heading.group(2).strip(), heading=level))
+        elif item:
+            flush_paragraph()
+            attach(10 + _indent_width(item.group(1)), Block(item.group(2).rstrip()))
+        elif not line.strip():
+            flush_paragraph()
+        elif stack[-1][0] >= 10 and line.startswith((" ", "\t")):
+            stack[-1][1].text += "\n" + line.strip()  # continuation of a list item
+        else:
+            paragraph.append(line)
+    flush_paragraph()
+    return root.children
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.astimezone()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).astimezone()
+    if isinstance(value, str):
+        try:
+            return _as_datetime(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def parse_note(path: Path, relative: str, ctx: ParseContext, source: str = "markdown") -> Note:
+    text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
+    metadata: dict = {}
+    match = FRONT_MATTER.match(text)
+    if match:
+        try:
+            loaded = yaml.safe_load(match.group(1))
+            metadata = loaded if isinstance(loaded, dict) else {}
+        except yaml.YAMLError as exc:
+            ctx.skip(f"{path}:1", f"front matter is not valid YAML ({exc}); kept as text")
+        else:
+            text = text[match.end() :]
+    tags = metadata.get("tags") or []
+    tags = [tags] if isinstance(tags, str) else [str(t) for t in tags]
+    tags += [t for t in TAG.findall(text) if t not in tags and not t.isdigit()]
+    links = list(dict.fromkeys(WIKILINK.findall(text)))
+    stat = path.stat()
+    return Note(
+        source=source,
+        title=str(metadata.get("title") or path.stem),
+        path=relative,
+        text=text.strip("\n"),
+        blocks=parse_blocks(text),
+        created=_as_datetime(metadata.get("created") or metadata.get("date")),
+        modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        tags=tags,
+        links=links,
+        metadata={k: v for k, v in metadata.items() if k not in ("tags",)},
+        origin=str(path),
+    )
+
+
+class MarkdownParser:
+    name = "markdown"
+    description = "Markdown or plain-text notes: a file, a folder of notes, or an Obsidian vault"
+
+    def detect(self, path: Path) -> bool:
+        if path.is_file():
+            return path.suffix.lower() in SUFFIXES
+        if (path / ".obsidian").is_dir():
+            return True
+        files = [p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)][:500]
+        return bool(files) and all(p.suffix.lower() in (".md", ".markdown") for p in files)
+
+    def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:
+        if path.is_file():
+            yield parse_note(path, path.name, ctx)
+            return
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and file.suffix.lower() in SUFFIXES and not _hidden(file, path):
+                yield parse_note(file, file.relative_to(path).as_posix(), ctx)
+
+
+def _hidden(file: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(root).parts)
+
+
+parser = register_parser(MarkdownParser())

@@ -1,0 +1,267 @@
+"""The twin's SQLite store: messages, notes, people and import history, with numbered migrations.
+
+Inserts are idempotent (ids are content-derived), so importing the same export twice adds nothing.
+The store always keeps the original text; scrubbing happens later, in the dataset only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from selftune.records import Block, Message, Note
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    """Register a schema migration; they run in definition order, each exactly once."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            conversation_title TEXT NOT NULL,
+            conversation_kind TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            author TEXT NOT NULL,
+            author_id TEXT,
+            is_me INTEGER,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            reply_to TEXT,
+            origin TEXT NOT NULL,
+            extra TEXT NOT NULL,
+            import_id INTEGER
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, timestamp);
+        CREATE TABLE notes (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            path TEXT NOT NULL,
+            text TEXT NOT NULL,
+            blocks TEXT NOT NULL,
+            created TEXT,
+            modified TEXT,
+            tags TEXT NOT NULL,
+            links TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            import_id INTEGER
+        );
+        CREATE TABLE imports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL,
+            format TEXT NOT NULL,
+            started TEXT NOT NULL,
+            added INTEGER NOT NULL,
+            existing INTEGER NOT NULL,
+            skipped INTEGER NOT NULL,
+            skipped_detail TEXT NOT NULL
+        );
+        CREATE TABLE people (
+            name TEXT PRIMARY KEY,
+            alias_of TEXT,
+            is_me INTEGER NOT NULL DEFAULT 0,
+            excluded INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    """A connection to `store.sqlite`, migrated to the newest schema on open."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+        done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        for fn in MIGRATIONS:
+            if fn.__name__ not in done:
+                with self.db:
+                    fn(self.db)
+                    self.db.execute("INSERT INTO _migrations VALUES (?)", (fn.__name__,))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def start_import(self, path: str, fmt: str) -> int:
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO imports (path, format, started, added, existing, skipped, skipped_detail)"
+                " VALUES (?, ?, ?, 0, 0, 0, '[]')",
+                (path, fmt, datetime.now().astimezone().isoformat(timespec="seconds")),
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_import(
+        self, import_id: int, added: int, existing: int, skipped: list[dict[str, str]]
+    ) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE imports SET added=?, existing=?, skipped=?, skipped_detail=? WHERE id=?",
+                (added, existing, len(skipped), json.dumps(skipped), import_id),
+            )
+
+    def add_messages(self, messages: Iterable[Message], import_id: int | None = None) -> int:
+        """Insert messages that are not stored yet; returns how many were new."""
+        rows = (
+            (
+                m.id,
+                m.source,
+                m.conversation_id,
+                m.conversation_title,
+                m.conversation_kind,
+                m.timestamp.isoformat(),
+                m.author,
+                m.author_id,
+                None if m.is_me is None else int(m.is_me),
+                m.kind,
+                m.text,
+                m.reply_to,
+                m.origin,
+                json.dumps(m.extra, ensure_ascii=False, default=str),
+                import_id,
+            )
+            for m in messages
+        )
+        with self.db:
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
+            return self.db.total_changes - before
+
+    def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:
+        """Insert new notes and update changed ones; returns how many were new or changed."""
+        changed = 0
+        with self.db:
+            for n in notes:
+                blocks = json.dumps([b.to_dict() for b in n.blocks], ensure_ascii=False)
+                row = self.db.execute("SELECT text, blocks FROM notes WHERE id=?", (n.id,)).fetchone()
+                if row is not None and row["text"] == n.text and row["blocks"] == blocks:
+                    continue
+                changed += 1
+                self.db.execute(
+                    "INSERT OR REPLACE INTO notes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        n.id,
+                        n.source,
+                        n.title,
+                        n.path,
+                        n.text,
+                        blocks,
+                        n.created.isoformat() if n.created else None,
+                        n.modified.isoformat() if n.modified else None,
+                        json.dumps(n.tags, ensure_ascii=False),
+                        json.dumps(n.links, ensure_ascii=False),
+                        json.dumps(n.metadata, ensure_ascii=False, default=str),
+                        n.origin,
+                        import_id,
+                    ),
+                )
+        return changed
+
+    def apply_identity(self, me: Iterable[str]) -> None:
+        """Mark messages whose author or author id is one of `me` (or in the people table) as mine."""
+        names = {m.casefold() for m in me}
+        names |= {
+            r[0].casefold() for r in self.db.execute("SELECT name FROM people WHERE is_me=1")
+        }
+        if not names:
+            return
+        marks = ",".join("?" * len(names))
+        with self.db:
+            self.db.execute(
+                f"UPDATE messages SET is_me = 1 WHERE kind != 'system' AND ("
+                f"lower(author) IN ({marks}) OR lower(coalesce(author_id, '')) IN ({marks}))",
+                (*names, *names),
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def messages(self, conversation_id: str | None = None) -> Iterator[Message]:
+        """Messages in conversation and time order."""
+        query = "SELECT * FROM messages"
+        args: tuple[Any, ...] = ()
+        if conversation_id:
+            query += " WHERE conversation_id = ?"
+            args = (conversation_id,)
+        query += " ORDER BY conversation_id, timestamp, rowid"
+        for r in self.db.execute(query, args):
+            yield Message(
+                id=r["id"],
+                source=r["source"],
+                conversation_id=r["conversation_id"],
+                conversation_title=r["conversation_title"],
+                conversation_kind=r["conversation_kind"],
+                timestamp=datetime.fromisoformat(r["timestamp"]),
+                author=r["author"],
+                author_id=r["author_id"],
+                is_me=None if r["is_me"] is None else bool(r["is_me"]),
+                kind=r["kind"],
+                text=r["text"],
+                reply_to=r["reply_to"],
+                origin=r["origin"],
+                extra=json.loads(r["extra"]),
+            )
+
+    def notes(self) -> Iterator[Note]:
+        for r in self.db.execute("SELECT * FROM notes ORDER BY source, path"):
+            yield Note(
+                id=r["id"],
+                source=r["source"],
+                title=r["title"],
+                path=r["path"],
+                text=r["text"],
+                blocks=[Block.from_dict(b) for b in json.loads(r["blocks"])],
+                created=_dt(r["created"]),
+                modified=_dt(r["modified"]),
+                tags=json.loads(r["tags"]),
+                links=json.loads(r["links"]),
+                metadata=json.loads(r["metadata"]),
+                origin=r["origin"],
+            )
+
+    def excluded_people(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT name FROM people WHERE excluded=1")}
+
+    def counts(self) -> dict[str, int]:
+        one = self.db.execute
+        return {
+            "messages": one("SELECT count(*) FROM messages").fetchone()[0],
+            "my_messages": one("SELECT count(*) FROM messages WHERE is_me=1").fetchone()[0],
+            "conversations": one("SELECT count(DISTINCT conversation_id) FROM messages").fetchone()[0],
+            "notes": one("SELECT count(*) FROM notes").fetchone()[0],
+        }
