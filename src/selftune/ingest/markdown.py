@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 
 import yaml
@@ -133,7 +134,9 @@ class MarkdownParser:
             return path.suffix.lower() in SUFFIXES
         if (path / ".obsidian").is_dir():
             return True
-        files = [p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)][:500]
+        files = list(
+            islice((p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)), 500)
+        )
         return bool(files) and all(p.suffix.lower() in (".md", ".markdown") for p in files)
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selftune.errors import SelftuneError
-from selftune.ingest.registry import ParseContext, Parser, Skipped, detect_parser, get_parser, parsers
+from selftune.ingest.registry import (
+    ParseContext,
+    Parser,
+    Skipped,
+    detect_parser,
+    get_parser,
+    parsers,
+)
 from selftune.records import Message, Note, validate_message, validate_note
 from selftune.store import Store
 
@@ -31,9 +38,7 @@ class ImportSummary:
     def line(self) -> str:
         parts = [f"{self.path} [{self.format}]"]
         if self.messages_seen:
-            parts.append(
-                f"{self.messages_added} new of {self.messages_seen} messages"
-            )
+            parts.append(f"{self.messages_added} new of {self.messages_seen} messages")
         if self.notes_seen:
             parts.append(f"{self.notes_changed} new or changed of {self.notes_seen} notes")
         if self.skipped:

@@ -1,8 +1,10 @@
 """WhatsApp "Export chat" files (.txt, or the .zip that holds one), Android and iOS layouts.
 
-Android: `14/03/2024, 09:12 - Name: text`; iOS: `[14/03/2024, 09:12:44] Name: text`. Date order
-(day/month or month/day) is decided from the whole file, not line by line. Lines without a header
-continue the message above.
+Android: `14/03/2024, 09:12 - Name: text`; iOS: `[14/03/2024, 09:12:44] Name: text`. Any date order
+and separator (`dd/mm/yyyy`, `m/d/yy`, `dd.mm.yy`, `yyyy-mm-dd`), 12- or 24-hour clocks, with or
+without seconds. The date order is decided from the whole file, not line by line: the reading under
+which the chat moves forward in time most smoothly wins. Lines without a header continue the message
+above, so multi-line messages keep their newlines.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+from selftune.ingest.common import looks_binary
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Message, conversation_key
 
 INVISIBLE = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
+SPACES = " \u202f\u00a0"
 HEADER = re.compile(
-    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})[,.]?\s+"
+    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?\s+"
     r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)"
     r"(?:[\s\u202f\u00a0]*(?P<ampm>[AaPp]\.?\s?[Mm]\.?))?\]?"
-    r"(?:\s*[-–]\s|\s)(?P<rest>.*)$"
+    r"(?:[ \u202f\u00a0]*[-–][ \u202f\u00a0]|[ \u202f\u00a0])(?P<rest>.*)$"
 )
+DATE_PARTS = re.compile(r"[./-]")
+TIME_PARTS = re.compile(r"[:.]")
 AUTHOR = re.compile(r"^(?P<author>[^:\n]{1,80}?): (?P<text>.*)$", re.S)
 SYSTEM_PHRASES = re.compile(
     r"\b(changed the subject|changed this group|changed the group|created group|created this group"
@@ -39,22 +44,15 @@ SYSTEM_TEXTS = re.compile(
 )
 MEDIA = re.compile(
     r"^(<Media omitted>|<Médias omis>|<Medien ausgeschlossen>|<Multimedia omitido>"
-    r"|(image|video|audio|sticker|GIF|document|Contact card) omitted"
+    r"|<Media weggelaten>|<Mídia oculta>|<Media omessi>"
+    r"|.*\b(image|video|audio|sticker|GIF|document|Contact card) omitted"
     r"|<attached: [^>]+>|.+ \(file attached\)|null)$",
     re.I,
 )
 DELETED = re.compile(r"^(This message was deleted\.?|You deleted this message\.?)$", re.I)
 EDITED = "<This message was edited>"
 TITLE = re.compile(r"^WhatsApp Chat (?:with |- |– )?(?P<title>.+?)(?:\.txt|\.zip)?$", re.I)
-
-
-@dataclass
-class _Raw:
-    line: int
-    date: tuple[int, int, int]
-    time: str
-    ampm: str | None
-    rest: str
+ORDERS = ("dmy", "mdy", "ymd")
 
 
 def _read_text(path: Path) -> tuple[str, str]:
@@ -65,74 +63,85 @@ def _read_text(path: Path) -> tuple[str, str]:
             if not names:
                 raise ValueError("the zip holds no chat .txt file")
             name = "_chat.txt" if "_chat.txt" in names else names[0]
-            return zf.read(name).decode("utf-8-sig", errors="replace"), f"{path}!{name}"
-    return path.read_text(encoding="utf-8-sig", errors="replace"), str(path)
+            raw, display = zf.read(name), f"{path}!{name}"
+    else:
+        raw, display = path.read_bytes(), str(path)
+    if looks_binary(raw[:8192]):
+        raise ValueError("a binary file, not a WhatsApp chat export")
+    return raw.decode("utf-8-sig", errors="replace"), display
 
 
 def _title(path: Path) -> str:
-    stem = path.name if path.suffix.lower() in (".txt", ".zip") else path.name
-    if stem.lower() == "_chat.txt":
-        stem = path.parent.name
-    match = TITLE.match(stem)
-    return match.group("title") if match else path.stem
+    name = path.name
+    if name.lower() == "_chat.txt":
+        name = path.parent.name
+    match = TITLE.match(name)
+    return match.group("title") if match else Path(name).stem
 
 
-def _date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
-    """'ymd', 'dmy' or 'mdy', decided from all dates of the file."""
-    if dates and dates[0][0] > 31:
-        return "ymd"
-    if any(a > 12 for a, _, _ in dates):
-        return "dmy"
-    if any(b > 12 for _, b, _ in dates):
-        return "mdy"
-
-    def inversions(order: str) -> int:
-        keys = [(y, b, a) if order == "dmy" else (y, a, b) for a, b, y in dates]
-        return sum(1 for k1, k2 in zip(keys, keys[1:], strict=False) if k2 < k1)
-
-    dmy, mdy = inversions("dmy"), inversions("mdy")
-    if dmy != mdy:
-        return "dmy" if dmy < mdy else "mdy"
-    return "mdy" if twelve_hour else "dmy"
-
-
-def _timestamp(raw: _Raw, order: str) -> datetime:
-    a, b, c = raw.date
+def _resolve(parts: tuple[int, int, int], order: str) -> date:
+    a, b, c = parts
     if order == "ymd":
         year, month, day = a, b, c
     elif order == "dmy":
         day, month, year = a, b, c
     else:
         month, day, year = a, b, c
-    if year < 100:
-        year += 2000
-    parts = [int(p) for p in re.split(r"[:.]", raw.time)]
-    hour, minute, second = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
-    if raw.ampm:
-        pm = raw.ampm.lower().startswith("p")
-        if hour == 12:
-            hour = 0
-        if pm:
-            hour += 12
-    return datetime(year, month, day, hour, minute, second).astimezone()
+    return date(year + 2000 if year < 100 else year, month, day)
+
+
+def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
+    """'dmy', 'mdy' or 'ymd' for the distinct dates of a file, in file order.
+
+    An order that makes a date impossible is out (unless every order does). Among the rest, the
+    one under which consecutive dates lie closest together wins: a chat moves forward a day at a
+    time, while a wrong reading jumps by months or years. Ties (too few dates to tell) go to the
+    file's conventions: a four-digit first field is a year, 12-hour clocks are usually US (m/d).
+    """
+    if dates and dates[0][0] > 999:
+        return "ymd"
+    scores = {}
+    for order in ORDERS:
+        ordinals, invalid = [], 0
+        for parts in dates:
+            try:
+                ordinals.append(_resolve(parts, order).toordinal())
+            except ValueError:
+                invalid += 1
+        jumps = sum(abs(b - a) for a, b in zip(ordinals, ordinals[1:], strict=False))
+        scores[order] = (invalid, jumps)
+    preferred = ["mdy", "dmy", "ymd"] if twelve_hour else ["dmy", "mdy", "ymd"]
+    return min(preferred, key=lambda order: scores[order])
+
+
+def _clock(time: str, ampm: str | None) -> tuple[int, int, int]:
+    parts = TIME_PARTS.split(time)
+    hour, minute = int(parts[0]), int(parts[1])
+    second = int(parts[2]) if len(parts) > 2 else 0
+    if ampm:
+        hour = hour % 12 + (12 if ampm[0] in "pP" else 0)
+    return hour, minute, second
 
 
 def _split_author(rest: str) -> tuple[str, str]:
     """(author, text); author is '' for a system line."""
     match = AUTHOR.match(rest)
     if match and not SYSTEM_PHRASES.search(match.group("author")):
-        return match.group("author").strip(INVISIBLE + " ~\u202f\u00a0"), match.group("text")
+        return match.group("author").strip(INVISIBLE + SPACES + "~"), match.group("text")
     return "", rest
 
 
 def _kind(author: str, text: str) -> str:
-    bare = text.strip(INVISIBLE + " ")
+    first = text.split("\n", 1)[0]
+    bare = first.strip(INVISIBLE + SPACES)
     if not author or SYSTEM_TEXTS.match(bare):
         return "system"
     if DELETED.match(bare):
         return "deleted"
     if MEDIA.match(bare):
         return "media"
+    if first.startswith("\u200e"):
+        return "system"  # iOS marks its own notices ("‎Alice added Bob") with U+200E
     return "text"
 
 
@@ -150,53 +159,87 @@ class WhatsAppParser:
                 return False
             head = text[:4000]
         else:
-            with path.open(encoding="utf-8-sig", errors="replace") as fh:
-                head = fh.read(4000)
+            with path.open("rb") as fh:
+                raw = fh.read(4000)
+            if looks_binary(raw):
+                return False
+            head = raw.decode("utf-8-sig", errors="replace")
         lines = [line for line in head.splitlines()[:20] if line.strip()]
-        return bool(lines) and sum(bool(HEADER.match(line)) for line in lines) >= max(1, len(lines) // 2)
+        hits = sum(bool(HEADER.match(line)) for line in lines)
+        return bool(lines) and hits >= max(1, len(lines) // 2) and bool(HEADER.match(lines[0]))
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
         text, display = _read_text(path)
-        raws: list[_Raw] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            match = HEADER.match(line)
+        # split on newlines only: U+2028 and friends may be inside a message
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        raws: list[list] = []  # [line number, date, time, ampm, [text lines]]
+        match_header = HEADER.match
+        for number, line in enumerate(lines, start=1):
+            match = match_header(line)
             if match:
-                date = tuple(int(x) for x in re.split(r"[./-]", match.group("date")))
-                raws.append(_Raw(number, date, match["time"], match["ampm"], match["rest"]))  # type: ignore[arg-type]
+                raws.append([number, match["date"], match["time"], match["ampm"], [match["rest"]]])
             elif raws:
-                raws[-1].rest += "\n" + line
-            elif line.strip():
-                ctx.skip(f"{display}:{number}", "line matches no message header and precedes all messages")
+                raws[-1][4].append(line)
+            elif line.strip(INVISIBLE + " "):
+                ctx.skip(f"{display}:{number}", "line matches no message header (before the first)")
         if not raws:
+            if any(line.strip() for line in lines):
+                ctx.skip(display, "no line looks like a WhatsApp message header")
             return
-        order = _date_order([r.date for r in raws], any(r.ampm for r in raws))
-        title = _title(path)
-        conversation_id = conversation_key(self.name, title)
-        parsed = []
-        for raw in raws:
-            try:
-                when = _timestamp(raw, order)
-            except ValueError as exc:
-                ctx.skip(f"{display}:{raw.line}", f"invalid date or time ({exc})")
-                continue
-            author, body = _split_author(raw.rest)
-            parsed.append((raw.line, when, author, body))
+        # a file ends with a newline; that last empty line is not part of the last message
+        while len(raws[-1][4]) > 1 and raws[-1][4][-1] == "":
+            raws[-1][4].pop()
 
-        authors = Counter(a for _, _, a, body in parsed if a and _kind(a, body) != "system")
+        dates = {raw[1]: tuple(int(x) for x in DATE_PARTS.split(raw[1])) for raw in raws}
+        order = date_order(list(dates.values()), any(raw[3] for raw in raws))
+        days: dict[str, date | None] = {}
+        for key, parts in dates.items():
+            try:
+                days[key] = _resolve(parts, order)  # type: ignore[arg-type]
+            except ValueError:
+                days[key] = None
+
+        title = _title(path)
+        parsed = []
+        for number, day, time, ampm, body_lines in raws:
+            when_day = days[day]
+            if when_day is None:
+                ctx.skip(f"{display}:{number}", f"impossible date {day!r} (read as {order})")
+                continue
+            try:
+                hour, minute, second = _clock(time, ampm)
+                when = datetime(when_day.year, when_day.month, when_day.day, hour, minute, second)
+            except ValueError as exc:
+                ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
+                continue
+            author, body = _split_author("\n".join(body_lines))
+            parsed.append((number, when, author, body, _kind(author, body)))
+
+        # iOS names the chat in the author slot of its first notice
+        notice = next((p for p in parsed[:3] if p[4] == "system" and p[2]), None)
+        if notice and not TITLE.match(path.name):
+            title = notice[2]
+        conversation_id = conversation_key(self.name, title)
+        authors = Counter(p[2] for p in parsed if p[2] and p[4] != "system")
         owner = self._owner(parsed, authors, title, ctx)
         if owner:
             ctx.owners[conversation_id] = owner
         conversation_kind = "group" if len(authors) > 2 else "direct"
-        seen: Counter[tuple[datetime, str, str]] = Counter()
-        for line, when, author, body in parsed:
-            kind = _kind(author, body)
+        local_cache: dict[datetime, datetime] = {}
+        seen: Counter = Counter()
+        for number, when, author, body, kind in parsed:
             extra = {}
             if EDITED in body:
-                body = body.replace(EDITED, "").rstrip()
+                body = body.replace(EDITED, "").rstrip(INVISIBLE + SPACES)
                 extra["edited"] = True
-            if kind == "system" and author in (title, ""):
+            if kind == "system" and author:
+                extra["shown_as"] = author
                 author = ""
             body = body.strip(INVISIBLE) if kind != "text" else body.lstrip(INVISIBLE)
+            aware = local_cache.get(when)
+            if aware is None:
+                # naive export times are the phone's local time; DST-correct via astimezone
+                aware = local_cache[when] = when.astimezone()
             key = (when, author, body)
             seen[key] += 1
             yield Message(
@@ -204,12 +247,12 @@ class WhatsAppParser:
                 conversation_id=conversation_id,
                 conversation_title=title,
                 conversation_kind=conversation_kind,
-                timestamp=when,
+                timestamp=aware,
                 author=author,
                 text=body,
                 kind=kind,  # type: ignore[arg-type]
                 is_me=None if kind == "system" or owner is None else author == owner,
-                origin=f"{display}:{line}",
+                origin=f"{display}:{number}",
                 extra=extra,
                 seq=seen[key] - 1,
             )
@@ -221,8 +264,10 @@ class WhatsAppParser:
         for name in authors:
             if ctx.is_me(name):
                 return name
-        for _, _, author, body in parsed:
-            if author and body.strip(INVISIBLE + " ").lower().startswith("you deleted this message"):
+        for _, _, author, body, _ in parsed:
+            if author and body.strip(INVISIBLE + " ").lower().startswith(
+                "you deleted this message"
+            ):
                 return author
         if len(authors) == 2 and title in authors:
             return next(a for a in authors if a != title)
