@@ -100,7 +100,6 @@ class IMessageParser:
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
-        me = next((m for m in ctx.me if "@" not in m and not m.startswith("+")), None) or "Me"
         try:
             rows = db.execute(QUERY).fetchall()
         except sqlite3.Error as exc:
@@ -119,6 +118,8 @@ class IMessageParser:
             title = row["display_name"] or row["chat_identifier"] or row["handle"] or "unknown"
             conversation_id = conversation_key(self.name, chat_guid)
             from_me = bool(row["is_from_me"])
+            # the owner's own account ("E:mags@icloud.com"), stable whatever --me says later
+            me = (row["account"] or "").split(":", 1)[-1] or "me"
             author = me if from_me else (row["handle"] or "unknown")
             author_id = (row["account"] or None) if from_me else row["handle"]
             text = row["text"]

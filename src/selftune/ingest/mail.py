@@ -35,6 +35,7 @@ ATTRIBUTION_START = re.compile(r"^\s*(On|Le|Am|El)\s.+", re.I)
 OUTLOOK_HEADER = re.compile(r"^\s*(From|Von|De):\s.+", re.I)
 SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 MSGID = re.compile(r"<[^>]+>")
+MBOX_FROM_QUOTE = re.compile(r"^>(>*From )", re.M)
 
 
 def _header(msg: EmailMessage, name: str) -> str:
@@ -109,8 +110,15 @@ def split_reply(body: str) -> tuple[str, str, str]:
             signature = rest[:cut] if cut is not None else rest
             quoted += rest[cut:] if cut is not None else []
             break
-        if ATTRIBUTION.match(line) or (
-            ATTRIBUTION_START.match(line) and nxt.rstrip().endswith("wrote:")
+        following = next((x for x in lines[i + 1 :] if x.strip()), "")
+        if (
+            ATTRIBUTION.match(line)
+            or (ATTRIBUTION_START.match(line) and nxt.rstrip().endswith("wrote:"))
+            or (
+                line.rstrip().endswith(":")
+                and following.startswith(">")
+                and not line.startswith(">")
+            )
         ):
             quoted += lines[i:]
             break
@@ -198,6 +206,8 @@ class MailParser:
                 a.casefold() for _, a in getaddresses([_header(msg, "To"), _header(msg, "Cc")]) if a
             ]
             body, attachments = body_of(msg)
+            if isinstance(msg, mailbox.mboxMessage):
+                body = MBOX_FROM_QUOTE.sub(r"\1", body)  # mboxrd escapes body lines "From …"
             own, signature, quoted = split_reply(body)
             msgid = (_ids(_header(msg, "Message-ID")) or [None])[0]
             refs = _ids(_header(msg, "References")) or _ids(_header(msg, "In-Reply-To"))

@@ -26,6 +26,7 @@ from selftune.records import Message, conversation_key
 MESSAGE_FILE = re.compile(r"^message_(\d+)\.json$")
 MEDIA_FIELDS = ("photos", "videos", "gifs", "audio_files", "files", "sticker", "media")
 UNSENT_TEXT = re.compile(r"^(You|.+) unsent a message\.?$")
+REACTION_TEXT = re.compile(r"^(Reacted .{1,12} to your message|Liked a message)\s*$")
 
 
 def _is_instagram(path: Path) -> bool:
@@ -90,15 +91,32 @@ class MetaParser:
                     ctx.skip(str(file), "expected a JSON object with 'messages'")
             if parts:
                 threads.append((folder, parts))
-        everyone = None  # the participant every conversation shares is the owner
-        for _, parts in threads:
-            names = set(self._participants(parts[0][1]))
-            everyone = names if everyone is None else everyone & names
-        common = (
-            next(iter(everyone)) if everyone and len(everyone) == 1 and len(threads) > 1 else None
-        )
+        owner = self._export_owner([self._head(parts) for _, parts in threads], ctx)
         for folder, parts in threads:
-            yield from self._thread(folder, parts, common, ctx)
+            yield from self._thread(folder, parts, owner, ctx)
+
+    def _head(self, parts: list[tuple[Path, dict]]) -> tuple[str, list[str]]:
+        head = parts[0][1]
+        title = fix_mojibake(str(head.get("title") or head.get("threadName") or ""))
+        return title, self._participants(head)
+
+    @staticmethod
+    def _export_owner(heads: list[tuple[str, list[str]]], ctx: ParseContext) -> str | None:
+        """The person whose export this is: named by --me, in every conversation, or the one a
+        one-to-one chat is not titled after."""
+        for _, participants in heads:
+            for name in participants:
+                if ctx.is_me(name):
+                    return name
+        votes: Counter = Counter()
+        for title, participants in heads:
+            if len(participants) == 2 and title in participants:
+                votes[next(p for p in participants if p != title)] += 1
+        if len(heads) > 1:
+            common = set.intersection(*(set(p) for _, p in heads))
+            if len(common) == 1:
+                votes[common.pop()] += len(heads)
+        return votes.most_common(1)[0][0] if votes else None
 
     @staticmethod
     def _participants(data: dict[str, Any]) -> list[str]:
@@ -110,16 +128,15 @@ class MetaParser:
         return out
 
     def _thread(
-        self, folder: Path, parts: list[tuple[Path, dict]], common: str | None, ctx: ParseContext
+        self, folder: Path, parts: list[tuple[Path, dict]], owner: str | None, ctx: ParseContext
     ) -> Iterator[Message]:
         head = parts[0][1]
         participants = self._participants(head)
         title = fix_mojibake(str(head.get("title") or head.get("threadName") or folder.name))
         thread_path = str(head.get("thread_path") or folder.name)
         conversation_id = conversation_key(self.name, thread_path.rsplit("/", 1)[-1])
-        owner = next((p for p in participants if ctx.is_me(p)), None) or common
-        if owner is None and len(participants) == 2 and title in participants:
-            owner = next(p for p in participants if p != title)
+        if owner not in participants:
+            owner = None
         if owner:
             ctx.owners[conversation_id] = owner
         kind = "group" if len(participants) > 2 else "direct"
@@ -163,8 +180,10 @@ class MetaParser:
                     text = f"{text}\n{link}".strip()
             if msg.get("is_unsent") or msg.get("isUnsent") or UNSENT_TEXT.match(text):
                 kind_ = "deleted"
-            elif msg.get("type") in ("Subscribe", "Unsubscribe") or (
-                not author and msg.get("type") not in ("Generic", "text", None)
+            elif (
+                REACTION_TEXT.match(text)
+                or msg.get("type") in ("Subscribe", "Unsubscribe")
+                or (not author and msg.get("type") not in ("Generic", "text", None))
             ):
                 kind_ = "system"
             elif msg.get("call_duration") is not None or msg.get("type") == "Call":
@@ -176,6 +195,8 @@ class MetaParser:
             else:
                 kind_, text = "media", "empty message"
             is_me = None if kind_ == "system" or owner is None else author == owner
+            if kind_ == "system" and author:
+                extra["author"] = author
             yield Message(
                 source=self.name,
                 conversation_id=conversation_id,

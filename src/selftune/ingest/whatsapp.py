@@ -166,7 +166,7 @@ class WhatsAppParser:
             head = raw.decode("utf-8-sig", errors="replace")
         lines = [line for line in head.splitlines()[:20] if line.strip()]
         hits = sum(bool(HEADER.match(line)) for line in lines)
-        return bool(lines) and hits >= max(1, len(lines) // 2) and bool(HEADER.match(lines[0]))
+        return bool(lines) and hits >= max(1, (len(lines) + 1) // 2)
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
         text, display = _read_text(path)
