@@ -141,11 +141,23 @@ class MarkdownParser:
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:
         if path.is_file():
-            yield parse_note(path, path.name, ctx)
+            root = _vault_root(path.parent)
+            yield parse_note(path, path.relative_to(root).as_posix(), ctx)
             return
+        root = _vault_root(path)
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in SUFFIXES and not _hidden(file, path):
-                yield parse_note(file, file.relative_to(path).as_posix(), ctx)
+                yield parse_note(file, file.relative_to(root).as_posix(), ctx)
+
+
+def _vault_root(folder: Path) -> Path:
+    """The Obsidian vault `folder` is in (note paths are relative to it, so importing the vault
+    or one of its folders gives a note the same id), or `folder` itself outside a vault."""
+    folder = folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".obsidian").is_dir():
+            return candidate
+    return folder
 
 
 def _hidden(file: Path, root: Path) -> bool:

@@ -6,7 +6,7 @@ reported with where and why; everything else still imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,9 +63,14 @@ def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
 
 
 def ingest_paths(
-    store: Store, paths: list[Path], me: tuple[str, ...], fmt: str | None = None
+    store: Store,
+    paths: list[Path],
+    me: tuple[str, ...],
+    fmt: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ImportSummary]:
-    """Import every path; returns one summary per file or folder a parser handled."""
+    """Import every path; returns one summary per file or folder a parser handled.
+    `progress`, when given, is called with the number of records read since its last call."""
     summaries = []
     for root in paths:
         if not root.exists():
@@ -86,12 +91,18 @@ def ingest_paths(
                 )
                 summaries.append(summary)
                 continue
-            summaries.append(_ingest_one(store, path, parser, me))
+            summaries.append(_ingest_one(store, path, parser, me, progress))
     store.apply_identity(me)
     return summaries
 
 
-def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -> ImportSummary:
+def _ingest_one(
+    store: Store,
+    path: Path,
+    parser: Parser,
+    me: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
     summary = ImportSummary(str(path), parser.name)
     ctx = ParseContext(me=me)
     import_id = store.start_import(str(path), parser.name)
@@ -99,6 +110,8 @@ def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -
     notes: list[Note] = []
 
     def flush() -> None:
+        if progress is not None:
+            progress(len(messages) + len(notes))
         summary.messages_added += store.add_messages(messages, import_id)
         summary.notes_changed += store.add_notes(notes, import_id)
         messages.clear()
@@ -126,6 +139,12 @@ def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -
         ctx.skip(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         ctx.skip(str(path), f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
+    except Exception as exc:  # a parser bug must not lose the other files of this import
+        ctx.skip(
+            str(path),
+            f"the {parser.name} parser failed ({type(exc).__name__}: {exc}); what it read before "
+            "was kept. Please report this with the file's layout (not its content).",
+        )
     flush()
     summary.skipped = ctx.skipped
     store.finish_import(

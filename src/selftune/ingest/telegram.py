@@ -74,7 +74,7 @@ class TelegramParser:
     description = "Telegram Desktop JSON export (result.json: one chat or the full export)"
 
     def detect(self, path: Path) -> bool:
-        if path.is_dir():
+        if path.is_dir():  # an export folder: result.json beside photos/, files/…
             return (path / "result.json").is_file() and self.detect(path / "result.json")
         if path.suffix.lower() != ".json":
             return False
@@ -93,7 +93,14 @@ class TelegramParser:
         )
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
-        file = path / "result.json" if path.is_dir() else path
+        if path.is_dir():
+            for file in sorted(path.glob("*.json")):
+                if self.detect(file):
+                    yield from self._export(file, ctx)
+        else:
+            yield from self._export(path, ctx)
+
+    def _export(self, file: Path, ctx: ParseContext) -> Iterator[Message]:
         data = load_json(file, ctx)
         if not isinstance(data, dict):
             ctx.skip(str(file), "expected a JSON object at the top level (a Telegram export)")
