@@ -142,12 +142,12 @@ class MarkdownParser:
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:
         if path.is_file():
             root = _vault_root(path.parent)
-            yield parse_note(path, path.relative_to(root).as_posix(), ctx)
+            yield parse_note(path, path.resolve().relative_to(root).as_posix(), ctx)
             return
         root = _vault_root(path)
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in SUFFIXES and not _hidden(file, path):
-                yield parse_note(file, file.relative_to(root).as_posix(), ctx)
+                yield parse_note(file, file.resolve().relative_to(root).as_posix(), ctx)
 
 
 def _vault_root(folder: Path) -> Path:
