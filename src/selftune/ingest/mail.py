@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -197,48 +198,60 @@ class MailParser:
         mine = {m.casefold() for m in ctx.me if "@" in m}
         rows: list[dict[str, Any]] = []
         for origin, msg in self._messages(path, ctx):
-            when = _when(msg)
-            if when is None:
+            try:
+                row = self._row(origin, msg)
+            except (MessageError, LookupError, UnicodeError, ValueError, TypeError) as exc:
+                ctx.skip(origin, f"unreadable email ({type(exc).__name__}: {exc})")
+                continue
+            if row is None:
                 ctx.skip(origin, "no readable Date header")
                 continue
-            name, address = parseaddr(_header(msg, "From"))
-            recipients = [
-                a.casefold() for _, a in getaddresses([_header(msg, "To"), _header(msg, "Cc")]) if a
-            ]
-            body, attachments = body_of(msg)
-            if isinstance(msg, mailbox.mboxMessage):
-                body = MBOX_FROM_QUOTE.sub(r"\1", body)  # mboxrd escapes body lines "From …"
-            own, signature, quoted = split_reply(body)
-            msgid = (_ids(_header(msg, "Message-ID")) or [None])[0]
-            refs = _ids(_header(msg, "References")) or _ids(_header(msg, "In-Reply-To"))
-            subject = _header(msg, "Subject")
-            rows.append(
-                {
-                    "origin": origin,
-                    "when": when,
-                    "name": name or address,
-                    "address": address.casefold(),
-                    "recipients": recipients,
-                    "own": own,
-                    "extra": {
-                        k: v
-                        for k, v in {
-                            "subject": subject,
-                            "signature": signature,
-                            "quoted": quoted,
-                            "attachments": attachments,
-                            "to": recipients,
-                            "message_id": msgid,
-                            "labels": _header(msg, "X-Gmail-Labels"),
-                        }.items()
-                        if v
-                    },
-                    "msgid": msgid,
-                    "root": refs[0] if refs else msgid,
-                    "parent": refs[-1] if refs else None,
-                    "title": SUBJECT_PREFIX.sub("", subject).strip() or "(no subject)",
-                }
-            )
+            rows.append(row)
+        yield from self._messages_of(rows, mine, ctx)
+
+    @staticmethod
+    def _row(origin: str, msg: EmailMessage) -> dict[str, Any] | None:
+        """What the parser needs from one email, or None when it has no readable date."""
+        when = _when(msg)
+        if when is None:
+            return None
+        name, address = parseaddr(_header(msg, "From"))
+        recipients = [
+            a.casefold() for _, a in getaddresses([_header(msg, "To"), _header(msg, "Cc")]) if a
+        ]
+        body, attachments = body_of(msg)
+        if isinstance(msg, mailbox.mboxMessage):
+            body = MBOX_FROM_QUOTE.sub(r"\1", body)  # mboxrd escapes body lines "From …"
+        own, signature, quoted = split_reply(body)
+        msgid = (_ids(_header(msg, "Message-ID")) or [None])[0]
+        refs = _ids(_header(msg, "References")) or _ids(_header(msg, "In-Reply-To"))
+        subject = _header(msg, "Subject")
+        extra = {
+            "subject": subject,
+            "signature": signature,
+            "quoted": quoted,
+            "attachments": attachments,
+            "to": recipients,
+            "message_id": msgid,
+            "labels": _header(msg, "X-Gmail-Labels"),
+        }
+        return {
+            "origin": origin,
+            "when": when,
+            "name": name or address,
+            "address": address.casefold(),
+            "recipients": recipients,
+            "own": own,
+            "extra": {k: v for k, v in extra.items() if v},
+            "msgid": msgid,
+            "root": refs[0] if refs else msgid,
+            "parent": refs[-1] if refs else None,
+            "title": SUBJECT_PREFIX.sub("", subject).strip() or "(no subject)",
+        }
+
+    def _messages_of(
+        self, rows: list[dict[str, Any]], mine: set[str], ctx: ParseContext
+    ) -> Iterator[Message]:
         if not mine:
             mine = self._guess_owner(rows)
         owner_name = None

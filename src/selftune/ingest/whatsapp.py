@@ -93,21 +93,27 @@ def _resolve(parts: tuple[int, int, int], order: str) -> date:
 def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
     """'dmy', 'mdy' or 'ymd' for the distinct dates of a file, in file order.
 
-    An order that makes a date impossible is out (unless every order does). Among the rest, the
+    An order that makes a date impossible (or in the future) is out, unless every order does. Among the rest, the
     one under which consecutive dates lie closest together wins: a chat moves forward a day at a
     time, while a wrong reading jumps by months or years. Ties (too few dates to tell) go to the
     file's conventions: a four-digit first field is a year, 12-hour clocks are usually US (m/d).
     """
     if dates and dates[0][0] > 999:
         return "ymd"
+    tomorrow = date.today().toordinal() + 1  # an export holds no messages from the future
     scores = {}
     for order in ORDERS:
         ordinals, invalid = [], 0
         for parts in dates:
             try:
-                ordinals.append(_resolve(parts, order).toordinal())
+                day = _resolve(parts, order).toordinal()
             except ValueError:
                 invalid += 1
+                continue
+            if day > tomorrow:
+                invalid += 1
+            else:
+                ordinals.append(day)
         jumps = sum(abs(b - a) for a, b in zip(ordinals, ordinals[1:], strict=False))
         scores[order] = (invalid, jumps)
     preferred = ["mdy", "dmy", "ymd"] if twelve_hour else ["dmy", "mdy", "ymd"]
