@@ -72,8 +72,8 @@ def body_of(msg: EmailMessage) -> tuple[str, list[str]]:
     for part in msg.walk() if msg.is_multipart() else [msg]:
         if part.is_multipart():
             continue
-        filename = part.get_filename()
-        disposition = (part.get("Content-Disposition") or "").lower()
+        filename = str(part.get_filename() or "")
+        disposition = str(part.get("Content-Disposition") or "").lower()
         if filename or disposition.startswith("attachment"):
             attachments.append(
                 str(make_header(decode_header(filename))) if filename else "attachment"
@@ -200,7 +200,14 @@ class MailParser:
         for origin, msg in self._messages(path, ctx):
             try:
                 row = self._row(origin, msg)
-            except (MessageError, LookupError, UnicodeError, ValueError, TypeError) as exc:
+            except (
+                MessageError,
+                LookupError,
+                UnicodeError,
+                ValueError,
+                TypeError,
+                AttributeError,
+            ) as exc:
                 ctx.skip(origin, f"unreadable email ({type(exc).__name__}: {exc})")
                 continue
             if row is None:

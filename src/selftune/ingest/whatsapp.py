@@ -52,7 +52,7 @@ MEDIA = re.compile(
 DELETED = re.compile(r"^(This message was deleted\.?|You deleted this message\.?)$", re.I)
 EDITED = "<This message was edited>"
 TITLE = re.compile(r"^WhatsApp Chat (?:with |- |– )?(?P<title>.+?)(?:\.txt|\.zip)?$", re.I)
-ORDERS = ("dmy", "mdy", "ymd")
+ORDERS = ("dmy", "mdy", "ymd", "ydm")
 
 
 def _read_text(path: Path) -> tuple[str, str]:
@@ -83,6 +83,8 @@ def _resolve(parts: tuple[int, int, int], order: str) -> date:
     a, b, c = parts
     if order == "ymd":
         year, month, day = a, b, c
+    elif order == "ydm":
+        year, day, month = a, b, c
     elif order == "dmy":
         day, month, year = a, b, c
     else:
@@ -91,15 +93,13 @@ def _resolve(parts: tuple[int, int, int], order: str) -> date:
 
 
 def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
-    """'dmy', 'mdy' or 'ymd' for the distinct dates of a file, in file order.
+    """'dmy', 'mdy', 'ymd' or 'ydm' for the distinct dates of a file, in file order.
 
     An order that makes a date impossible (or in the future) is out, unless every order does. Among the rest, the
     one under which consecutive dates lie closest together wins: a chat moves forward a day at a
     time, while a wrong reading jumps by months or years. Ties (too few dates to tell) go to the
     file's conventions: a four-digit first field is a year, 12-hour clocks are usually US (m/d).
     """
-    if dates and dates[0][0] > 999:
-        return "ymd"
     tomorrow = date.today().toordinal() + 1  # an export holds no messages from the future
     scores = {}
     for order in ORDERS:
@@ -116,7 +116,7 @@ def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
                 ordinals.append(day)
         jumps = sum(abs(b - a) for a, b in zip(ordinals, ordinals[1:], strict=False))
         scores[order] = (invalid, jumps)
-    preferred = ["mdy", "dmy", "ymd"] if twelve_hour else ["dmy", "mdy", "ymd"]
+    preferred = ["mdy", "dmy", "ymd", "ydm"] if twelve_hour else ["dmy", "mdy", "ymd", "ydm"]
     return min(preferred, key=lambda order: scores[order])
 
 
