@@ -151,3 +151,17 @@ def test_ingest_reports_who_the_owner_was_per_conversation(tmp_path):
         "ingest", str(FIXTURES / "whatsapp" / "WhatsApp Chat with Tobias.txt"), workspace=ws
     )
     assert "Tobias: 8 messages; you are Mags" in result.output
+
+
+def test_broken_unicode_in_json_is_stored_not_fatal(tmp_path):
+    ws = make_workspace(tmp_path, "Mags")
+    export = tmp_path / "result.json"
+    export.write_text(
+        '{"name": "Ana", "type": "personal_chat", "id": 5, "messages": [{"id": 1, "type": "message",'
+        ' "date": "2024-01-01T10:00:00", "date_unixtime": "1704103200", "from": "Ana",'
+        ' "from_id": "user5", "text": "half an emoji \\ud83d here"}]}'
+    )
+    result = run("ingest", str(export), workspace=ws)
+    assert result.exit_code == 0, result.output
+    with Store(ws / "store.sqlite") as store:
+        assert [m.text for m in store.messages()] == ["half an emoji \ufffd here"]

@@ -6,6 +6,8 @@ reported with where and why; everything else still imports.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,23 @@ class ImportSummary:
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         return ": ".join(parts[:1]) + ": " + ", ".join(parts[1:] or ["nothing found"])
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fix(text: str) -> str:
+    return SURROGATE.sub("\ufffd", text)
+
+
+def _valid_unicode(message: Message) -> Message:
+    """The message with text SQLite can store (broken surrogates become U+FFFD); id unchanged."""
+    for name in ("text", "author", "conversation_title", "origin"):
+        setattr(message, name, _fix(getattr(message, name)))
+    if message.author_id is not None:
+        message.author_id = _fix(message.author_id)
+    message.extra = json.loads(_fix(json.dumps(message.extra, ensure_ascii=False, default=str)))
+    return message
 
 
 def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
@@ -112,7 +131,10 @@ def _ingest_one(
     def flush() -> None:
         if progress is not None:
             progress(len(messages) + len(notes))
-        summary.messages_added += store.add_messages(messages, import_id)
+        try:
+            summary.messages_added += store.add_messages(messages, import_id)
+        except UnicodeEncodeError:  # lone surrogates ("\ud83d" cut from its pair) in JSON text
+            summary.messages_added += store.add_messages(map(_valid_unicode, messages), import_id)
         summary.notes_changed += store.add_notes(notes, import_id)
         messages.clear()
         notes.clear()

@@ -22,11 +22,13 @@ from selftune.records import Message, conversation_key
 
 INVISIBLE = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
 SPACES = " \u202f\u00a0"
+# [^\S\n]: any space but a newline (the header is matched across the whole text, line by line)
 HEADER = re.compile(
-    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?\s+"
+    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?[^\S\n]+"
     r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)"
-    r"(?:[\s\u202f\u00a0]*(?P<ampm>[AaPp]\.?\s?[Mm]\.?))?\]?"
-    r"(?:[ \u202f\u00a0]*[-–][ \u202f\u00a0]|[ \u202f\u00a0])(?P<rest>.*)$"
+    r"(?:[^\S\n]*(?P<ampm>[AaPp]\.?[^\S\n]?[Mm]\.?))?\]?"
+    r"(?:[ \u202f\u00a0]*[-–][ \u202f\u00a0]|[ \u202f\u00a0])(?P<rest>.*)$",
+    re.M,
 )
 DATE_PARTS = re.compile(r"[./-]")
 TIME_PARTS = re.compile(r"[:.]")
@@ -39,16 +41,15 @@ SYSTEM_PHRASES = re.compile(
 SYSTEM_TEXTS = re.compile(
     r"^(Messages and calls are end-to-end encrypted|Messages to this group are now secured"
     r"|Missed (voice|video) call|Your security code with|This chat is with a business"
-    r"|.* is a contact\.?$|Waiting for this message)",
+    r"|Waiting for this message)",
     re.I,
 )
 MEDIA = re.compile(
     r"^(<Media omitted>|<Médias omis>|<Medien ausgeschlossen>|<Multimedia omitido>"
-    r"|<Media weggelaten>|<Mídia oculta>|<Media omessi>"
-    r"|.*\b(image|video|audio|sticker|GIF|document|Contact card) omitted"
-    r"|<attached: [^>]+>|.+ \(file attached\)|null)$",
+    r"|<Media weggelaten>|<Mídia oculta>|<Media omessi>|<attached: [^>]+>|null)$",
     re.I,
 )
+MEDIA_END = re.compile(r"\b(image|video|audio|sticker|GIF|document|Contact card) omitted$", re.I)
 DELETED = re.compile(r"^(This message was deleted\.?|You deleted this message\.?)$", re.I)
 EDITED = "<This message was edited>"
 TITLE = re.compile(r"^WhatsApp Chat (?:with |- |– )?(?P<title>.+?)(?:\.txt|\.zip)?$", re.I)
@@ -140,11 +141,16 @@ def _split_author(rest: str) -> tuple[str, str]:
 def _kind(author: str, text: str) -> str:
     first = text.split("\n", 1)[0]
     bare = first.strip(INVISIBLE + SPACES)
-    if not author or SYSTEM_TEXTS.match(bare):
+    # cheap tests first: most messages are plain text and reach the end
+    if not author or SYSTEM_TEXTS.match(bare) or bare.endswith(("is a contact", "is a contact.")):
         return "system"
     if DELETED.match(bare):
         return "deleted"
-    if MEDIA.match(bare):
+    if (
+        MEDIA.match(bare)
+        or (bare.endswith(("omitted", "OMITTED")) and MEDIA_END.search(bare))
+        or bare.endswith(" (file attached)")
+    ):
         return "media"
     if first.startswith("\u200e"):
         return "system"  # iOS marks its own notices ("‎Alice added Bob") with U+200E
@@ -176,25 +182,30 @@ class WhatsAppParser:
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
         text, display = _read_text(path)
-        # split on newlines only: U+2028 and friends may be inside a message
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        raws: list[list] = []  # [line number, date, time, ampm, [text lines]]
-        match_header = HEADER.match
-        for number, line in enumerate(lines, start=1):
-            match = match_header(line)
-            if match:
-                raws.append([number, match["date"], match["time"], match["ampm"], [match["rest"]]])
-            elif raws:
-                raws[-1][4].append(line)
-            elif line.strip(INVISIBLE + " "):
-                ctx.skip(f"{display}:{number}", "line matches no message header (before the first)")
-        if not raws:
-            if any(line.strip() for line in lines):
+        # newlines only: U+2028 and friends may be inside a message
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        raws = []  # [line number, date, time, ampm, text]
+        line, last = 1, 0
+        previous = None
+        for match in HEADER.finditer(text):
+            start = match.start()
+            if previous is None:
+                for offset, junk in enumerate(text[:start].split("\n")):
+                    if junk.strip(INVISIBLE + " "):
+                        ctx.skip(f"{display}:{offset + 1}", "line matches no message header")
+            else:
+                # the header's own line, and every line up to the next header, is the message
+                previous[4] = text[previous[4] : start - 1]
+            line += text.count("\n", last, start)
+            last = start
+            previous = [line, match["date"], match["time"], match["ampm"], match.start("rest")]
+            raws.append(previous)
+        if previous is None:
+            if text.strip():
                 ctx.skip(display, "no line looks like a WhatsApp message header")
             return
         # a file ends with a newline; that last empty line is not part of the last message
-        while len(raws[-1][4]) > 1 and raws[-1][4][-1] == "":
-            raws[-1][4].pop()
+        previous[4] = text[previous[4] :].rstrip("\n")
 
         dates = {raw[1]: tuple(int(x) for x in DATE_PARTS.split(raw[1])) for raw in raws}
         order = date_order(list(dates.values()), any(raw[3] for raw in raws))
@@ -207,18 +218,22 @@ class WhatsAppParser:
 
         title = _title(path)
         parsed = []
-        for number, day, time, ampm, body_lines in raws:
+        clocks: dict[tuple[str, str | None], tuple[int, int, int]] = {}
+        for number, day, time, ampm, body in raws:
             when_day = days[day]
             if when_day is None:
                 ctx.skip(f"{display}:{number}", f"impossible date {day!r} (read as {order})")
                 continue
             try:
-                hour, minute, second = _clock(time, ampm)
+                clock = clocks.get((time, ampm))
+                if clock is None:
+                    clock = clocks[time, ampm] = _clock(time, ampm)
+                hour, minute, second = clock
                 when = datetime(when_day.year, when_day.month, when_day.day, hour, minute, second)
             except ValueError as exc:
                 ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
                 continue
-            author, body = _split_author("\n".join(body_lines))
+            author, body = _split_author(body)
             parsed.append((number, when, author, body, _kind(author, body)))
 
         # iOS names the chat in the author slot of its first notice
