@@ -130,6 +130,17 @@ def _clock(time: str, ampm: str | None) -> tuple[int, int, int]:
     return hour, minute, second
 
 
+def _local_zone(zones: dict, day: date, hour: int):  # type: ignore[no-untyped-def]
+    """The local UTC offset on `day` at `hour`: one look-up per day, per hour on DST days."""
+    first = datetime(day.year, day.month, day.day, 0).astimezone().tzinfo
+    last = datetime(day.year, day.month, day.day, 23).astimezone().tzinfo
+    if first == last:
+        zones[day] = first
+        return first
+    zone = zones[day, hour] = datetime(day.year, day.month, day.day, hour).astimezone().tzinfo
+    return zone
+
+
 def _split_author(rest: str) -> tuple[str, str]:
     """(author, text); author is '' for a system line."""
     match = AUTHOR.match(rest)
@@ -207,7 +218,8 @@ class WhatsAppParser:
         # a file ends with a newline; that last empty line is not part of the last message
         previous[4] = text[previous[4] :].rstrip("\n")
 
-        dates = {raw[1]: tuple(int(x) for x in DATE_PARTS.split(raw[1])) for raw in raws}
+        dates = {key: tuple(map(int, DATE_PARTS.split(key))) for key in {raw[1] for raw in raws}}
+        dates = {raw[1]: dates[raw[1]] for raw in raws}  # in file order, for date_order
         order = date_order(list(dates.values()), any(raw[3] for raw in raws))
         days: dict[str, date | None] = {}
         for key, parts in dates.items():
@@ -219,6 +231,7 @@ class WhatsAppParser:
         title = _title(path)
         parsed = []
         clocks: dict[tuple[str, str | None], tuple[int, int, int]] = {}
+        zones: dict = {}
         for number, day, time, ampm, body in raws:
             when_day = days[day]
             if when_day is None:
@@ -229,7 +242,14 @@ class WhatsAppParser:
                 if clock is None:
                     clock = clocks[time, ampm] = _clock(time, ampm)
                 hour, minute, second = clock
-                when = datetime(when_day.year, when_day.month, when_day.day, hour, minute, second)
+                # naive export times are the phone's local time: the offset (DST included) is
+                # looked up once per hour of the chat
+                zone = zones.get(when_day) or zones.get((when_day, hour))
+                if zone is None:
+                    zone = _local_zone(zones, when_day, hour)
+                when = datetime(
+                    when_day.year, when_day.month, when_day.day, hour, minute, second, tzinfo=zone
+                )
             except ValueError as exc:
                 ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
                 continue
@@ -246,7 +266,6 @@ class WhatsAppParser:
         if owner:
             ctx.owners[conversation_id] = owner
         conversation_kind = "group" if len(authors) > 2 else "direct"
-        local_cache: dict[datetime, datetime] = {}
         seen: Counter = Counter()
         for number, when, author, body, kind in parsed:
             extra = {}
@@ -257,10 +276,6 @@ class WhatsAppParser:
                 extra["shown_as"] = author
                 author = ""
             body = body.strip(INVISIBLE) if kind != "text" else body.lstrip(INVISIBLE)
-            aware = local_cache.get(when)
-            if aware is None:
-                # naive export times are the phone's local time; DST-correct via astimezone
-                aware = local_cache[when] = when.astimezone()
             key = (when, author, body)
             seen[key] += 1
             yield Message(
@@ -268,7 +283,7 @@ class WhatsAppParser:
                 conversation_id=conversation_id,
                 conversation_title=title,
                 conversation_kind=conversation_kind,
-                timestamp=aware,
+                timestamp=when,
                 author=author,
                 text=body,
                 kind=kind,  # type: ignore[arg-type]
@@ -286,7 +301,7 @@ class WhatsAppParser:
             if ctx.is_me(name):
                 return name
         for _, _, author, body, _ in parsed:
-            if author and body.strip(INVISIBLE + " ").lower().startswith(
+            if author and body[:30].strip(INVISIBLE + " ").lower().startswith(
                 "you deleted this message"
             ):
                 return author
