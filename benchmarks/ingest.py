@@ -147,7 +147,7 @@ def write_telegram(folder: Path, size: int, rng: random.Random) -> Path:
             "text_entities": [{"type": "plain", "text": text}],
         }
         messages.append(msg)
-        total += len(json.dumps(msg, ensure_ascii=False).encode()) * 2  # text twice, indent
+        total += len(json.dumps(msg, ensure_ascii=False).encode()) * 1.3  # indent
         if total >= size:
             break
     data = {
@@ -238,7 +238,7 @@ def write_discord(folder: Path, size: int, rng: random.Random) -> Path:
             "mentions": [],
         }
         messages.append(msg)
-        total += len(json.dumps(msg).encode()) + 200
+        total += len(json.dumps(msg).encode()) + 110
         if total >= size:
             break
     data = {

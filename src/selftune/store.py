@@ -81,12 +81,6 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-@migration
-def m002_messages_by_author(db: sqlite3.Connection) -> None:
-    # `selftune people` counts messages per author
-    db.execute("CREATE INDEX IF NOT EXISTS messages_by_author ON messages (author)")
-
-
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
