@@ -18,11 +18,9 @@ CONVERSATION_KINDS: tuple[str, ...] = ("direct", "group", "channel", "email", "u
 
 def stable_id(*parts: object) -> str:
     """A short, stable id from the given parts (None and "" are distinct from each other)."""
-    digest = hashlib.blake2b(digest_size=10)
-    for part in parts:
-        digest.update(repr(part).encode("utf-8"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    # one update of the joined parts: the same digest as one update per part, in less time
+    joined = "".join([f"{part!r}\x1f" for part in parts]).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=10).hexdigest()
 
 
 def conversation_key(source: str, *parts: object) -> str:

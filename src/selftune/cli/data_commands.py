@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from selftune.cli.options import workspace_option
+from selftune.errors import SelftuneError
 from selftune.ingest import parsers
 from selftune.ingest.runner import ingest_paths
 from selftune.workspace import Workspace, init_workspace
@@ -67,8 +68,8 @@ def ingest(ws: Workspace, paths: tuple[Path, ...], fmt: str | None, me: tuple[st
       selftune ingest notes.txt --format markdown
     """
     owner_names = tuple(ws.config.me) + me
-    with ws.open_store() as store:
-        summaries = ingest_paths(store, list(paths), owner_names, fmt)
+    with ws.open_store() as store, _progress(paths) as bar:
+        summaries = ingest_paths(store, list(paths), owner_names, fmt, progress=bar.update)
         total_skipped = 0
         for summary in summaries:
             click.echo(summary.line())
@@ -90,6 +91,29 @@ def ingest(ws: Workspace, paths: tuple[Path, ...], fmt: str | None, me: tuple[st
             "the export under `me:` in twin.yaml (or --me) and ingest again.",
             err=True,
         )
+
+
+PROGRESS_FROM_BYTES = 5_000_000
+
+
+def _progress(paths: tuple[Path, ...]):  # type: ignore[no-untyped-def]
+    """A record counter on stderr for big inputs (silent for small ones and in pipes)."""
+    from tqdm import tqdm
+
+    size = 0
+    for path in paths:
+        if path.is_file():
+            size += path.stat().st_size
+        elif path.is_dir():
+            size += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if size >= PROGRESS_FROM_BYTES:
+            break
+    return tqdm(
+        unit=" records",
+        desc="Reading",
+        disable=size < PROGRESS_FROM_BYTES or None,  # None: off when stderr is not a terminal
+        leave=False,
+    )
 
 
 def _report_owners(store) -> None:  # type: ignore[no-untyped-def]
@@ -171,4 +195,61 @@ def notes(ws: Workspace, jsonl: bool) -> None:
                 click.echo(f"{n.title} ({n.source}: {n.path}, {len(n.text.split())} words)")
 
 
-COMMANDS = [init, formats, ingest, messages, notes]
+@click.command()
+@workspace_option
+@click.option("--merge", nargs=2, metavar="ALIAS NAME", multiple=True, help="ALIAS is the same person as NAME.")
+@click.option("--unmerge", metavar="ALIAS", multiple=True, help="Undo --merge for ALIAS.")
+@click.option("--exclude", metavar="NAME", multiple=True, help="Never train on NAME's messages (consent).")
+@click.option("--include", metavar="NAME", multiple=True, help="Undo --exclude for NAME.")
+@click.option("--me", metavar="NAME", multiple=True, help="NAME is you (marks their messages as yours).")
+@click.option("--jsonl", is_flag=True, help="One JSON object per person (for scripts).")
+def people(
+    ws: Workspace,
+    merge: tuple[tuple[str, str], ...],
+    unmerge: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    me: tuple[str, ...],
+    jsonl: bool,
+) -> None:
+    """List the people in the store, merge their aliases, exclude them, or say which are you.
+
+    \b
+    Examples:
+      selftune people
+      selftune people --merge "Tobi" "Tobias Müller" --merge +447700900456 "Tobias Müller"
+      selftune people --exclude "Ana Lima"     # her messages are never trained on
+      selftune people --me "mags_o" --me mags@example.org
+    """
+    with ws.open_store() as store:
+        for alias, name in merge:
+            if alias == name:
+                raise SelftuneError(f"--merge {alias!r} {name!r}: a name cannot be its own alias")
+            store.set_person(alias, alias_of=name)
+            store.set_person(name)
+        for alias in unmerge:
+            store.set_person(alias, alias_of="")
+        for name in exclude:
+            store.set_person(name, excluded=True)
+        for name in include:
+            store.set_person(name, excluded=False)
+        for name in me:
+            store.set_person(name, is_me=True)
+        if me or merge:
+            store.apply_identity(tuple(ws.config.me))
+        everyone = store.people()
+    for person in everyone:
+        if jsonl:
+            click.echo(json.dumps(person, ensure_ascii=False))
+            continue
+        flags = [f for f, on in (("you", person["is_me"]), ("excluded", person["excluded"])) if on]
+        aliases = f" (also {', '.join(person['aliases'])})" if person["aliases"] else ""
+        click.echo(
+            f"{person['messages']:7} msgs {person['conversations']:4} convs  {person['name']}{aliases}"
+            f"  [{', '.join(person['sources'])}]" + (f"  <{', '.join(flags)}>" if flags else "")
+        )
+    if not everyone and not jsonl:
+        click.echo("No messages yet; run `selftune ingest PATH` first.")
+
+
+COMMANDS = [init, formats, ingest, messages, notes, people]

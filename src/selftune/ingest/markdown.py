@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 
 import yaml
@@ -133,16 +134,30 @@ class MarkdownParser:
             return path.suffix.lower() in SUFFIXES
         if (path / ".obsidian").is_dir():
             return True
-        files = [p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)][:500]
+        files = list(
+            islice((p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)), 500)
+        )
         return bool(files) and all(p.suffix.lower() in (".md", ".markdown") for p in files)
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:
         if path.is_file():
-            yield parse_note(path, path.name, ctx)
+            root = _vault_root(path.parent)
+            yield parse_note(path, path.resolve().relative_to(root).as_posix(), ctx)
             return
+        root = _vault_root(path)
         for file in sorted(path.rglob("*")):
             if file.is_file() and file.suffix.lower() in SUFFIXES and not _hidden(file, path):
-                yield parse_note(file, file.relative_to(path).as_posix(), ctx)
+                yield parse_note(file, file.resolve().relative_to(root).as_posix(), ctx)
+
+
+def _vault_root(folder: Path) -> Path:
+    """The Obsidian vault `folder` is in (note paths are relative to it, so importing the vault
+    or one of its folders gives a note the same id), or `folder` itself outside a vault."""
+    folder = folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".obsidian").is_dir():
+            return candidate
+    return folder
 
 
 def _hidden(file: Path, root: Path) -> bool:

@@ -17,8 +17,17 @@ from typing import Protocol
 from selftune.errors import SelftuneError
 from selftune.records import Message, Note
 
+# detection asks them in this order; markdown (any .txt/.md) comes last as the catch-all
 BUILTIN_PARSER_MODULES = (
     "selftune.ingest.whatsapp",
+    "selftune.ingest.telegram",
+    "selftune.ingest.meta",
+    "selftune.ingest.discord",
+    "selftune.ingest.slack",
+    "selftune.ingest.imessage",
+    "selftune.ingest.twitter",
+    "selftune.ingest.mail",
+    "selftune.ingest.roam",
     "selftune.ingest.markdown",
 )
 

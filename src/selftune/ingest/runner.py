@@ -6,12 +6,21 @@ reported with where and why; everything else still imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from selftune.errors import SelftuneError
-from selftune.ingest.registry import ParseContext, Parser, Skipped, detect_parser, get_parser, parsers
+from selftune.ingest.registry import (
+    ParseContext,
+    Parser,
+    Skipped,
+    detect_parser,
+    get_parser,
+    parsers,
+)
 from selftune.records import Message, Note, validate_message, validate_note
 from selftune.store import Store
 
@@ -31,14 +40,29 @@ class ImportSummary:
     def line(self) -> str:
         parts = [f"{self.path} [{self.format}]"]
         if self.messages_seen:
-            parts.append(
-                f"{self.messages_added} new of {self.messages_seen} messages"
-            )
+            parts.append(f"{self.messages_added} new of {self.messages_seen} messages")
         if self.notes_seen:
             parts.append(f"{self.notes_changed} new or changed of {self.notes_seen} notes")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         return ": ".join(parts[:1]) + ": " + ", ".join(parts[1:] or ["nothing found"])
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fix(text: str) -> str:
+    return SURROGATE.sub("\ufffd", text)
+
+
+def _valid_unicode(message: Message) -> Message:
+    """The message with text SQLite can store (broken surrogates become U+FFFD); id unchanged."""
+    for name in ("text", "author", "conversation_title", "origin"):
+        setattr(message, name, _fix(getattr(message, name)))
+    if message.author_id is not None:
+        message.author_id = _fix(message.author_id)
+    message.extra = json.loads(_fix(json.dumps(message.extra, ensure_ascii=False, default=str)))
+    return message
 
 
 def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
@@ -58,9 +82,14 @@ def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
 
 
 def ingest_paths(
-    store: Store, paths: list[Path], me: tuple[str, ...], fmt: str | None = None
+    store: Store,
+    paths: list[Path],
+    me: tuple[str, ...],
+    fmt: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ImportSummary]:
-    """Import every path; returns one summary per file or folder a parser handled."""
+    """Import every path; returns one summary per file or folder a parser handled.
+    `progress`, when given, is called with the number of records read since its last call."""
     summaries = []
     for root in paths:
         if not root.exists():
@@ -81,12 +110,18 @@ def ingest_paths(
                 )
                 summaries.append(summary)
                 continue
-            summaries.append(_ingest_one(store, path, parser, me))
+            summaries.append(_ingest_one(store, path, parser, me, progress))
     store.apply_identity(me)
     return summaries
 
 
-def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -> ImportSummary:
+def _ingest_one(
+    store: Store,
+    path: Path,
+    parser: Parser,
+    me: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
     summary = ImportSummary(str(path), parser.name)
     ctx = ParseContext(me=me)
     import_id = store.start_import(str(path), parser.name)
@@ -94,7 +129,12 @@ def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -
     notes: list[Note] = []
 
     def flush() -> None:
-        summary.messages_added += store.add_messages(messages, import_id)
+        if progress is not None:
+            progress(len(messages) + len(notes))
+        try:
+            summary.messages_added += store.add_messages(messages, import_id)
+        except UnicodeEncodeError:  # lone surrogates ("\ud83d" cut from its pair) in JSON text
+            summary.messages_added += store.add_messages(map(_valid_unicode, messages), import_id)
         summary.notes_changed += store.add_notes(notes, import_id)
         messages.clear()
         notes.clear()
@@ -121,6 +161,12 @@ def _ingest_one(store: Store, path: Path, parser: Parser, me: tuple[str, ...]) -
         ctx.skip(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         ctx.skip(str(path), f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
+    except Exception as exc:  # a parser bug must not lose the other files of this import
+        ctx.skip(
+            str(path),
+            f"the {parser.name} parser failed ({type(exc).__name__}: {exc}); what it read before "
+            "was kept. Please report this with the file's layout (not its content).",
+        )
     flush()
     summary.skipped = ctx.skipped
     store.finish_import(

@@ -1,8 +1,10 @@
 """WhatsApp "Export chat" files (.txt, or the .zip that holds one), Android and iOS layouts.
 
-Android: `14/03/2024, 09:12 - Name: text`; iOS: `[14/03/2024, 09:12:44] Name: text`. Date order
-(day/month or month/day) is decided from the whole file, not line by line. Lines without a header
-continue the message above.
+Android: `14/03/2024, 09:12 - Name: text`; iOS: `[14/03/2024, 09:12:44] Name: text`. Any date order
+and separator (`dd/mm/yyyy`, `m/d/yy`, `dd.mm.yy`, `yyyy-mm-dd`), 12- or 24-hour clocks, with or
+without seconds. The date order is decided from the whole file, not line by line: the reading under
+which the chat moves forward in time most smoothly wins. Lines without a header continue the message
+above, so multi-line messages keep their newlines.
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+from selftune.ingest.common import looks_binary
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Message, conversation_key
 
 INVISIBLE = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
+SPACES = " \u202f\u00a0"
+# [^\S\n]: any space but a newline (the header is matched across the whole text, line by line)
 HEADER = re.compile(
-    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})[,.]?\s+"
+    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?[^\S\n]+"
     r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)"
-    r"(?:[\s\u202f\u00a0]*(?P<ampm>[AaPp]\.?\s?[Mm]\.?))?\]?"
-    r"(?:\s*[-–]\s|\s)(?P<rest>.*)$"
+    r"(?:[^\S\n]*(?P<ampm>[AaPp]\.?[^\S\n]?[Mm]\.?))?\]?"
+    r"(?:[ \u202f\u00a0]*[-–][ \u202f\u00a0]|[ \u202f\u00a0])(?P<rest>.*)$",
+    re.M,
 )
+DATE_PARTS = re.compile(r"[./-]")
+TIME_PARTS = re.compile(r"[:.]")
 AUTHOR = re.compile(r"^(?P<author>[^:\n]{1,80}?): (?P<text>.*)$", re.S)
 SYSTEM_PHRASES = re.compile(
     r"\b(changed the subject|changed this group|changed the group|created group|created this group"
@@ -34,27 +41,19 @@ SYSTEM_PHRASES = re.compile(
 SYSTEM_TEXTS = re.compile(
     r"^(Messages and calls are end-to-end encrypted|Messages to this group are now secured"
     r"|Missed (voice|video) call|Your security code with|This chat is with a business"
-    r"|.* is a contact\.?$|Waiting for this message)",
+    r"|Waiting for this message)",
     re.I,
 )
 MEDIA = re.compile(
     r"^(<Media omitted>|<Médias omis>|<Medien ausgeschlossen>|<Multimedia omitido>"
-    r"|(image|video|audio|sticker|GIF|document|Contact card) omitted"
-    r"|<attached: [^>]+>|.+ \(file attached\)|null)$",
+    r"|<Media weggelaten>|<Mídia oculta>|<Media omessi>|<attached: [^>]+>|null)$",
     re.I,
 )
+MEDIA_END = re.compile(r"\b(image|video|audio|sticker|GIF|document|Contact card) omitted$", re.I)
 DELETED = re.compile(r"^(This message was deleted\.?|You deleted this message\.?)$", re.I)
 EDITED = "<This message was edited>"
 TITLE = re.compile(r"^WhatsApp Chat (?:with |- |– )?(?P<title>.+?)(?:\.txt|\.zip)?$", re.I)
-
-
-@dataclass
-class _Raw:
-    line: int
-    date: tuple[int, int, int]
-    time: str
-    ampm: str | None
-    rest: str
+ORDERS = ("dmy", "mdy", "ymd", "ydm")
 
 
 def _read_text(path: Path) -> tuple[str, str]:
@@ -65,74 +64,107 @@ def _read_text(path: Path) -> tuple[str, str]:
             if not names:
                 raise ValueError("the zip holds no chat .txt file")
             name = "_chat.txt" if "_chat.txt" in names else names[0]
-            return zf.read(name).decode("utf-8-sig", errors="replace"), f"{path}!{name}"
-    return path.read_text(encoding="utf-8-sig", errors="replace"), str(path)
+            raw, display = zf.read(name), f"{path}!{name}"
+    else:
+        raw, display = path.read_bytes(), str(path)
+    if looks_binary(raw[:8192]):
+        raise ValueError("a binary file, not a WhatsApp chat export")
+    return raw.decode("utf-8-sig", errors="replace"), display
 
 
 def _title(path: Path) -> str:
-    stem = path.name if path.suffix.lower() in (".txt", ".zip") else path.name
-    if stem.lower() == "_chat.txt":
-        stem = path.parent.name
-    match = TITLE.match(stem)
-    return match.group("title") if match else path.stem
+    name = path.name
+    if name.lower() == "_chat.txt":
+        name = path.parent.name
+    match = TITLE.match(name)
+    return match.group("title") if match else Path(name).stem
 
 
-def _date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
-    """'ymd', 'dmy' or 'mdy', decided from all dates of the file."""
-    if dates and dates[0][0] > 31:
-        return "ymd"
-    if any(a > 12 for a, _, _ in dates):
-        return "dmy"
-    if any(b > 12 for _, b, _ in dates):
-        return "mdy"
-
-    def inversions(order: str) -> int:
-        keys = [(y, b, a) if order == "dmy" else (y, a, b) for a, b, y in dates]
-        return sum(1 for k1, k2 in zip(keys, keys[1:], strict=False) if k2 < k1)
-
-    dmy, mdy = inversions("dmy"), inversions("mdy")
-    if dmy != mdy:
-        return "dmy" if dmy < mdy else "mdy"
-    return "mdy" if twelve_hour else "dmy"
-
-
-def _timestamp(raw: _Raw, order: str) -> datetime:
-    a, b, c = raw.date
+def _resolve(parts: tuple[int, int, int], order: str) -> date:
+    a, b, c = parts
     if order == "ymd":
         year, month, day = a, b, c
+    elif order == "ydm":
+        year, day, month = a, b, c
     elif order == "dmy":
         day, month, year = a, b, c
     else:
         month, day, year = a, b, c
-    if year < 100:
-        year += 2000
-    parts = [int(p) for p in re.split(r"[:.]", raw.time)]
-    hour, minute, second = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
-    if raw.ampm:
-        pm = raw.ampm.lower().startswith("p")
-        if hour == 12:
-            hour = 0
-        if pm:
-            hour += 12
-    return datetime(year, month, day, hour, minute, second).astimezone()
+    return date(year + 2000 if year < 100 else year, month, day)
+
+
+def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
+    """'dmy', 'mdy', 'ymd' or 'ydm' for the distinct dates of a file, in file order.
+
+    An order that makes a date impossible (or in the future) is out, unless every order does. Among the rest, the
+    one under which consecutive dates lie closest together wins: a chat moves forward a day at a
+    time, while a wrong reading jumps by months or years. Ties (too few dates to tell) go to the
+    file's conventions: a four-digit first field is a year, 12-hour clocks are usually US (m/d).
+    """
+    tomorrow = date.today().toordinal() + 1  # an export holds no messages from the future
+    scores = {}
+    for order in ORDERS:
+        ordinals, invalid = [], 0
+        for parts in dates:
+            try:
+                day = _resolve(parts, order).toordinal()
+            except ValueError:
+                invalid += 1
+                continue
+            if day > tomorrow:
+                invalid += 1
+            else:
+                ordinals.append(day)
+        jumps = sum(abs(b - a) for a, b in zip(ordinals, ordinals[1:], strict=False))
+        scores[order] = (invalid, jumps)
+    preferred = ["mdy", "dmy", "ymd", "ydm"] if twelve_hour else ["dmy", "mdy", "ymd", "ydm"]
+    return min(preferred, key=lambda order: scores[order])
+
+
+def _clock(time: str, ampm: str | None) -> tuple[int, int, int]:
+    parts = TIME_PARTS.split(time)
+    hour, minute = int(parts[0]), int(parts[1])
+    second = int(parts[2]) if len(parts) > 2 else 0
+    if ampm:
+        hour = hour % 12 + (12 if ampm[0] in "pP" else 0)
+    return hour, minute, second
+
+
+def _local_zone(zones: dict, day: date, hour: int):  # type: ignore[no-untyped-def]
+    """The local UTC offset on `day` at `hour`: one look-up per day, per hour on DST days."""
+    first = datetime(day.year, day.month, day.day, 0).astimezone().tzinfo
+    last = datetime(day.year, day.month, day.day, 23).astimezone().tzinfo
+    if first == last:
+        zones[day] = first
+        return first
+    zone = zones[day, hour] = datetime(day.year, day.month, day.day, hour).astimezone().tzinfo
+    return zone
 
 
 def _split_author(rest: str) -> tuple[str, str]:
     """(author, text); author is '' for a system line."""
     match = AUTHOR.match(rest)
     if match and not SYSTEM_PHRASES.search(match.group("author")):
-        return match.group("author").strip(INVISIBLE + " ~\u202f\u00a0"), match.group("text")
+        return match.group("author").strip(INVISIBLE + SPACES + "~"), match.group("text")
     return "", rest
 
 
 def _kind(author: str, text: str) -> str:
-    bare = text.strip(INVISIBLE + " ")
-    if not author or SYSTEM_TEXTS.match(bare):
+    first = text.split("\n", 1)[0]
+    bare = first.strip(INVISIBLE + SPACES)
+    # cheap tests first: most messages are plain text and reach the end
+    if not author or SYSTEM_TEXTS.match(bare) or bare.endswith(("is a contact", "is a contact.")):
         return "system"
     if DELETED.match(bare):
         return "deleted"
-    if MEDIA.match(bare):
+    if (
+        MEDIA.match(bare)
+        or (bare.endswith(("omitted", "OMITTED")) and MEDIA_END.search(bare))
+        or bare.endswith(" (file attached)")
+    ):
         return "media"
+    if first.startswith("\u200e"):
+        return "system"  # iOS marks its own notices ("‎Alice added Bob") with U+200E
     return "text"
 
 
@@ -150,51 +182,98 @@ class WhatsAppParser:
                 return False
             head = text[:4000]
         else:
-            with path.open(encoding="utf-8-sig", errors="replace") as fh:
-                head = fh.read(4000)
+            with path.open("rb") as fh:
+                raw = fh.read(4000)
+            if looks_binary(raw):
+                return False
+            head = raw.decode("utf-8-sig", errors="replace")
         lines = [line for line in head.splitlines()[:20] if line.strip()]
-        return bool(lines) and sum(bool(HEADER.match(line)) for line in lines) >= max(1, len(lines) // 2)
+        hits = sum(bool(HEADER.match(line)) for line in lines)
+        return bool(lines) and hits >= max(1, (len(lines) + 1) // 2)
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
         text, display = _read_text(path)
-        raws: list[_Raw] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            match = HEADER.match(line)
-            if match:
-                date = tuple(int(x) for x in re.split(r"[./-]", match.group("date")))
-                raws.append(_Raw(number, date, match["time"], match["ampm"], match["rest"]))  # type: ignore[arg-type]
-            elif raws:
-                raws[-1].rest += "\n" + line
-            elif line.strip():
-                ctx.skip(f"{display}:{number}", "line matches no message header and precedes all messages")
-        if not raws:
+        # newlines only: U+2028 and friends may be inside a message
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        raws = []  # [line number, date, time, ampm, text]
+        line, last = 1, 0
+        previous = None
+        for match in HEADER.finditer(text):
+            start = match.start()
+            if previous is None:
+                for offset, junk in enumerate(text[:start].split("\n")):
+                    if junk.strip(INVISIBLE + " "):
+                        ctx.skip(f"{display}:{offset + 1}", "line matches no message header")
+            else:
+                # the header's own line, and every line up to the next header, is the message
+                previous[4] = text[previous[4] : start - 1]
+            line += text.count("\n", last, start)
+            last = start
+            previous = [line, match["date"], match["time"], match["ampm"], match.start("rest")]
+            raws.append(previous)
+        if previous is None:
+            if text.strip():
+                ctx.skip(display, "no line looks like a WhatsApp message header")
             return
-        order = _date_order([r.date for r in raws], any(r.ampm for r in raws))
-        title = _title(path)
-        conversation_id = conversation_key(self.name, title)
-        parsed = []
-        for raw in raws:
-            try:
-                when = _timestamp(raw, order)
-            except ValueError as exc:
-                ctx.skip(f"{display}:{raw.line}", f"invalid date or time ({exc})")
-                continue
-            author, body = _split_author(raw.rest)
-            parsed.append((raw.line, when, author, body))
+        # a file ends with a newline; that last empty line is not part of the last message
+        previous[4] = text[previous[4] :].rstrip("\n")
 
-        authors = Counter(a for _, _, a, body in parsed if a and _kind(a, body) != "system")
+        dates = {key: tuple(map(int, DATE_PARTS.split(key))) for key in {raw[1] for raw in raws}}
+        dates = {raw[1]: dates[raw[1]] for raw in raws}  # in file order, for date_order
+        order = date_order(list(dates.values()), any(raw[3] for raw in raws))
+        days: dict[str, date | None] = {}
+        for key, parts in dates.items():
+            try:
+                days[key] = _resolve(parts, order)  # type: ignore[arg-type]
+            except ValueError:
+                days[key] = None
+
+        title = _title(path)
+        parsed = []
+        clocks: dict[tuple[str, str | None], tuple[int, int, int]] = {}
+        zones: dict = {}
+        for number, day, time, ampm, body in raws:
+            when_day = days[day]
+            if when_day is None:
+                ctx.skip(f"{display}:{number}", f"impossible date {day!r} (read as {order})")
+                continue
+            try:
+                clock = clocks.get((time, ampm))
+                if clock is None:
+                    clock = clocks[time, ampm] = _clock(time, ampm)
+                hour, minute, second = clock
+                # naive export times are the phone's local time: the offset (DST included) is
+                # looked up once per hour of the chat
+                zone = zones.get(when_day) or zones.get((when_day, hour))
+                if zone is None:
+                    zone = _local_zone(zones, when_day, hour)
+                when = datetime(
+                    when_day.year, when_day.month, when_day.day, hour, minute, second, tzinfo=zone
+                )
+            except ValueError as exc:
+                ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
+                continue
+            author, body = _split_author(body)
+            parsed.append((number, when, author, body, _kind(author, body)))
+
+        # iOS names the chat in the author slot of its first notice
+        notice = next((p for p in parsed[:3] if p[4] == "system" and p[2]), None)
+        if notice and not TITLE.match(path.name):
+            title = notice[2]
+        conversation_id = conversation_key(self.name, title)
+        authors = Counter(p[2] for p in parsed if p[2] and p[4] != "system")
         owner = self._owner(parsed, authors, title, ctx)
         if owner:
             ctx.owners[conversation_id] = owner
         conversation_kind = "group" if len(authors) > 2 else "direct"
-        seen: Counter[tuple[datetime, str, str]] = Counter()
-        for line, when, author, body in parsed:
-            kind = _kind(author, body)
+        seen: Counter = Counter()
+        for number, when, author, body, kind in parsed:
             extra = {}
             if EDITED in body:
-                body = body.replace(EDITED, "").rstrip()
+                body = body.replace(EDITED, "").rstrip(INVISIBLE + SPACES)
                 extra["edited"] = True
-            if kind == "system" and author in (title, ""):
+            if kind == "system" and author:
+                extra["shown_as"] = author
                 author = ""
             body = body.strip(INVISIBLE) if kind != "text" else body.lstrip(INVISIBLE)
             key = (when, author, body)
@@ -209,7 +288,7 @@ class WhatsAppParser:
                 text=body,
                 kind=kind,  # type: ignore[arg-type]
                 is_me=None if kind == "system" or owner is None else author == owner,
-                origin=f"{display}:{line}",
+                origin=f"{display}:{number}",
                 extra=extra,
                 seq=seen[key] - 1,
             )
@@ -221,8 +300,10 @@ class WhatsAppParser:
         for name in authors:
             if ctx.is_me(name):
                 return name
-        for _, _, author, body in parsed:
-            if author and body.strip(INVISIBLE + " ").lower().startswith("you deleted this message"):
+        for _, _, author, body, _ in parsed:
+            if author and body[:30].strip(INVISIBLE + " ").lower().startswith(
+                "you deleted this message"
+            ):
                 return author
         if len(authors) == 2 and title in authors:
             return next(a for a in authors if a != title)
