@@ -47,8 +47,12 @@ class TrainConfig(Section):
     )
     epochs: float = Field(3, gt=0, description="Passes over the training data.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    minutes: float | None = Field(None, gt=0, description="Stop after this many minutes of training.")
-    learning_rate: float = Field(3e-4, gt=0, description="Peak learning rate (cosine decay, warm-up).")
+    minutes: float | None = Field(
+        None, gt=0, description="Stop after this many minutes of training."
+    )
+    learning_rate: float = Field(
+        3e-4, gt=0, description="Peak learning rate (cosine decay, warm-up)."
+    )
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_size: int = Field(4, ge=1, description="Examples per step per device.")
     gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated per update.")
@@ -140,7 +144,9 @@ def _render_model(model: BaseModel, indent: int) -> str:
             out.append(f"{pad}{name}:")
             out.append(_render_model(value, indent + 2).rstrip("\n"))
         else:
-            dumped = yaml.safe_dump({name: value}, default_flow_style=True, allow_unicode=True, width=1000)
+            dumped = yaml.safe_dump(
+                {name: value}, default_flow_style=True, allow_unicode=True, width=1000
+            )
             out.append(pad + dumped.strip().removeprefix("{").removesuffix("}"))
         if indent == 0:
             out.append("")

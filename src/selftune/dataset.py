@@ -69,7 +69,10 @@ def chat_examples(
     if not messages:
         return []
     first = messages[0]
-    group = first.conversation_kind == "group" or len({m.author for m in messages if not m.is_me and m.author}) > 1
+    group = (
+        first.conversation_kind == "group"
+        or len({m.author for m in messages if not m.is_me and m.author}) > 1
+    )
     system = config.system_prompt.format(
         owner=owner, platform=first.source.capitalize(), conversation=first.conversation_title
     )
@@ -155,14 +158,24 @@ def note_examples(note: Note, config: BuildConfig, count_tokens: TokenCounter) -
         chunks.append(current)
     when = note.created or note.modified
     return [
-        Example({"text": header + chunk}, f"notes:{note.source}", note.id, when, count_tokens(header + chunk))
+        Example(
+            {"text": header + chunk},
+            f"notes:{note.source}",
+            note.id,
+            when,
+            count_tokens(header + chunk),
+        )
         for chunk in chunks
     ]
 
 
-def _split_groups(groups: list[list[Example]], fraction: float) -> tuple[list[Example], list[Example]]:
+def _split_groups(
+    groups: list[list[Example]], fraction: float
+) -> tuple[list[Example], list[Example]]:
     """The most recent `fraction` of groups (sessions, notes) is held out, at least one if any."""
-    ordered = sorted(groups, key=lambda g: (g[0].start.isoformat() if g[0].start else "", g[0].conversation))
+    ordered = sorted(
+        groups, key=lambda g: (g[0].start.isoformat() if g[0].start else "", g[0].conversation)
+    )
     if len(ordered) < 2 or fraction == 0:
         return [e for g in ordered for e in g], []
     n_valid = max(1, round(len(ordered) * fraction))
@@ -171,7 +184,9 @@ def _split_groups(groups: list[list[Example]], fraction: float) -> tuple[list[Ex
     return train, valid
 
 
-def build_dataset(store: Store, config: BuildConfig, owner: str, count_tokens: TokenCounter) -> Dataset:
+def build_dataset(
+    store: Store, config: BuildConfig, owner: str, count_tokens: TokenCounter
+) -> Dataset:
     """Turn the store into a Dataset (nothing is written)."""
     data = Dataset()
     hasher = hashlib.sha256()
@@ -222,7 +237,9 @@ def card(data: Dataset, config: BuildConfig, base: str) -> dict[str, Any]:
         return {
             "examples": len(examples),
             "tokens": sum(tokens.values()),
-            "by_source": {s: {"examples": sources[s], "tokens": tokens[s]} for s in sorted(sources)},
+            "by_source": {
+                s: {"examples": sources[s], "tokens": tokens[s]} for s in sorted(sources)
+            },
         }
 
     return {
@@ -242,7 +259,9 @@ def card(data: Dataset, config: BuildConfig, base: str) -> dict[str, Any]:
 
 def card_markdown(info: dict[str, Any], dataset_id: str) -> str:
     lines = [f"# Dataset {dataset_id}", ""]
-    lines.append(f"Messages from {info['dates']['first'] or '-'} to {info['dates']['last'] or '-'}.")
+    lines.append(
+        f"Messages from {info['dates']['first'] or '-'} to {info['dates']['last'] or '-'}."
+    )
     lines += ["", "| split | source | examples | tokens |", "|---|---|---:|---:|"]
     for split in ("train", "valid"):
         for source, row in info[split]["by_source"].items():

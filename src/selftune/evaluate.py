@@ -20,7 +20,9 @@ from selftune.dataset import read_split
 from selftune.encoding import IGNORE, encode_record
 
 
-def token_nll(model: Any, batch: list[dict[str, list[int]]], pad_id: int) -> list[tuple[float, int]]:
+def token_nll(
+    model: Any, batch: list[dict[str, list[int]]], pad_id: int
+) -> list[tuple[float, int]]:
     """(summed negative log-likelihood, scored tokens) for each item of a batch."""
     import torch
     import torch.nn.functional as F
@@ -48,17 +50,29 @@ def token_nll(model: Any, batch: list[dict[str, list[int]]], pad_id: int) -> lis
 
 
 def perplexities(
-    model: Any, tokenizer: Any, records: list[dict[str, Any]], max_len: int, batch_size: int = 8, label: str = ""
+    model: Any,
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    max_len: int,
+    batch_size: int = 8,
+    label: str = "",
 ) -> dict[str, Any]:
     """Token-weighted perplexity overall and per source over the records' trained tokens."""
-    items = [(r.get("_meta", {}).get("source", "unknown"), encode_record(tokenizer, r, max_len)) for r in records]
+    items = [
+        (r.get("_meta", {}).get("source", "unknown"), encode_record(tokenizer, r, max_len))
+        for r in records
+    ]
     items = [(s, it) for s, it in items if any(x != IGNORE for x in it["labels"][1:])]
     items.sort(key=lambda pair: len(pair[1]["input_ids"]))  # less padding per batch
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in tqdm(range(0, len(items), batch_size), desc=f"perplexity {label}".strip(), leave=False):
+    for start in tqdm(
+        range(0, len(items), batch_size), desc=f"perplexity {label}".strip(), leave=False
+    ):
         chunk = items[start : start + batch_size]
-        for (source, _), (nll, n) in zip(chunk, token_nll(model, [it for _, it in chunk], pad), strict=True):
+        for (source, _), (nll, n) in zip(
+            chunk, token_nll(model, [it for _, it in chunk], pad), strict=True
+        ):
             for key in ("all", source):
                 totals[key][0] += nll
                 totals[key][1] += n
@@ -90,11 +104,18 @@ def evaluate_run(run_dir: Path, dataset_dir: Path, max_len: int = 1024) -> dict[
         "split": "valid" if held_out else "train (no held-out split: numbers are optimistic)",
         "perplexity": {"base": base["all"]["perplexity"], "tuned": tuned["all"]["perplexity"]},
         "perplexity_by_source": {
-            source: {"base": base[source]["perplexity"], "tuned": tuned[source]["perplexity"], "tokens": base[source]["tokens"]}
+            source: {
+                "base": base[source]["perplexity"],
+                "tuned": tuned[source]["perplexity"],
+                "tokens": base[source]["tokens"],
+            }
             for source in base
             if source != "all"
         },
         "scored_tokens": base["all"]["tokens"],
-        "train": {k: run_info.get(k) for k in ("steps", "epochs", "train_loss", "valid_loss", "seconds", "tokens_per_second")},
+        "train": {
+            k: run_info.get(k)
+            for k in ("steps", "epochs", "train_loss", "valid_loss", "seconds", "tokens_per_second")
+        },
         "selftune_version": __version__,
     }

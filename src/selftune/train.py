@@ -39,7 +39,9 @@ def use_bf16(precision: str) -> bool:
     return cpu_has_bf16()
 
 
-def _encode_split(tokenizer: Any, folder: Path, split: str, max_len: int) -> list[dict[str, list[int]]]:
+def _encode_split(
+    tokenizer: Any, folder: Path, split: str, max_len: int
+) -> list[dict[str, list[int]]]:
     encoded = []
     for record in read_split(folder, split):
         item = encode_record(tokenizer, record, max_len)
@@ -63,7 +65,7 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> dict[str, An
     """Fine-tune a LoRA adapter on `dataset_dir`; returns the run summary written to run.json."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorWithFlattening, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     from selftune.models import load_model, load_tokenizer
 
@@ -104,7 +106,9 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> dict[str, An
                 entry["elapsed_s"] = round(time.monotonic() - started, 2)
                 fh.write(json.dumps(entry) + "\n")
 
-    steps_per_epoch = math.ceil(len(train_items) / (config.batch_size * config.gradient_accumulation))
+    steps_per_epoch = math.ceil(
+        len(train_items) / (config.batch_size * config.gradient_accumulation)
+    )
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
@@ -112,7 +116,9 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> dict[str, An
         gradient_accumulation_steps=config.gradient_accumulation,
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=int(config.warmup_ratio * (config.max_steps or steps_per_epoch * config.epochs)),
+        warmup_steps=int(
+            config.warmup_ratio * (config.max_steps or steps_per_epoch * config.epochs)
+        ),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps or -1,
         eval_strategy="steps" if valid_items else "no",
@@ -126,10 +132,10 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> dict[str, An
         disable_tqdm=False,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        train_sampling_strategy="group_by_length",
     )
-    # padding-free batches: examples are concatenated and position ids restart at each one, which
-    # transformers turns into a block-diagonal attention mask (no cross-example attention)
-    collator = DataCollatorWithFlattening(return_position_ids=True)
+    # batches of similar lengths, padded to the longest: little padding, no cross-example attention
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     trainer = Trainer(
         model=model,
         args=args,

