@@ -23,7 +23,7 @@ def test_cli_pipeline_on_the_embedded_model(example_workspace) -> None:
         return result.output
 
     run("build")
-    run("train", "--max-steps", "6", "--batch-size", "8", "--lr", "5e-4")
+    run("train", "--max-steps", "8", "--batch-size", "2", "--lr", "5e-4")
     report = json.loads(run("eval", "--json"))
     ppl = report["perplexity"]
     assert ppl["base"] > 1 and ppl["tuned"] > 1
