@@ -20,7 +20,7 @@ def test_cli_pipeline_on_the_embedded_model(example_workspace) -> None:
     def run(*args: str) -> str:
         result = runner.invoke(cli, [*args, *ws], catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        return result.output
+        return result.stdout  # progress bars go to stderr
 
     run("build")
     run("train", "--max-steps", "8", "--batch-size", "2", "--lr", "5e-4")
