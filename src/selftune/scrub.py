@@ -30,12 +30,12 @@ STREET_WORDS = (
     "street|st|road|rd|avenue|ave|lane|ln|drive|boulevard|blvd|terrace|crescent|mews|"
     "strasse|straße|gasse|rue|calle"
 )
-NOT_NAME_WORDS = set(
-    "a an the on in at to of my your our their his her and or for by with from is are was it its "
-    "this that so we can i you he she they be just then about up down out over per more less "
-    "min mins minutes hours days weeks times people all am pm have got get go no not one two"
-    .split()
+_COMMON_WORDS = (
+    "a an the on in at to of my your our their his her and or for by with from is are was it "
+    "its this that so we can i you he she they be just then about up down out over per more "
+    "less min mins minutes hours days weeks times people all am pm have got get go no not one"
 )
+NOT_NAME_WORDS = frozenset(_COMMON_WORDS.split())
 ADDRESS = re.compile(
     r"\b\d{1,5}[a-zA-Z]?,?\s+((?:[A-Za-zÀ-ÿ'’.-]+\s+){1,3})(?:" + STREET_WORDS + r")\b\.?",
     re.I,
