@@ -64,7 +64,11 @@ def chat(minutes_between: float, n_sessions: int, conversation: str = "whatsapp:
         out += [
             msg("Tobias", f"session {s} question about {conversation}?", base, conversation, **kw),
             msg(
-                "Mags", f"answer {s} in {conversation}, the bees are grand", base + 1, conversation, **kw
+                "Mags",
+                f"answer {s} in {conversation}, the bees are grand",
+                base + 1,
+                conversation,
+                **kw,
             ),
             msg("Mags", f"and a second line {s}", base + 2, conversation, **kw),
             msg("Tobias", f"thanks {s}", base + 3, conversation, **kw),

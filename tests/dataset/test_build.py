@@ -231,7 +231,7 @@ def check_card(folder: Path) -> dict:
                 roles = [m["role"] for m in r["messages"]]
                 assert roles[0] == "system" and roles[-1] == "assistant"
                 rest = roles[1:]
-                assert all(x != y for x, y in zip(rest, rest[1:])), roles
+                assert all(x != y for x, y in zip(rest, rest[1:], strict=False)), roles
                 assert set(rest) <= {"user", "assistant"}
             else:
                 assert r["text"].startswith("# ")
