@@ -54,7 +54,7 @@ class Example:
     source: str
     conversation: str
     start: datetime | None
-    tokens: int = 0
+    tokens: int = 0  # base-tokenizer tokens of the text, plus 4 per chat message (the template)
     kind: str = "chat"  # chat or notes
     conversation_kind: str = ""
     session: str = ""  # examples of one session (or note) stay on one side of the split
@@ -96,11 +96,16 @@ class BatchTokenCounter:
 
     def many(self, texts: Sequence[str]) -> list[int]:
         todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        fast = getattr(backend, "encode_batch_fast", None)  # no offsets: about twice as fast
         for lo in range(0, len(todo), self.batch):
             part = todo[lo : lo + self.batch]
-            ids = self.tokenizer(part, add_special_tokens=False, return_attention_mask=False)
-            for text, tokens in zip(part, ids["input_ids"], strict=True):
-                self.cache[text] = len(tokens)
+            if fast is not None:
+                lengths = [len(e.ids) for e in fast(part, add_special_tokens=False)]
+            else:
+                ids = self.tokenizer(part, add_special_tokens=False)["input_ids"]
+                lengths = [len(i) for i in ids]
+            self.cache.update(zip(part, lengths, strict=True))
         return [self.cache[t] for t in texts]
 
     def __call__(self, text: str) -> int:

@@ -23,10 +23,7 @@ MIN_WORDS_NEAR = 8  # shorter replies ("ok see you then") repeat naturally; only
 _rng = np.random.default_rng(20261123)
 _A = _rng.integers(1, 2**63, NUM_HASHES, dtype=np.uint64) | np.uint64(1)
 _B = _rng.integers(0, 2**63, NUM_HASHES, dtype=np.uint64)
-
-
-def normalise(text: str) -> str:
-    return " ".join(WORD.findall(text.casefold()))
+_BAND_MIX = _rng.integers(1, 2**63, NUM_HASHES // BANDS, dtype=np.uint64) | np.uint64(1)
 
 
 def shingles(text: str) -> frozenset[str]:
@@ -56,13 +53,13 @@ def find_duplicates(
     whole: Sequence[str], texts: Sequence[str], near: bool, threshold: float
 ) -> list[str | None]:
     """For each example in order: None to keep it, 'duplicate (exact)' when an earlier kept
-    example is the same `whole` (after case and punctuation), or 'duplicate (near)' when its
+    example is the same `whole` (ignoring case and spacing), or 'duplicate (near)' when its
     `texts` (the targets) overlap an earlier kept one's above `threshold`."""
     reasons: list[str | None] = [None] * len(texts)
     seen: set[str] = set()
     candidates: list[int] = []
     for i, text in enumerate(texts):
-        key = normalise(whole[i])
+        key = " ".join(whole[i].casefold().split())
         if key in seen:
             reasons[i] = "duplicate (exact)"
             continue
@@ -72,11 +69,12 @@ def find_duplicates(
     if not near or not candidates:
         return reasons
     sets = [shingles(texts[i]) for i in candidates]
-    signatures = _signatures(sets)
-    rows = NUM_HASHES // BANDS
-    buckets: dict[tuple[int, bytes], list[int]] = {}
+    signatures = _signatures(sets).reshape(len(sets), BANDS, NUM_HASHES // BANDS)
+    with np.errstate(over="ignore"):
+        band_keys = (signatures * _BAND_MIX).sum(axis=2, dtype=np.uint64).tolist()
+    buckets: dict[tuple[int, int], list[int]] = {}
     for pos, i in enumerate(candidates):
-        keys = [(b, signatures[pos, b * rows : (b + 1) * rows].tobytes()) for b in range(BANDS)]
+        keys = list(enumerate(band_keys[pos]))
         match = None
         for key in keys:
             for other in buckets.get(key, ()):

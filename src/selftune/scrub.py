@@ -24,6 +24,7 @@ URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]]+", re.I)
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d,-]|\.\d)")
 PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
+DIGIT = re.compile(r"\d")
 US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 STREET_WORDS = (
@@ -127,7 +128,7 @@ class Scrubber:
             text = EMAIL.sub(lambda m: self._placeholder("email", m.group(0)), text)
         if "://" in text or "www." in text:
             text = URL.sub(self._url, text)
-        if not any(c.isdigit() for c in text):
+        if not DIGIT.search(text):
             return text
         text = IBAN.sub(lambda m: self._checked(m, "iban", iban_valid), text)
         text = CARD.sub(lambda m: self._checked(m, "card", luhn_valid), text)

@@ -9,8 +9,8 @@ from selftune.filters import find_duplicates
 LONG = "the queen cells on frame six were charged so i did an artificial swarm this morning"
 
 
-def test_exact_copies_after_case_and_punctuation_are_duplicates():
-    whole = ["Hello there!", "hello there", "hello where"]
+def test_exact_copies_up_to_case_and_spacing_are_duplicates():
+    whole = ["Hello  there!", "hello there!", "hello where!"]
     assert find_duplicates(whole, whole, near=False, threshold=0.8) == [
         None,
         "duplicate (exact)",
