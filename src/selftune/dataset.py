@@ -219,52 +219,59 @@ def session_examples(
 def note_examples(
     data: Dataset, store: Store, config: BuildConfig, many: Callable[[Sequence[str]], list[int]]
 ) -> list[list[Example]]:
-    groups = []
+    """Each note's chunks (one group per note, so a note is never split between train and
+    validation). Token counts are batched: all lines first, then all chunks."""
     hasher = hashlib.sha256()
-    count = 0
+    notes = []
     for note in store.notes():
-        count += 1
         hasher.update(f"{note.id}\x1f{note.text}\x1e".encode())
-        if not config.include_notes:
-            continue
-        scrub = data.scrubber.scrub
-        chunks, cut = note_chunks(
-            scrub(note.title), scrub(note.text), config.note_chunk_tokens, many
-        )
+        if config.include_notes:
+            scrub = data.scrubber.scrub
+            notes.append((note, scrub(note.title), scrub(note.text)))
+    data.inputs["notes"] = len(notes) if config.include_notes else 0
+    data.input_hash += hasher.hexdigest()[:8]
+    many([line for _, _, text in notes for line in text.split("\n")])  # one batch fills the cache
+    chunked = []
+    for note, title, text in notes:
+        chunks, cut = note_chunks(title, text, config.note_chunk_tokens, many)
         data.notes_blocks_cut += cut
         if not chunks:
             data.filtered["empty note"] += 1
-            continue
+        chunked.append((note, chunks))
+    counts = iter(many([c for _, chunks in chunked for c in chunks]))
+    groups = []
+    for note, chunks in chunked:
         examples = []
-        for chunk, tokens in zip(chunks, many(chunks), strict=True):
+        for chunk in chunks:
+            tokens = next(counts)
             if tokens < config.min_note_tokens:
                 data.filtered["too short"] += 1
                 continue
+            when = note.created or note.modified
             examples.append(
                 Example(
                     {"text": chunk},
                     f"notes:{note.source}",
                     note.id,
-                    note.created or note.modified,
+                    when,
                     tokens,
                     "notes",
                     "note",
                     note.id,
                     targets=chunk,
-                )
+                )  # fmt: skip
             )
         if examples:
             groups.append(examples)
-    data.inputs["notes"] = count
-    data.input_hash += hasher.hexdigest()[:8]
     return groups
 
 
 # -- filters, split, caps ------------------------------------------------------------------------
 
 
-def _order(e: Example) -> tuple[str, str, str]:
-    return (e.start.isoformat() if e.start else "", e.source, e.session)
+def _order(e: Example) -> tuple[float, str, str]:
+    """Time order (across timezones), then a stable tie-break."""
+    return (e.start.timestamp() if e.start else float("-inf"), e.source, e.session)
 
 
 def filter_examples(
