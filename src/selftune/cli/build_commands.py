@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import click
@@ -16,6 +17,14 @@ def owner_name(ws: Workspace) -> str:
     return ws.config.me[0] if ws.config.me else "the owner"
 
 
+@lru_cache(maxsize=2)
+def _tokenizer(base: str) -> Any:
+    """The base tokenizer, loaded once per process (tests and the demo build several times)."""
+    from selftune.models import load_tokenizer
+
+    return load_tokenizer(base)
+
+
 def run_build(
     ws: Workspace, dry_run: bool = False, prepare: Callable[[Any], None] | None = None
 ) -> tuple[dict, str | None]:
@@ -25,9 +34,8 @@ def run_build(
     are written: the place to add examples to `data.train` (canaries, for instance).
     """
     from selftune.dataset import BatchTokenCounter, build_dataset, card, write_dataset
-    from selftune.models import load_tokenizer
 
-    counter = BatchTokenCounter(load_tokenizer(ws.config.train.base))
+    counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
     with ws.open_store() as store:
         store.apply_identity(ws.config.me)
         data = build_dataset(store, ws.config.build, owner_name(ws), counter)
