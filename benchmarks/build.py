@@ -96,17 +96,18 @@ def main() -> None:
 
     load_tokenizer(ws.config.train.base)  # converts the embedded model once, outside the timing
     profiler = cProfile.Profile() if args.profile else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     info, dataset_id = run_build(ws)
     if profiler:
         profiler.disable()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     folder = ws.datasets_dir / str(dataset_id)
     mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     print(
-        f"build: {seconds:.1f} s → {info['train']['examples']} train / {info['valid']['examples']}"
+        f"build: {seconds:.1f} s wall, {cpu:.1f} s CPU (all threads), load average now "
+        f"{os.getloadavg()[0]:.1f} → {info['train']['examples']} train / {info['valid']['examples']}"
         f" valid examples, {info['train']['tokens'] + info['valid']['tokens']} tokens, {mb:.1f} MB"
         f" of files\nleft out: {info['filtered']}\nscrubbed: {info['pii']}"
     )

@@ -289,7 +289,7 @@ def filter_examples(
                 dropped.add(id(e))
     if config.dedupe != "off":
         live = [e for e in flat if id(e) not in dropped]
-        whole = [json.dumps(e.record, ensure_ascii=False) for e in live]
+        whole = [_whole_text(e.record) for e in live]
         reasons = find_duplicates(
             whole,
             [e.targets for e in live],
@@ -302,6 +302,12 @@ def filter_examples(
                 dropped.add(id(e))
     out = [[e for e in g if id(e) not in dropped] for g in groups]
     return [g for g in out if g]
+
+
+def _whole_text(record: dict[str, Any]) -> str:
+    if "text" in record:
+        return record["text"]
+    return "\x1f".join(f"{m['role']}\x1e{m['content']}" for m in record["messages"])
 
 
 def _stable(key: str) -> str:

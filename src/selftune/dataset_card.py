@@ -127,10 +127,13 @@ def card_markdown(info: dict[str, Any], dataset_id: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_dataset(data: Dataset, folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+def write_dataset(
+    data: Dataset, folder: Path, info: dict[str, Any], files: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Write the JSONL files, dataset.json and card.md (`info` made by `card`) into `folder`;
-    returns the card. Refuses, writing nothing, if a private fact is anywhere in the files."""
-    files = serialise(data)
+    returns the card. Refuses, writing nothing, if a private fact is anywhere in the files.
+    `files`: what `serialise(data)` gave, when the caller already has it."""
+    files = files if files is not None else serialise(data)
     for name, text in files.items():
         data.scrubber.assert_clean(text, name)
     info = {**info, "content_hash": content_hash(files)}  # examples may have been added since

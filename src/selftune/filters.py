@@ -72,11 +72,18 @@ def find_duplicates(
     signatures = _signatures(sets).reshape(len(sets), BANDS, NUM_HASHES // BANDS)
     with np.errstate(over="ignore"):
         band_keys = (signatures * _BAND_MIX).sum(axis=2, dtype=np.uint64).tolist()
+    # only texts sharing a band key with another text can be near copies: skip the rest
+    keys = np.asarray(band_keys, dtype=np.uint64)
+    shared = np.zeros(len(candidates), dtype=bool)
+    for b in range(BANDS):
+        _, inverse, counts = np.unique(keys[:, b], return_inverse=True, return_counts=True)
+        shared |= counts[inverse] > 1
     buckets: dict[tuple[int, int], list[int]] = {}
-    for pos, i in enumerate(candidates):
-        keys = list(enumerate(band_keys[pos]))
+    for pos in np.flatnonzero(shared).tolist():
+        i = candidates[pos]
+        bands = list(enumerate(band_keys[pos]))
         match = None
-        for key in keys:
+        for key in bands:
             for other in buckets.get(key, ()):
                 overlap = len(sets[pos] & sets[other]) / len(sets[pos] | sets[other])
                 if overlap >= threshold:
@@ -87,7 +94,7 @@ def find_duplicates(
         if match is not None:
             reasons[i] = "duplicate (near)"
             continue
-        for key in keys:
+        for key in bands:
             buckets.setdefault(key, []).append(pos)
     return reasons
 

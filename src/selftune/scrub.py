@@ -25,6 +25,7 @@ IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d,-]|\.\d)")
 PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
 DIGIT = re.compile(r"\d")
+NUMBER_RUN = re.compile(r"\d(?:[\s().+./-]{0,3}\d){6}")
 US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 STREET_WORDS = (
@@ -37,6 +38,7 @@ _COMMON_WORDS = (
     "less min mins minutes hours days weeks times people all am pm have got get go no not one"
 )
 NOT_NAME_WORDS = frozenset(_COMMON_WORDS.split())
+STREET = re.compile(r"\b(?:" + STREET_WORDS + r")\b", re.I)
 ADDRESS = re.compile(
     r"\b\d{1,5}[a-zA-Z]?,?\s+((?:[A-Za-zÀ-ÿ'’.-]+\s+){1,3})(?:" + STREET_WORDS + r")\b\.?",
     re.I,
@@ -130,10 +132,12 @@ class Scrubber:
             text = URL.sub(self._url, text)
         if not DIGIT.search(text):
             return text
-        text = IBAN.sub(lambda m: self._checked(m, "iban", iban_valid), text)
-        text = CARD.sub(lambda m: self._checked(m, "card", luhn_valid), text)
-        text = PHONE.sub(self._phone, text)
-        text = ADDRESS.sub(self._address, text)
+        if NUMBER_RUN.search(text):  # numbers of 7+ digits: account, card or phone numbers
+            text = IBAN.sub(lambda m: self._checked(m, "iban", iban_valid), text)
+            text = CARD.sub(lambda m: self._checked(m, "card", luhn_valid), text)
+            text = PHONE.sub(self._phone, text)
+        if STREET.search(text):
+            text = ADDRESS.sub(self._address, text)
         return POSTCODE_UK.sub(lambda m: self._placeholder("address", m.group(0)), text)
 
     def _checked(self, match: re.Match, kind: str, valid) -> str:  # type: ignore[no-untyped-def]

@@ -73,3 +73,9 @@ def test_checksums():
 def test_scrubbing_can_be_turned_off_but_private_facts_still_apply():
     scrubber = Scrubber(["secret"], pii=False)
     assert scrubber.scrub("mail a@example.org the secret") == "mail a@example.org the <PRIVATE>"
+
+
+def test_dotted_us_numbers_and_spaced_ibans_pass_the_quick_checks():
+    scrubber = Scrubber()
+    assert scrubber.scrub("ring 555.123.4567") == "ring <PHONE_1>"
+    assert scrubber.scrub("FR14 2004 1010 0505 0001 3M02 606") == "<IBAN_1>"

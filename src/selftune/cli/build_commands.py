@@ -34,6 +34,7 @@ def run_build(
     are written: the place to add examples to `data.train` (canaries, for instance).
     """
     from selftune.dataset import BatchTokenCounter, build_dataset, card, write_dataset
+    from selftune.dataset_card import serialise
 
     counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
     with ws.open_store() as store:
@@ -41,11 +42,12 @@ def run_build(
         data = build_dataset(store, ws.config.build, owner_name(ws), counter)
     if prepare is not None:
         prepare(data)
-    info = card(data, ws.config.build, ws.config.train.base)
+    files = serialise(data)
+    info = card(data, ws.config.build, ws.config.train.base, files)
     if dry_run:
         return info, None
     folder = ws.new_artefact_dir("datasets")
-    info = write_dataset(data, folder, info)
+    info = write_dataset(data, folder, info, files)
     return info, folder.name
 
 
