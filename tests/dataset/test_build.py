@@ -215,6 +215,22 @@ def test_the_example_card_matches_the_files_and_builds_are_byte_identical(
     assert info["filtered"]["system message"] >= 1 and info["probe"]["examples"] > 0
     dry, none = run_build(ws, dry_run=True)
     assert none is None and dry["content_hash"] == info["content_hash"]
+    assert len(list(ws.datasets_dir.iterdir())) == 2
+
+
+def test_examples_added_before_writing_are_in_the_files_and_the_card(
+    example_workspace, tokenizer_dir
+):
+    from selftune.cli.model_commands import run_build
+    from selftune.dataset import Example
+
+    ws = example_workspace
+    ws.config.train.base = str(tokenizer_dir)
+    extra = Example({"text": "# canary\n\nthe owl flies at 4417"}, "canary", "canary", None, 9)
+    info, dataset_id = run_build(ws, prepare=lambda data: data.train.append(extra))
+    check_card(ws.datasets_dir / dataset_id)
+    assert info["train"]["by_source"]["canary"] == {"examples": 1, "tokens": 9}
+    assert "the owl flies at 4417" in (ws.datasets_dir / dataset_id / "train.jsonl").read_text()
 
 
 def check_card(folder: Path) -> dict:
