@@ -21,7 +21,9 @@ class Section(BaseModel):
 
 class BuildConfig(Section):
     session_gap_minutes: float = Field(
-        60, gt=0, description="A silence longer than this starts a new chat session."
+        60,
+        gt=0,
+        description="A silence longer than this starts a new chat session (a day or more always does).",
     )
     max_context_turns: int = Field(
         16, ge=1, description="Most turns (yours and others') in one training example."
@@ -29,14 +31,68 @@ class BuildConfig(Section):
     max_example_tokens: int = Field(
         768, ge=64, description="Longest training example in tokens; longer sessions are split."
     )
-    valid_fraction: float = Field(
-        0.15, ge=0, lt=1, description="Share of each source held out for evaluation (most recent)."
+    max_turn_tokens: int = Field(
+        384,
+        ge=16,
+        description="A turn of yours longer than this is left out (too long); others' are cut.",
     )
-    include_notes: bool = Field(True, description="Train on notes as completion text.")
-    note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
+    min_target_chars: int = Field(
+        1, ge=0, description="Examples whose replies of yours are shorter than this are left out."
+    )
+    speaker_names: Literal["names", "pseudonyms"] = Field(
+        "names",
+        description="How other people appear in group chats: their names, or 'Person 1', 'Person 2'…",
+    )
+    prompt_date: bool = Field(
+        True, description="Say the month in the system prompt ('It is March 2019')."
+    )
     system_prompt: str = Field(
         "You are {owner}. You are chatting on {platform} in '{conversation}'. Reply as {owner} would.",
         description="System prompt of chat examples; {owner}, {platform}, {conversation} are filled in.",
+    )
+    include_notes: bool = Field(True, description="Train on notes as completion text.")
+    note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
+    min_note_tokens: int = Field(
+        8, ge=0, description="Note chunks shorter than this (in tokens) are left out (too short)."
+    )
+    scrub_pii: bool = Field(
+        True,
+        description="Replace emails, phones, IBANs, cards, addresses and secret URLs by placeholders.",
+    )
+    private_facts: list[str] = Field(
+        default_factory=list,
+        description="Strings that must never be trained on (any case); they become <PRIVATE>.",
+    )
+    drop_bots: bool = Field(True, description="Leave out messages sent by bots or automations.")
+    drop_forwarded: bool = Field(
+        True, description="Leave out forwarded messages and reposts (not written by you)."
+    )
+    dedupe: Literal["off", "exact", "near"] = Field(
+        "near", description="Leave out repeated examples: exact copies, or near copies too."
+    )
+    near_duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Word 3-gram overlap (Jaccard) above which replies are copies."
+    )
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Keep only these languages (ISO codes like 'en', 'de'); empty keeps all.",
+    )
+    split: Literal["chronological", "conversation"] = Field(
+        "chronological",
+        description="Hold out the most recent sessions of each source, or whole conversations.",
+    )
+    valid_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Share of each source held out for evaluation."
+    )
+    probe_per_source: int = Field(
+        8, ge=0, description="Held-out examples per source marked as the fixed probe set."
+    )
+    source_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of training tokens per source, e.g. {notes: 0.3, whatsapp: 0.5}.",
+    )
+    max_examples_per_source: int | None = Field(
+        None, ge=1, description="Most training examples from any one source."
     )
 
 

@@ -308,7 +308,7 @@ class Store:
                 text=r["text"],
                 reply_to=r["reply_to"],
                 origin=r["origin"],
-                extra=json.loads(r["extra"]),
+                extra=json.loads(r["extra"]) if r["extra"] != "{}" else {},
             )
 
     def notes(self) -> Iterator[Note]:

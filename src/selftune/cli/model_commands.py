@@ -1,4 +1,4 @@
-"""Commands for the model stages: build, train, eval, sample."""
+"""Commands for the model stages: train, eval, sample (build is in build_commands)."""
 
 from __future__ import annotations
 
@@ -7,77 +7,10 @@ import time
 
 import click
 
+from selftune.cli.build_commands import owner_name, run_build  # noqa: F401 (run_build: callers)
 from selftune.cli.options import workspace_option
 from selftune.config import apply_overrides
 from selftune.workspace import Workspace
-
-
-def owner_name(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
-
-
-def run_build(ws: Workspace, dry_run: bool = False) -> tuple[dict, str | None]:
-    """Build a dataset from the store; returns (card, dataset id or None for a dry run)."""
-    from selftune.dataset import build_dataset, card, write_dataset
-    from selftune.models import load_tokenizer
-
-    tokenizer = load_tokenizer(ws.config.train.base)
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
-    with ws.open_store() as store:
-        store.apply_identity(ws.config.me)
-        data = build_dataset(store, ws.config.build, owner_name(ws), count)
-    info = card(data, ws.config.build, ws.config.train.base)
-    if dry_run:
-        return info, None
-    folder = ws.new_artefact_dir("datasets")
-    write_dataset(data, folder, info)
-    return info, folder.name
-
-
-@click.command()
-@workspace_option
-@click.option("--dry-run", is_flag=True, help="Print the dataset card without writing anything.")
-@click.option(
-    "--session-gap", type=float, metavar="MINUTES", help="Silence that starts a new session."
-)
-@click.option("--valid-fraction", type=float, help="Share of each source held out (most recent).")
-@click.option("--no-notes", is_flag=True, help="Leave notes out of the dataset.")
-def build(
-    ws: Workspace,
-    dry_run: bool,
-    session_gap: float | None,
-    valid_fraction: float | None,
-    no_notes: bool,
-) -> None:
-    """Turn the store into a training dataset under datasets/<id>/.
-
-    Chats become sessions whose turns by you are the targets and whose earlier turns are the
-    context; notes become completion text; the most recent part of each source is held out.
-    Files: train.jsonl, valid.jsonl ({"messages": [...]} / {"text": ...}), dataset.json, card.md.
-
-    \b
-    Examples:
-      selftune build
-      selftune build --dry-run
-      selftune build --session-gap 30 --valid-fraction 0.1
-    """
-    apply_overrides(
-        ws.config.build,
-        {
-            "session_gap_minutes": session_gap,
-            "valid_fraction": valid_fraction,
-            "include_notes": False if no_notes else None,
-        },
-    )
-    from selftune.dataset import card_markdown
-
-    info, dataset_id = run_build(ws, dry_run)
-    click.echo(card_markdown(info, dataset_id or "(dry run)"))
-    if dataset_id:
-        click.echo(f"Wrote {ws.datasets_dir / dataset_id}. Next: selftune train")
 
 
 @click.command()
@@ -224,4 +157,4 @@ def sample(
     click.echo(f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s)", err=True)
 
 
-COMMANDS = [build, train, eval_command, sample]
+COMMANDS = [train, eval_command, sample]
