@@ -1,4 +1,4 @@
-"""Commands for the model stages: build, train, eval, sample."""
+"""Commands for the model stages: build, eval, sample (train and export: train_commands)."""
 
 from __future__ import annotations
 
@@ -78,43 +78,6 @@ def build(
     click.echo(card_markdown(info, dataset_id or "(dry run)"))
     if dataset_id:
         click.echo(f"Wrote {ws.datasets_dir / dataset_id}. Next: selftune train")
-
-
-@click.command()
-@workspace_option
-@click.option("--base", metavar="MODEL", help="'embedded' (default), a model id, or a local path.")
-@click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--minutes", type=float, help="Stop after M minutes of training.")
-@click.option("--epochs", type=float, help="Passes over the training data.")
-@click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
-@click.option("--batch-size", type=int, help="Examples per step.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="Numeric precision.")
-def train(ws: Workspace, dataset: str | None, **overrides: object) -> None:
-    """Fine-tune a LoRA adapter on the latest dataset; saves it under runs/<id>/.
-
-    Shows a progress bar, training loss and validation loss; --max-steps and --minutes bound
-    the run (useful on a CPU). Settings come from `train:` in twin.yaml; flags override them.
-
-    \b
-    Examples:
-      selftune train --minutes 10
-      selftune train --max-steps 200 --lr 1e-4
-      selftune train --base Qwen/Qwen2.5-1.5B-Instruct --dataset 20261123-101500
-    """
-    from selftune.train import train as run_training
-
-    apply_overrides(ws.config.train, overrides)
-    dataset_dir = ws.resolve("datasets", dataset)
-    run_dir = ws.new_artefact_dir("runs")
-    click.echo(f"Training on {dataset_dir.name} → {run_dir}")
-    summary = run_training(dataset_dir, run_dir, ws.config.train)
-    valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
-    click.echo(
-        f"Done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.0f}s "
-        f"({summary['tokens_per_second']:.0f} tokens/s, {summary['precision']}); "
-        f"train loss {summary['train_loss']:.3f}, validation loss {valid}. Next: selftune eval"
-    )
 
 
 @click.command("eval")
@@ -224,4 +187,4 @@ def sample(
     click.echo(f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s)", err=True)
 
 
-COMMANDS = [build, train, eval_command, sample]
+COMMANDS = [build, eval_command, sample]
