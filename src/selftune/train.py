@@ -132,6 +132,11 @@ def make_trainer_class() -> type:
     class PackedTrainer(Trainer):
         tokens_seen = 0
 
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            # count trained tokens over the accumulated and global batch (see compute_loss)
+            self.model_accepts_loss_kwargs = True
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
             real = inputs.pop("real_tokens", None)
             if model.training and real is not None:
@@ -190,11 +195,16 @@ def training_arguments(config: TrainConfig, run_dir: Path, bf16: bool, has_valid
 
 
 def train(
-    dataset_dir: Path, run_dir: Path, config: TrainConfig, resume: bool = False
+    dataset_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    resume: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on `dataset_dir` into `run_dir`; returns the run summary written to run.json.
 
-    With `resume`, training continues from the newest checkpoint under run_dir/checkpoints.
+    With `resume`, training continues from the newest checkpoint under run_dir/checkpoints;
+    `callbacks` are extra `TrainerCallback`s (tests, benchmarks).
     """
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
@@ -225,7 +235,8 @@ def train(
     model = load_for_training(config, bf16)
     args = training_arguments(config, run_dir, bf16, bool(valid_rows))
     progress, interrupt, budget = TokenProgress(), Interrupt(), Budget(config.minutes)
-    callbacks = [progress, MetricsLog(run_dir / "metrics.jsonl"), budget, interrupt]
+    extra = list(callbacks or [])
+    callbacks = [progress, MetricsLog(run_dir / "metrics.jsonl"), budget, interrupt, *extra]
     if valid_rows and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     trainer = make_trainer_class()(

@@ -26,10 +26,11 @@ def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> Path:
         return ws.resolve("runs", resume_id)
     if not _distributed():
         return ws.new_artefact_dir("runs")
+    import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group
     names = [ws.new_artefact_dir("runs").name if state.is_main_process else None]
     broadcast_object_list(names)
     return ws.runs_dir / str(names[0])
