@@ -140,4 +140,38 @@ def train(
         click.echo("Next: selftune eval, or selftune export")
 
 
-COMMANDS = [train]
+@click.command("export")
+@workspace_option
+@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32"]),
+    multiple=True,
+    help="What to write (repeatable; default: adapter, merged, f16, q8_0).",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Folder (default: runs/<id>/export).")
+def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Path | None) -> None:
+    """Export a run for other engines: PEFT adapter, merged safetensors, GGUF and a Modelfile.
+
+    The adapter loads in transformers and vLLM; the GGUF files (f16, q8_0) in llama.cpp and
+    Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training.
+
+    \b
+    Examples:
+      selftune export
+      selftune export --format q8_0 --out ~/models/mags
+      cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
+    """
+    from selftune.export import export_run
+
+    run_dir = ws.resolve("runs", run_id)
+    target = out or run_dir / "export"
+    written = export_run(run_dir, target, formats or ("adapter", "merged", "f16", "q8_0"))
+    for kind, path in written.items():
+        click.echo(f"  {kind:9} {path}")
+    if "modelfile" in written:
+        click.echo(f"Ollama: cd {target} && ollama create {ws.config.name} -f Modelfile")
+
+
+COMMANDS = [train, export]
