@@ -97,22 +97,40 @@ class BuildConfig(Section):
 
 
 class TrainConfig(Section):
+    preset: Literal["cpu", "gpu", "multi-gpu"] | None = Field(
+        None,
+        description="Hardware preset filling every setting not given here: cpu, gpu or multi-gpu "
+        "(docs/training.md).",
+    )
     base: str = Field(
         "embedded",
         description="Base model: 'embedded' (SmolLM2-135M-Instruct, no download), a model id or a path.",
+    )
+    method: Literal["lora", "qlora", "full"] = Field(
+        "lora",
+        description="'lora' (adapter), 'qlora' (adapter on a 4-bit base; needs CUDA and "
+        "bitsandbytes) or 'full' (every weight trained).",
     )
     epochs: float = Field(3, gt=0, description="Passes over the training data.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     minutes: float | None = Field(
         None, gt=0, description="Stop after this many minutes of training."
     )
-    learning_rate: float = Field(
-        3e-4, gt=0, description="Peak learning rate (cosine decay, warm-up)."
+    learning_rate: float = Field(4e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
+        "cosine", description="Learning-rate schedule after the warm-up."
     )
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
-    batch_size: int = Field(4, ge=1, description="Examples per step per device.")
+    batch_size: int = Field(
+        2, ge=1, description="Rows per step per device (a row packs several examples)."
+    )
     gradient_accumulation: int = Field(1, ge=1, description="Steps accumulated per update.")
-    max_seq_len: int = Field(768, ge=32, description="Longest sequence in tokens (longer is cut).")
+    max_seq_len: int = Field(
+        768, ge=32, description="Row length in tokens: examples are packed into rows this long."
+    )
+    packing: bool = Field(
+        True, description="Pack several examples per row (no attention across examples)."
+    )
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on LoRA layers.")
@@ -122,7 +140,19 @@ class TrainConfig(Section):
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="'auto' uses bfloat16 where the hardware has it, float32 elsewhere."
     )
-    eval_every: int = Field(25, ge=1, description="Compute validation loss every N steps.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (less memory, ~30% slower)."
+    )
+    eval_every: int = Field(
+        10, ge=1, description="Compute validation loss (and save a checkpoint) every N steps."
+    )
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="Stop after this many evaluations without a better validation loss."
+    )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="Also send metrics to these trackers (runs/<id>/metrics.jsonl is always written).",
+    )
     seed: int = Field(0, description="Random seed.")
 
 

@@ -45,8 +45,9 @@ from selftune.cli import (  # noqa: E402
     data_commands,
     demo_command,
     model_commands,
+    train_commands,
 )
 
-for module in (data_commands, build_commands, model_commands, demo_command):
+for module in (data_commands, build_commands, train_commands, model_commands, demo_command):
     for command in module.COMMANDS:
         cli.add_command(command)

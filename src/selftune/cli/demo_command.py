@@ -43,7 +43,7 @@ def demo(root: Path, minutes: float, max_steps: int | None, n: int) -> None:
       selftune demo
       selftune demo --minutes 2 --workspace /tmp/demo
     """
-    from selftune.cli.model_commands import run_build
+    from selftune.cli.build_commands import run_build
     from selftune.config import apply_overrides
     from selftune.evaluate import evaluate_run
     from selftune.generate import chat_prompt, sample

@@ -1,4 +1,4 @@
-"""Commands for the model stages: train, eval, sample (build is in build_commands)."""
+"""Commands for the model stages: eval, sample (build: build_commands; train, export: train_commands)."""
 
 from __future__ import annotations
 
@@ -11,43 +11,6 @@ from selftune.cli.build_commands import owner_name, run_build  # noqa: F401 (run
 from selftune.cli.options import workspace_option
 from selftune.config import apply_overrides
 from selftune.workspace import Workspace
-
-
-@click.command()
-@workspace_option
-@click.option("--base", metavar="MODEL", help="'embedded' (default), a model id, or a local path.")
-@click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--minutes", type=float, help="Stop after M minutes of training.")
-@click.option("--epochs", type=float, help="Passes over the training data.")
-@click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
-@click.option("--batch-size", type=int, help="Examples per step.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="Numeric precision.")
-def train(ws: Workspace, dataset: str | None, **overrides: object) -> None:
-    """Fine-tune a LoRA adapter on the latest dataset; saves it under runs/<id>/.
-
-    Shows a progress bar, training loss and validation loss; --max-steps and --minutes bound
-    the run (useful on a CPU). Settings come from `train:` in twin.yaml; flags override them.
-
-    \b
-    Examples:
-      selftune train --minutes 10
-      selftune train --max-steps 200 --lr 1e-4
-      selftune train --base Qwen/Qwen2.5-1.5B-Instruct --dataset 20261123-101500
-    """
-    from selftune.train import train as run_training
-
-    apply_overrides(ws.config.train, overrides)
-    dataset_dir = ws.resolve("datasets", dataset)
-    run_dir = ws.new_artefact_dir("runs")
-    click.echo(f"Training on {dataset_dir.name} → {run_dir}")
-    summary = run_training(dataset_dir, run_dir, ws.config.train)
-    valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
-    click.echo(
-        f"Done: {summary['steps']} steps, {summary['epochs']} epochs in {summary['seconds']:.0f}s "
-        f"({summary['tokens_per_second']:.0f} tokens/s, {summary['precision']}); "
-        f"train loss {summary['train_loss']:.3f}, validation loss {valid}. Next: selftune eval"
-    )
 
 
 @click.command("eval")
@@ -157,4 +120,4 @@ def sample(
     click.echo(f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s)", err=True)
 
 
-COMMANDS = [train, eval_command, sample]
+COMMANDS = [eval_command, sample]

@@ -1,0 +1,177 @@
+"""Commands for training and export: `selftune train`, `selftune export`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from selftune.cli.options import workspace_option
+from selftune.config import TrainConfig, apply_overrides
+from selftune.errors import SelftuneError
+from selftune.workspace import Workspace
+
+SETTINGS_FILE = "settings.json"
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> Path:
+    """The run folder; under `accelerate launch` rank 0 makes it and tells the other ranks."""
+    if resume:
+        return ws.resolve("runs", resume_id)
+    if not _distributed():
+        return ws.new_artefact_dir("runs")
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group
+    names = [ws.new_artefact_dir("runs").name if state.is_main_process else None]
+    broadcast_object_list(names)
+    return ws.runs_dir / str(names[0])
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@click.command()
+@workspace_option
+@click.option(
+    "--preset",
+    type=click.Choice(["cpu", "gpu", "multi-gpu"]),
+    help="Hardware preset for settings twin.yaml does not give (docs/training.md).",
+)
+@click.option("--base", metavar="MODEL", help="'embedded' (default), a model id, or a local path.")
+@click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="What is trained.")
+@click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
+@click.option("--minutes", type=float, help="Stop after M minutes of training.")
+@click.option("--epochs", type=float, help="Passes over the training data.")
+@click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
+@click.option("--batch-size", type=int, help="Packed rows per step per device.")
+@click.option("--gradient-accumulation", "--grad-accum", type=int, help="Steps per update.")
+@click.option("--max-seq-len", type=int, help="Row length in tokens.")
+@click.option("--no-packing", is_flag=True, default=None, help="One example per row.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="Numeric precision.")
+@click.option("--eval-every", type=int, help="Validation loss and checkpoint every N steps.")
+@click.option(
+    "--report-to",
+    type=click.Choice(["tensorboard", "wandb", "mlflow"]),
+    multiple=True,
+    help="Also log to this tracker (repeatable).",
+)
+@click.option("--seed", type=int, help="Random seed.")
+@click.option(
+    "--resume",
+    "resume_id",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    metavar="[RUN]",
+    help="Continue an interrupted run (the latest, or RUN) from its newest checkpoint.",
+)
+def train(
+    ws: Workspace,
+    dataset: str | None,
+    preset: str | None,
+    no_packing: bool | None,
+    report_to: tuple[str, ...],
+    resume_id: str | None,
+    **overrides: object,
+) -> None:
+    """Fine-tune on the latest dataset (LoRA by default); saves the run under runs/<id>/.
+
+    Loss is on your own turns only; short examples are packed into rows. A progress bar shows
+    loss, tokens/s and the time left; Ctrl-C saves a checkpoint and stops, and --resume goes on
+    from it. Settings come from `train:` in twin.yaml, a --preset fills what it does not set, and
+    flags override both. Under `accelerate launch` the same command trains on many GPUs.
+
+    \b
+    Examples:
+      selftune train --minutes 10
+      selftune train --max-steps 200 --lr 1e-4
+      selftune train --preset gpu --base Qwen/Qwen2.5-1.5B-Instruct
+      selftune train --resume
+      accelerate launch --config_file configs/accelerate/ddp.yaml -m selftune train --preset multi-gpu
+    """
+    from selftune.presets import apply_preset
+    from selftune.train import train as run_training
+
+    config = ws.config.train
+    overrides["packing"] = False if no_packing else None
+    overrides["report_to"] = list(report_to) or None
+    resume = resume_id is not None
+    run_dir = shared_run_dir(ws, None if resume_id == "latest" else resume_id, resume)
+    if resume:
+        saved = run_dir / SETTINGS_FILE
+        if not saved.exists():
+            raise SelftuneError(f"{run_dir} was not started by `selftune train`; nothing to resume")
+        info = json.loads(saved.read_text())
+        config = TrainConfig.model_validate(info["settings"])
+        dataset = info["dataset"]
+    else:
+        apply_preset(config, preset or config.preset)
+    apply_overrides(config, overrides)
+    dataset_dir = ws.resolve("datasets", dataset)
+    if is_main_process():
+        (run_dir / SETTINGS_FILE).write_text(
+            json.dumps({"dataset": dataset_dir.name, "settings": config.model_dump()}, indent=2)
+        )
+        verb = "Resuming" if resume else "Training"
+        click.echo(f"{verb} {config.method} on {dataset_dir.name} → {run_dir}")
+    summary = run_training(dataset_dir, run_dir, config, resume=resume)
+    if not is_main_process():
+        return
+    valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
+    click.echo(
+        f"Done ({summary['stopped_by']}): {summary['steps']} steps, {summary['epochs']} epochs in "
+        f"{summary['seconds']:.0f}s ({summary['tokens_per_second']:.0f} tokens/s, "
+        f"{summary['precision']}); train loss {summary['train_loss']:.3f}, validation loss {valid}."
+    )
+    if summary["interrupted"]:
+        click.echo(f"Interrupted; continue with: selftune train --resume {run_dir.name}")
+    else:
+        click.echo("Next: selftune eval, or selftune export")
+
+
+@click.command("export")
+@workspace_option
+@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32"]),
+    multiple=True,
+    help="What to write (repeatable; default: adapter, merged, f16, q8_0).",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Folder (default: runs/<id>/export).")
+def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Path | None) -> None:
+    """Export a run for other engines: PEFT adapter, merged safetensors, GGUF and a Modelfile.
+
+    The adapter loads in transformers and vLLM; the GGUF files (f16, q8_0) in llama.cpp and
+    Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training.
+
+    \b
+    Examples:
+      selftune export
+      selftune export --format q8_0 --out ~/models/mags
+      cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
+    """
+    from selftune.export import export_run
+
+    run_dir = ws.resolve("runs", run_id)
+    target = out or run_dir / "export"
+    written = export_run(run_dir, target, formats or ("adapter", "merged", "f16", "q8_0"))
+    for kind, path in written.items():
+        click.echo(f"  {kind:9} {path}")
+    if "modelfile" in written:
+        click.echo(f"Ollama: cd {target} && ollama create {ws.config.name} -f Modelfile")
+
+
+COMMANDS = [train, export]

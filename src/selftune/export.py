@@ -1,0 +1,263 @@
+"""Export a training run for other engines: PEFT adapter, merged safetensors, GGUF, Ollama Modelfile.
+
+The GGUF is written with the `gguf` package (llama.cpp's own writer) for Llama- and Qwen2-family
+models: weights renamed with gguf's tensor name map, q/k rows permuted into llama.cpp's rotary
+layout (Llama only), the tokenizer and its chat template embedded. The Modelfile's TEMPLATE and
+stop tokens are derived from that same chat template, so Ollama prompts the model exactly as it
+was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from selftune.errors import SelftuneError
+
+GGUF_TYPES = ("f16", "q8_0", "f32")
+ARCHS = {"LlamaForCausalLM": "LLAMA", "Qwen2ForCausalLM": "QWEN2"}
+
+
+def export_run(
+    run_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("adapter", "merged", "f16", "q8_0")
+) -> dict[str, str]:
+    """Write the requested formats under `out_dir`; returns {format: path}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    if "adapter" in formats:
+        source = run_dir / "adapter"
+        if not (source / "adapter_config.json").exists():
+            raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
+        shutil.copytree(source, out_dir / "adapter", dirs_exist_ok=True)
+        written["adapter"] = str(out_dir / "adapter")
+    gguf_types = [f for f in formats if f in GGUF_TYPES]
+    if "merged" in formats or gguf_types:
+        merged = merge_run(run_dir, out_dir / "merged")
+        written["merged"] = str(merged)
+        for kind in gguf_types:
+            path = out_dir / f"model-{kind}.gguf"
+            write_gguf(merged, path, kind)
+            written[kind] = str(path)
+        if gguf_types:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(merged)
+            gguf_name = f"model-{'q8_0' if 'q8_0' in gguf_types else gguf_types[0]}.gguf"
+            (out_dir / "Modelfile").write_text(modelfile(tokenizer, gguf_name))
+            written["modelfile"] = str(out_dir / "Modelfile")
+    return written
+
+
+def merge_run(run_dir: Path, target: Path) -> Path:
+    """The base with the run's adapter folded in (or the fully tuned model), as safetensors."""
+    from selftune.models import load_tuned
+
+    if (run_dir / "model" / "config.json").exists():  # method: full
+        shutil.copytree(run_dir / "model", target, dirs_exist_ok=True)
+        return target
+    model, tokenizer = load_tuned(run_dir)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def _permute(weights: Any, n_head: int) -> Any:
+    """HF's rotary layout (halves) to llama.cpp's (interleaved pairs), per head (as convert_hf_to_gguf)."""
+    rows = weights.shape[0]
+    return (
+        weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def guess_pre_tokenizer(tokenizer: Any) -> str:
+    """llama.cpp's name for the pre-tokenizer regex of known BPE vocabularies."""
+    vocab = tokenizer.get_vocab()
+    if "<|begin_of_text|>" in vocab:
+        return "llama-bpe"
+    if "<|im_start|>" in vocab and len(vocab) > 150_000:
+        return "qwen2"
+    if "<|im_start|>" in vocab and len(vocab) == 49152:
+        return "smollm"
+    return "default"
+
+
+def write_gguf(model_dir: Path, path: Path, kind: str = "f16") -> Path:
+    """Write a merged Hugging Face checkpoint as GGUF (f32, f16 or q8_0 weights)."""
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    arch_name = ARCHS.get((config.architectures or [""])[0])
+    if arch_name is None:
+        raise SelftuneError(
+            f"GGUF export supports {', '.join(ARCHS)}; {config.architectures} is not one of them. "
+            "Export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py"
+        )
+    arch = getattr(gguf.MODEL_ARCH, arch_name)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    n_head, n_kv = (
+        config.num_attention_heads,
+        config.num_key_value_heads or config.num_attention_heads,
+    )
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                 "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[kind]  # fmt: skip
+
+    writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_name(model_dir.parent.name or "selftune")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
+    writer.add_rope_dimension_count(head_dim)
+    rope = getattr(config, "rope_parameters", None) or {}
+    writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_file_type(file_type)
+    _add_tokenizer(writer, tokenizer, model_dir, config.vocab_size)
+
+    names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
+    tied = getattr(config, "tie_word_embeddings", False)
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as fh:
+            for hf_name in fh.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                if tied and hf_name == "lm_head.weight":
+                    continue
+                data = fh.get_tensor(hf_name).float().numpy()
+                if arch_name == "LLAMA" and hf_name.endswith("q_proj.weight"):
+                    data = _permute(data, n_head)
+                elif arch_name == "LLAMA" and hf_name.endswith("k_proj.weight"):
+                    data = _permute(data, n_kv)
+                name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+                if name is None:
+                    raise SelftuneError(f"GGUF export: no GGUF name for tensor {hf_name}")
+                _add_tensor(writer, name, data, kind, gguf, np)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _add_tensor(writer: Any, name: str, data: Any, kind: str, gguf: Any, np: Any) -> None:
+    if data.ndim == 1 or kind == "f32":
+        writer.add_tensor(name, data.astype(np.float32))
+    elif kind == "q8_0" and data.shape[-1] % 32 == 0:
+        quantized = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+        writer.add_tensor(name, quantized, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    else:
+        writer.add_tensor(name, data.astype(np.float16))
+
+
+def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int) -> None:
+    """A BPE (gpt2-style) vocabulary, merges, special ids and the chat template."""
+    import gguf
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise SelftuneError("GGUF export needs a fast (tokenizer.json) BPE tokenizer")
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    if model.get("type") != "BPE":
+        raise SelftuneError(f"GGUF export supports BPE tokenizers, not {model.get('type')}")
+    by_id = {i: t for t, i in tokenizer.get_vocab().items()}
+    added = tokenizer.added_tokens_decoder
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i not in by_id:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif i in added:
+            tokens.append(by_id[i])
+            types.append(
+                gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
+            )
+        else:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.NORMAL)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(guess_pre_tokenizer(tokenizer))
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens))
+    special.add_to_gguf(writer)
+    if tokenizer.chat_template and not special.chat_template:
+        writer.add_chat_template(tokenizer.chat_template)
+
+
+def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
+    """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
+    mark = "\x00MARK\x00"
+    system = {"role": "system", "content": "S" + mark}
+
+    def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+
+    sys_only = render([system])
+    wrappers = {"system": _split(sys_only, "S" + mark)}
+    for role in ("user", "assistant"):
+        text = render([system, {"role": role, "content": "X" + mark}])
+        wrappers[role] = _split(text[len(sys_only) :], "X" + mark)
+    with_user = render([system, {"role": "user", "content": "u"}])
+    prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
+    wrappers["generation"] = (prompt, "")
+    return wrappers
+
+
+def _split(text: str, content: str) -> tuple[str, str]:
+    if content not in text:
+        raise SelftuneError("the chat template drops message content; cannot derive a Modelfile")
+    before, after = text.split(content, 1)
+    return before, after
+
+
+def modelfile(tokenizer: Any, gguf_name: str) -> str:
+    """An Ollama Modelfile whose TEMPLATE renders conversations as the training chat template."""
+    w = chat_wrappers(tokenizer)
+
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace('"', '\\"')
+
+    template = (
+        "{{ range .Messages }}"
+        '{{ if eq .Role "system" }}' + w["system"][0] + "{{ .Content }}" + w["system"][1]
+        + '{{ else if eq .Role "user" }}' + w["user"][0] + "{{ .Content }}" + w["user"][1]
+        + '{{ else if eq .Role "assistant" }}' + w["assistant"][0] + "{{ .Content }}"
+        + w["assistant"][1] + "{{ end }}{{ end }}" + w["generation"][0]
+    )  # fmt: skip
+    stops = stop_strings(tokenizer)
+    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines += [f'PARAMETER stop "{esc(s)}"' for s in stops]
+    lines += ["PARAMETER temperature 0.8", "PARAMETER top_p 0.95", ""]
+    return "\n".join(lines)
+
+
+def stop_strings(tokenizer: Any) -> list[str]:
+    """The end-of-turn token the model was trained to emit, and the start of a new turn."""
+    w = chat_wrappers(tokenizer)
+    stops = []
+    end = w["assistant"][1].strip()
+    if end:
+        stops.append(end)
+    if tokenizer.eos_token and tokenizer.eos_token not in stops:
+        stops.append(tokenizer.eos_token)
+    start = w["user"][0].strip().split("\n")[0].split("user")[0]
+    if start and start not in stops:
+        stops.append(start)
+    return stops
+
+
+def render_like_modelfile(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """What the Modelfile's TEMPLATE produces for `messages` (used to check it against training)."""
+    w = chat_wrappers(tokenizer)
+    text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+    return text + w["generation"][0]
