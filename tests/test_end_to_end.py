@@ -30,7 +30,20 @@ def test_cli_pipeline_on_the_embedded_model(example_workspace) -> None:
     # a few steps on her own words must already move held-out perplexity down
     assert ppl["tuned"] < ppl["base"]
     assert (example_workspace.reports_dir / report["id"] / "report.json").exists()
-    samples = json.loads(run("sample", "are you coming sunday?", "--chat", "-n", "2", "--max-tokens", "12", "--seed", "1", "--json"))
+    samples = json.loads(
+        run(
+            "sample",
+            "are you coming sunday?",
+            "--chat",
+            "-n",
+            "2",
+            "--max-tokens",
+            "12",
+            "--seed",
+            "1",
+            "--json",
+        )
+    )
     assert len(samples) == 2 and all(isinstance(s, str) for s in samples)
     numbered = run("sample", "My bees", "-n", "2", "--max-tokens", "8", "--seed", "1")
     assert "[1] My bees" in numbered and "[2] My bees" in numbered
