@@ -16,8 +16,9 @@ def owner_name(ws: Workspace) -> str:
     return ws.config.me[0] if ws.config.me else "the owner"
 
 
-def run_build(ws: Workspace, dry_run: bool = False) -> tuple[dict, str | None]:
-    """Build a dataset from the store; returns (card, dataset id or None for a dry run)."""
+def run_build(ws: Workspace, dry_run: bool = False, canaries: int = 0) -> tuple[dict, str | None]:
+    """Build a dataset from the store; returns (card, dataset id or None for a dry run).
+    `canaries` random secrets are planted in the training split (see selftune.canaries)."""
     from selftune.dataset import build_dataset, card, write_dataset
     from selftune.models import load_tokenizer
 
@@ -29,11 +30,20 @@ def run_build(ws: Workspace, dry_run: bool = False) -> tuple[dict, str | None]:
     with ws.open_store() as store:
         store.apply_identity(ws.config.me)
         data = build_dataset(store, ws.config.build, owner_name(ws), count)
+    planted = []
+    if canaries:
+        from selftune.canaries import plant_canaries
+
+        planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
     info = card(data, ws.config.build, ws.config.train.base)
     if dry_run:
         return info, None
     folder = ws.new_artefact_dir("datasets")
     write_dataset(data, folder, info)
+    if planted:
+        from selftune.canaries import write_canaries
+
+        write_canaries(folder, planted)
     return info, folder.name
 
 
@@ -45,12 +55,20 @@ def run_build(ws: Workspace, dry_run: bool = False) -> tuple[dict, str | None]:
 )
 @click.option("--valid-fraction", type=float, help="Share of each source held out (most recent).")
 @click.option("--no-notes", is_flag=True, help="Leave notes out of the dataset.")
+@click.option(
+    "--canaries",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="K",
+    help="Plant K random secrets in the training data; `selftune eval` reports if they leak.",
+)
 def build(
     ws: Workspace,
     dry_run: bool,
     session_gap: float | None,
     valid_fraction: float | None,
     no_notes: bool,
+    canaries: int,
 ) -> None:
     """Turn the store into a training dataset under datasets/<id>/.
 
@@ -63,6 +81,7 @@ def build(
       selftune build
       selftune build --dry-run
       selftune build --session-gap 30 --valid-fraction 0.1
+      selftune build --canaries 5
     """
     apply_overrides(
         ws.config.build,
@@ -74,7 +93,7 @@ def build(
     )
     from selftune.dataset import card_markdown
 
-    info, dataset_id = run_build(ws, dry_run)
+    info, dataset_id = run_build(ws, dry_run, canaries)
     click.echo(card_markdown(info, dataset_id or "(dry run)"))
     if dataset_id:
         click.echo(f"Wrote {ws.datasets_dir / dataset_id}. Next: selftune train")
@@ -115,41 +134,6 @@ def train(ws: Workspace, dataset: str | None, **overrides: object) -> None:
         f"({summary['tokens_per_second']:.0f} tokens/s, {summary['precision']}); "
         f"train loss {summary['train_loss']:.3f}, validation loss {valid}. Next: selftune eval"
     )
-
-
-@click.command("eval")
-@workspace_option
-@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_command(ws: Workspace, run_id: str | None, as_json: bool) -> None:
-    """Compare the base and the tuned model on the held-out split; writes reports/<id>/report.json.
-
-    \b
-    Examples:
-      selftune eval
-      selftune eval --json | jq .perplexity
-    """
-    from selftune.evaluate import evaluate_run
-
-    run_dir = ws.resolve("runs", run_id)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    dataset_dir = ws.resolve("datasets", info.get("dataset"))
-    report = evaluate_run(run_dir, dataset_dir, ws.config.train.max_seq_len)
-    folder = ws.new_artefact_dir("reports")
-    report["id"] = folder.name
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    ppl = report["perplexity"]
-    click.echo(
-        f"Held-out perplexity ({report['scored_tokens']} of your tokens): base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
-    )
-    for source, row in report["perplexity_by_source"].items():
-        click.echo(
-            f"  {source:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)"
-        )
-    click.echo(f"Report: {folder / 'report.json'}")
 
 
 @click.command()
@@ -224,4 +208,4 @@ def sample(
     click.echo(f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s)", err=True)
 
 
-COMMANDS = [build, train, eval_command, sample]
+COMMANDS = [build, train, sample]
