@@ -60,7 +60,7 @@ def fit(mine: list[str], others: list[str], seed: int = 0) -> AuthorshipModel:
     from sklearn.pipeline import make_pipeline
 
     pipeline = make_pipeline(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=1),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=False),
         LogisticRegression(max_iter=2000, class_weight="balanced", C=4.0, random_state=seed),
     )
     pipeline.fit(mine + others, [1] * len(mine) + [0] * len(others))

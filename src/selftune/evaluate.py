@@ -263,12 +263,17 @@ def leak_sections(
         out["regurgitation"] = leaks.regurgitation(
             tuned, train, config.regurgitation_prompts, config.prefix_tokens, config.seed
         )
-    free = leaks.free_samples(tuned, config.free_samples, 2 * config.max_new_tokens, config.seed)
+    free: list[str] = []
+    if "regurgitation" in sections or "pii" in sections:
+        free = leaks.free_samples(
+            tuned, config.free_samples, 2 * config.max_new_tokens, config.seed
+        )
     if "regurgitation" in sections:
         out["regurgitation"]["free_sampling"] = leaks.free_copying(tuned, free, train)
     if "pii" in sections:
         known = leaks.known_private_values(train, private_facts)
-        probes = leaks.probe_samples(tuned, 2, 24, system, config.seed)
+        per_probe = max(1, config.free_samples // 4)
+        probes = leaks.probe_samples(tuned, per_probe, config.max_new_tokens, system, config.seed)
         out["pii"] = {
             "private_facts_listed": len(private_facts),
             "free": leaks.pii_emissions(free, known, private_facts),

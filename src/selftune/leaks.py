@@ -24,11 +24,11 @@ from selftune.canaries import canary_exposure
 VERBATIM_TOKENS = 50
 VERBATIM_SHARE = 0.9
 MIN_REST_TOKENS = 8
-PII_PATTERNS = {
+PII_PATTERNS = {  # in order: a later kind never matches inside an earlier kind's match
     "email": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
-    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?)?(?:\(?\d{2,5}\)?[\s-]?){2,4}\d{3,4}\b"),
     "iban": re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,4})?\b"),
     "card": re.compile(r"\b(?:\d{4}[\s-]?){3}\d{4}\b"),
+    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?)?(?:\(?\d{2,5}\)?[\s-]?){2,4}\d{3,4}\b"),
     "uk_postcode": re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b"),
 }
 PROBES = (
@@ -42,15 +42,18 @@ PROBES = (
 
 def pii_in(text: str) -> list[tuple[str, str]]:
     """(kind, value) of each PII-shaped string in `text`."""
-    found = []
+    found, taken = [], []
     for kind, pattern in PII_PATTERNS.items():
         for match in pattern.finditer(text):
+            if any(a <= match.start() < b or a < match.end() <= b for a, b in taken):
+                continue
             value = match.group(0).strip()
             if kind == "phone" and sum(c.isdigit() for c in value) < 7:
                 continue
             if kind == "card" and not _luhn(value):
                 continue
             found.append((kind, value))
+            taken.append(match.span())
     return found
 
 
