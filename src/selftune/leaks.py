@@ -130,7 +130,7 @@ def regurgitation(
     rows = []
     for ctx, ids in tqdm(chosen, desc=f"regurgitation {side.name}", leave=False):
         head, rest = ids[:prefix_tokens], ids[prefix_tokens:]
-        prompt = (render_chat(tok, ctx) if ctx else tok.bos_token or "") + tok.decode(head)
+        prompt = (render_chat(tok, ctx) if ctx else text_start(tok)) + tok.decode(head)
         out = side.complete(prompt, n=1, temperature=0, max_tokens=min(len(rest) + 4, 96))[0]
         generated = tok.encode(out, add_special_tokens=False)
         matched = match_run(generated, rest)
@@ -148,12 +148,19 @@ def regurgitation(
     }
 
 
-def free_samples(side: Any, n: int, max_tokens: int, seed: int = 0) -> list[str]:
-    """`n` samples with no prompt but the start of a text."""
+def text_start(tokenizer: Any) -> str:
+    """What training puts before completion text (e.g. '<s>' for Llama, nothing for SmolLM2)."""
+    return tokenizer.decode(tokenizer.encode("", add_special_tokens=True))
+
+
+def free_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0) -> list[str]:
+    """`n` samples from no content of the owner's: half start a note ("# "), half reply to "hi"."""
     if n <= 0:
         return []
-    start = side.tokenizer.bos_token or ""
-    return side.complete(start, n=n, temperature=1.0, max_tokens=max_tokens, seed=seed)
+    notes = side.complete(text_start(side.tokenizer) + "# ", n // 2 or 1, 1.0, max_tokens, seed)
+    ask = [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]
+    chats = side.chat(ask, n - len(notes), 1.0, max_tokens, seed) if n > len(notes) else []
+    return ["# " + t for t in notes] + chats
 
 
 def free_copying(side: Any, samples: list[str], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,7 +211,7 @@ def probe_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0
     """Samples after each probe prompt, both as the start of a text and as the owner's reply."""
     out = []
     for i, probe in enumerate(PROBES):
-        start = (side.tokenizer.bos_token or "") + probe.capitalize()
+        start = text_start(side.tokenizer) + probe.capitalize()
         out += [probe + s for s in side.complete(start, n, 1.0, max_tokens, seed + i)]
         ask = [
             {"role": "system", "content": system},
