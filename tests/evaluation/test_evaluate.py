@@ -142,3 +142,29 @@ def test_eval_and_report_commands(untrained_run: Path, small_dataset: Path, tmp_
 
     bad = runner.invoke(cli, ["eval", "-w", str(ws.root), "--sections", "vibes"])
     assert bad.exit_code == 1 and "unknown eval section" in bad.output
+
+
+def test_bench_command_with_a_judged_check(untrained_run: Path, tmp_path: Path):
+    from selftune.cli import cli
+    from selftune.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "twin", ["Mags"])
+    shutil.copytree(untrained_run, ws.runs_dir / "r1")
+    bench = tmp_path / "bench.yaml"
+    bench.write_text(
+        "defaults: {n: 2, max_tokens: 4}\n"
+        "cases:\n"
+        "  - name: never empty\n    prompt: hi\n    checks: [{not_contains: 'as an AI'}]\n"
+        "  - name: judged\n    prompt: hi\n    checks: [{judged: 'Is it a greeting?'}]\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["bench", str(bench), "-w", str(ws.root), "--model", "base", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{") :])
+    assert out["cases"][0]["pass_rate"] == 1.0 and out["cases"][1]["candidates"] == 2
+    assert (
+        ws.reports_dir / sorted(p.name for p in ws.reports_dir.iterdir())[-1] / "bench.json"
+    ).exists()
+    bad = CliRunner().invoke(cli, ["bench", str(bench), "-w", str(ws.root), "--model", "gpt"])
+    assert bad.exit_code == 1 and "use base, tuned" in bad.output

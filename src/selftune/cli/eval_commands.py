@@ -83,7 +83,7 @@ def print_summary(report: dict, folder: Path) -> None:
 @click.option(
     "--sections",
     metavar="LIST",
-    help=f"Comma-separated sections (default: all): {','.join(EVAL_SECTIONS)}.",
+    help=f"Comma-separated sections (default: all): {', '.join(EVAL_SECTIONS)}.",
 )
 @click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
 @click.option("--contexts", type=int, help="Held-out messages the twin replies to.")
