@@ -108,7 +108,7 @@ def canary_exposure(
     canary: dict[str, Any],
     n_candidates: int,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 8,
 ) -> dict[str, Any]:
     """Rank of the true secret among `n_candidates - 1` random ones by the model's likelihood;
     `score` gives (summed negative log-likelihood, tokens) of encoded records."""

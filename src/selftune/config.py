@@ -94,7 +94,7 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(48, ge=8, description="Most new tokens per generated reply.")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature for generated replies.")
     canary_candidates: int = Field(
-        500, ge=10, description="Random secrets each planted canary is ranked against (exposure)."
+        200, ge=10, description="Random secrets each planted canary is ranked against (exposure)."
     )
     regurgitation_prompts: int = Field(
         16, ge=0, description="Training targets whose prefix is given to test verbatim copying."
