@@ -163,6 +163,51 @@ class SampleConfig(Section):
     max_tokens: int = Field(128, ge=1, description="Most new tokens per candidate.")
 
 
+EVAL_SECTIONS = ("perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii")
+
+
+class EvalConfig(Section):
+    sections: list[str] = Field(
+        list(EVAL_SECTIONS),
+        description="Report sections to run: " + ", ".join(EVAL_SECTIONS) + ".",
+    )
+    contexts: int = Field(
+        24,
+        ge=1,
+        description="Held-out chat contexts the twin replies to (style, authorship, judge).",
+    )
+    candidates: int = Field(2, ge=1, le=16, description="Generated replies per held-out context.")
+    max_new_tokens: int = Field(48, ge=8, description="Most new tokens per generated reply.")
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature for generated replies.")
+    canary_candidates: int = Field(
+        200, ge=10, description="Random secrets each planted canary is ranked against (exposure)."
+    )
+    regurgitation_prompts: int = Field(
+        16, ge=0, description="Training targets whose prefix is given to test verbatim copying."
+    )
+    prefix_tokens: int = Field(
+        16, ge=1, description="Tokens of a training target given as the regurgitation prompt."
+    )
+    free_samples: int = Field(
+        8,
+        ge=0,
+        description="Free samples (no prompt) checked against the training set and for PII.",
+    )
+    judge: Literal["tuned", "base", "endpoint", "none"] = Field(
+        "base",
+        description="Who scores whether a reply answers its message: a model or an endpoint.",
+    )
+    judge_endpoint: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL for judge: endpoint (nothing is sent otherwise).",
+    )
+    judge_model: str = Field("gpt-4o-mini", description="Model name sent to the judge endpoint.")
+    judge_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key."
+    )
+    seed: int = Field(0, description="Random seed for sampling and for choosing contexts.")
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -172,6 +217,7 @@ class TwinConfig(Section):
     build: BuildConfig = Field(default_factory=BuildConfig, description="selftune build")
     train: TrainConfig = Field(default_factory=TrainConfig, description="selftune train")
     sample: SampleConfig = Field(default_factory=SampleConfig, description="selftune sample")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="selftune eval")
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -44,10 +44,18 @@ from selftune.cli import (  # noqa: E402
     build_commands,
     data_commands,
     demo_command,
+    eval_commands,
     model_commands,
     train_commands,
 )
 
-for module in (data_commands, build_commands, train_commands, model_commands, demo_command):
+for module in (
+    data_commands,
+    build_commands,
+    train_commands,
+    eval_commands,
+    model_commands,
+    demo_command,
+):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -26,12 +26,16 @@ def _tokenizer(base: str) -> Any:
 
 
 def run_build(
-    ws: Workspace, dry_run: bool = False, prepare: Callable[[Any], None] | None = None
+    ws: Workspace,
+    dry_run: bool = False,
+    prepare: Callable[[Any], None] | None = None,
+    canaries: int = 0,
 ) -> tuple[dict, str | None]:
     """Build a dataset from the store; returns (card, dataset id or None for a dry run).
 
     `prepare`, when given, is called with the `Dataset` before the card is made and the files
-    are written: the place to add examples to `data.train` (canaries, for instance).
+    are written: the place to add examples to `data.train`. `canaries` random secrets are
+    planted in the training split that way (see selftune.canaries).
     """
     from selftune.dataset import BatchTokenCounter, build_dataset, card, write_dataset
     from selftune.dataset_card import serialise
@@ -42,12 +46,21 @@ def run_build(
         data = build_dataset(store, ws.config.build, owner_name(ws), counter)
     if prepare is not None:
         prepare(data)
+    planted = []
+    if canaries:
+        from selftune.canaries import plant_canaries
+
+        planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
     files = serialise(data)
     info = card(data, ws.config.build, ws.config.train.base, files)
     if dry_run:
         return info, None
     folder = ws.new_artefact_dir("datasets")
     info = write_dataset(data, folder, info, files)
+    if planted:
+        from selftune.canaries import write_canaries
+
+        write_canaries(folder, planted)
     return info, folder.name
 
 
@@ -69,6 +82,13 @@ def run_build(
     "--dedupe", type=click.Choice(["off", "exact", "near"]), help="Which repeats to leave out."
 )
 @click.option("--language", "languages", multiple=True, help="Keep only this language (repeat).")
+@click.option(
+    "--canaries",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="K",
+    help="Plant K random secrets in the training data; `selftune eval` reports if they leak.",
+)
 def build(
     ws: Workspace,
     dry_run: bool,
@@ -79,6 +99,7 @@ def build(
     no_scrub: bool,
     dedupe: str | None,
     languages: tuple[str, ...],
+    canaries: int,
 ) -> None:
     """Turn the store into a training dataset under datasets/<id>/.
 
@@ -96,6 +117,7 @@ def build(
       selftune build --dry-run
       selftune build --session-gap 30 --valid-fraction 0.1 --split conversation
       selftune build --language en --language de --no-notes
+      selftune build --canaries 5
     """
     apply_overrides(
         ws.config.build,
@@ -111,7 +133,7 @@ def build(
     )
     from selftune.dataset import card_markdown
 
-    info, dataset_id = run_build(ws, dry_run)
+    info, dataset_id = run_build(ws, dry_run, canaries=canaries)
     click.echo(card_markdown(info, dataset_id or "(dry run: nothing written)"))
     if dataset_id:
         click.echo(f"Wrote {ws.datasets_dir / dataset_id}. Next: selftune train")

@@ -1,4 +1,4 @@
-"""Commands for the model stages: eval, sample (build: build_commands; train, export: train_commands)."""
+"""`selftune sample` (build: build_commands; train, export: train_commands; eval: eval_commands)."""
 
 from __future__ import annotations
 
@@ -11,41 +11,6 @@ from selftune.cli.build_commands import owner_name, run_build  # noqa: F401 (run
 from selftune.cli.options import workspace_option
 from selftune.config import apply_overrides
 from selftune.workspace import Workspace
-
-
-@click.command("eval")
-@workspace_option
-@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_command(ws: Workspace, run_id: str | None, as_json: bool) -> None:
-    """Compare the base and the tuned model on the held-out split; writes reports/<id>/report.json.
-
-    \b
-    Examples:
-      selftune eval
-      selftune eval --json | jq .perplexity
-    """
-    from selftune.evaluate import evaluate_run
-
-    run_dir = ws.resolve("runs", run_id)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    dataset_dir = ws.resolve("datasets", info.get("dataset"))
-    report = evaluate_run(run_dir, dataset_dir, ws.config.train.max_seq_len)
-    folder = ws.new_artefact_dir("reports")
-    report["id"] = folder.name
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    ppl = report["perplexity"]
-    click.echo(
-        f"Held-out perplexity ({report['scored_tokens']} of your tokens): base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
-    )
-    for source, row in report["perplexity_by_source"].items():
-        click.echo(
-            f"  {source:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)"
-        )
-    click.echo(f"Report: {folder / 'report.json'}")
 
 
 @click.command()
@@ -120,4 +85,4 @@ def sample(
     click.echo(f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s)", err=True)
 
 
-COMMANDS = [eval_command, sample]
+COMMANDS = [sample]

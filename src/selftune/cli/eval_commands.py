@@ -1,0 +1,270 @@
+"""Commands that judge a twin: eval (the report), report (open it again), bench (your own tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from selftune.cli.options import workspace_option
+from selftune.config import EVAL_SECTIONS, apply_overrides
+from selftune.errors import SelftuneError
+from selftune.workspace import Workspace
+
+
+def _owner(ws: Workspace) -> str:
+    return ws.config.me[0] if ws.config.me else "the owner"
+
+
+def _endpoint(ws: Workspace, url: str | None = None, model: str | None = None):  # type: ignore[no-untyped-def]
+    from selftune.evalmodel import Endpoint
+
+    settings = ws.config.eval
+    url = url or settings.judge_endpoint
+    if not url:
+        raise SelftuneError(
+            "no endpoint configured: set eval.judge_endpoint in twin.yaml or pass an http(s) URL"
+        )
+    return Endpoint(
+        f"endpoint {model or settings.judge_model}",
+        url,
+        model or settings.judge_model,
+        settings.judge_api_key_env,
+    )
+
+
+def _run_dataset(ws: Workspace, run_id: str | None) -> tuple[Path, Path]:
+    run_dir = ws.resolve("runs", run_id)
+    info_path = run_dir / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    dataset_dir = Path(info["dataset_path"]) if info.get("dataset_path") else None
+    if dataset_dir is None or not dataset_dir.is_dir():
+        dataset_dir = ws.resolve("datasets", info.get("dataset"))
+    return run_dir, dataset_dir
+
+
+def print_summary(report: dict, folder: Path) -> None:
+    click.echo("\n" + report["verdict"] + "\n")
+    if "perplexity" in report:
+        ppl = report["perplexity"]
+        click.echo(
+            f"Held-out perplexity ({report['scored_tokens']} of your tokens): "
+            f"base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
+        )
+        for key in ("perplexity_by_source", "perplexity_by_kind"):
+            for name, row in report[key].items():
+                click.echo(
+                    f"  {name:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)"
+                )
+    if "style" in report:
+        d = report["style"]["distance"]
+        click.echo(
+            f"Style distance to your replies: base {d['base']['distance']} → tuned {d['tuned']['distance']}"
+        )
+    if "authorship" in report:
+        a = report["authorship"]
+        click.echo(
+            f"Authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
+            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
+        )
+    if "judge" in report:
+        j = report["judge"]
+        click.echo(
+            f"Context fit ({j['judge']}): real {j['real']['mean']}, base {j['base']['mean']}, tuned {j['tuned']['mean']}"
+        )
+    click.echo(f"Report: {folder / 'report.html'}")
+
+
+@click.command("eval")
+@workspace_option
+@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--sections",
+    metavar="LIST",
+    help=f"Comma-separated sections (default: all): {', '.join(EVAL_SECTIONS)}.",
+)
+@click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
+@click.option("--contexts", type=int, help="Held-out messages the twin replies to.")
+@click.option("--candidates", type=int, help="Replies generated per held-out message.")
+@click.option(
+    "--judge",
+    type=click.Choice(["tuned", "base", "endpoint", "none"]),
+    help="Who judges context fit.",
+)
+@click.option("--open", "open_it", is_flag=True, help="Open report.html in a browser when done.")
+def eval_command(
+    ws: Workspace,
+    run_id: str | None,
+    as_json: bool,
+    sections: str | None,
+    quick: bool,
+    open_it: bool,
+    **overrides: object,
+) -> None:
+    """Is it me? Does it leak? Compare the tuned model with its base on your held-out messages.
+
+    Perplexity of your own words (per source and kind of chat), style and authorship of replies
+    generated for held-out messages, a judge's view of context fit, and leak tests: planted
+    canaries, verbatim copies of training text, personal information. Writes
+    reports/<id>/report.html, report.json and blind_pairs.jsonl. Sample sizes come from `eval:`
+    in twin.yaml; on a CPU the defaults take a few minutes with the embedded model.
+
+    \b
+    Examples:
+      selftune eval
+      selftune eval --quick --open
+      selftune eval --sections perplexity,canaries --json | jq .leaks
+      selftune eval --judge endpoint   # uses eval.judge_endpoint from twin.yaml
+    """
+    from selftune.evaluate import evaluate_run
+    from selftune.report_html import write_report
+
+    settings = ws.config.eval
+    if quick:
+        apply_overrides(
+            settings,
+            {
+                "contexts": 8,
+                "candidates": 1,
+                "canary_candidates": 100,
+                "regurgitation_prompts": 4,
+                "free_samples": 4,
+            },
+        )
+    apply_overrides(settings, overrides)
+    chosen = [s.strip() for s in sections.split(",")] if sections else settings.sections
+    run_dir, dataset_dir = _run_dataset(ws, run_id)
+    endpoint = _endpoint(ws) if settings.judge == "endpoint" and "judge" in chosen else None
+    private_facts = list(getattr(ws.config.build, "private_facts", None) or [])
+    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    report = evaluate_run(
+        run_dir,
+        dataset_dir,
+        ws.config.train.max_seq_len,
+        config=settings,
+        sections=chosen,
+        private_facts=private_facts,
+        judge_endpoint=endpoint,
+        progress=echo,
+    )
+    folder = ws.new_artefact_dir("reports")
+    report["id"] = folder.name
+    write_report(folder, report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        print_summary(report, folder)
+    if open_it:
+        click.launch(str(folder / "report.html"))
+
+
+@click.command()
+@workspace_option
+@click.argument("report_id", required=False)
+@click.option("--open", "open_it", is_flag=True, help="Open the page in a browser.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json.")
+def report(ws: Workspace, report_id: str | None, open_it: bool, as_json: bool) -> None:
+    """Show the latest (or a given) evaluation report; rewrites its page with any new
+    blind-test results.
+
+    \b
+    Examples:
+      selftune report --open
+      selftune report 20261123-101500 --json
+    """
+    from selftune.report_html import refresh_report
+
+    folder = ws.resolve("reports", report_id)
+    if not (folder / "report.json").exists():
+        raise SelftuneError(f"{folder} holds no report.json; run `selftune eval`")
+    data = refresh_report(folder)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(data.get("verdict", ""))
+        click.echo(f"Report: {folder / 'report.html'}")
+    if open_it:
+        click.launch(str(folder / "report.html"))
+
+
+@click.command()
+@workspace_option
+@click.argument("bench_file", type=click.Path(dir_okay=False, path_type=Path), default="bench.yaml")
+@click.option(
+    "--model",
+    default="tuned",
+    show_default=True,
+    metavar="base|tuned|URL",
+    help="Which model answers: the run's base, the tuned model, or an OpenAI-compatible URL.",
+)
+@click.option("--endpoint-model", metavar="NAME", help="Model name to send to a URL --model.")
+@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--show", is_flag=True, help="Print every candidate reply.")
+def bench(
+    ws: Workspace,
+    bench_file: Path,
+    model: str,
+    endpoint_model: str | None,
+    run_id: str | None,
+    seed: int,
+    as_json: bool,
+    show: bool,
+) -> None:
+    """Run your own benchmark (prompts with checks, see examples/bench.yaml) and print pass rates.
+
+    Checks: contains, not_contains, regex, not_regex, judged (a yes/no question the judge answers
+    about the reply; the judge is eval.judge in twin.yaml). Results are saved beside the report.
+
+    \b
+    Examples:
+      selftune bench bench.yaml
+      selftune bench bench.yaml --model base
+      selftune bench bench.yaml --model http://127.0.0.1:8000 --endpoint-model twin
+    """
+    from selftune.bench import load_bench, run_bench
+
+    cases = load_bench(bench_file)
+    needs_judge = any(c.judged for case in cases.cases for c in case.checks)
+    sides = None
+    if model in ("base", "tuned") or (needs_judge and ws.config.eval.judge in ("base", "tuned")):
+        from selftune.evalmodel import load_sides
+
+        sides = dict(zip(("base", "tuned"), load_sides(ws.resolve("runs", run_id)), strict=True))
+    if model in ("base", "tuned"):
+        answering = sides[model]
+    elif model.startswith(("http://", "https://")):
+        answering = _endpoint(ws, model, endpoint_model)
+    else:
+        raise SelftuneError(f"--model {model!r}: use base, tuned, or an http(s):// URL")
+    judge = None
+    if needs_judge:
+        judge = (
+            _endpoint(ws)
+            if ws.config.eval.judge == "endpoint"
+            else (sides or {}).get(ws.config.eval.judge)
+        )
+    system = ws.config.build.system_prompt.format(
+        owner=_owner(ws), platform="WhatsApp", conversation="a chat"
+    )
+    results = run_bench(cases, answering, system, judge, seed)
+    results |= {"bench": str(bench_file), "model": model}
+    folder = ws.new_artefact_dir("reports")
+    (folder / "bench.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    for row in results["cases"]:
+        click.echo(f"{row['pass_rate']:6.0%}  {row['name']}  ({row['passed']}/{row['candidates']})")
+        if show:
+            for reply in row["replies"]:
+                click.echo(f"        · {reply!r}")
+    click.echo(
+        f"Pass rate {results['pass_rate']:.0%} over {len(results['cases'])} cases ({model}). Saved {folder / 'bench.json'}"
+    )
+
+
+COMMANDS = [eval_command, report, bench]

@@ -1,0 +1,162 @@
+"""The models an evaluation talks to, behind one small interface: the base or tuned side of a run
+(one loaded PeftModel, the adapter switched off for the base), or an OpenAI-compatible endpoint.
+
+Every generation done by `selftune eval` and `selftune bench` goes through `Side.chat` /
+`Side.complete`, so when the generation engine changes only this file follows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from selftune.errors import SelftuneError
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The prompt for the owner's next turn after `messages`, rendered as in training."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+@dataclass
+class Side:
+    """The base or the tuned model of a run (they share weights; `tuned=False` disables LoRA)."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    tuned: bool
+
+    def _context(self) -> Any:
+        if not self.tuned and hasattr(self.model, "disable_adapter"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    def complete(
+        self,
+        prompt_text: str,
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[str]:
+        from selftune.generate import sample
+
+        with self._context():
+            return sample(
+                self.model,
+                self.tokenizer,
+                prompt_text,
+                n=n,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+            )
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[str]:
+        return self.complete(
+            render_chat(self.tokenizer, messages), n, temperature, max_tokens, seed
+        )
+
+    def option_probabilities(self, prompt_text: str, options: list[str]) -> list[float]:
+        """Probability of each option as the next word after `prompt_text`, normalised over the
+        options (their first tokens)."""
+        import torch
+
+        tok = self.tokenizer
+        encoded = tok(prompt_text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad(), self._context():
+            logits = self.model(**encoded).logits[0, -1].float()
+        first = [tok.encode(o, add_special_tokens=False)[0] for o in options]
+        probs = torch.softmax(logits[first], dim=0)
+        return [float(p) for p in probs]
+
+    def nll(self, batch: list[dict[str, list[int]]]) -> list[tuple[float, int]]:
+        """(summed negative log-likelihood, scored tokens) of encoded records."""
+        from selftune.evaluate import token_nll
+
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        with self._context():
+            return token_nll(self.model, batch, pad)
+
+
+@dataclass
+class Endpoint:
+    """An OpenAI-compatible server (`/v1/chat/completions`, `/v1/completions`). Used only when the
+    owner names it; the API key is read from an environment variable, never stored."""
+
+    name: str
+    base_url: str
+    model_name: str
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 120.0
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        key = os.environ.get(self.api_key_env, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        url = self.base_url.rstrip("/")
+        if not url.endswith("/v1"):
+            url += "/v1"
+        try:
+            response = httpx.post(url + path, json=payload, headers=headers, timeout=self.timeout)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SelftuneError(f"the endpoint {self.base_url} failed: {exc}") from exc
+        return response.json()
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[str]:
+        payload = {
+            "model": self.model_name,
+            "messages": messages,
+            "n": n,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if seed is not None:
+            payload["seed"] = seed
+        data = self._post("/chat/completions", payload)
+        return [c["message"]["content"] or "" for c in data.get("choices", [])]
+
+    def complete(
+        self,
+        prompt_text: str,
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[str]:
+        payload = {
+            "model": self.model_name,
+            "prompt": prompt_text,
+            "n": n,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        data = self._post("/completions", payload)
+        return [c.get("text", "") for c in data.get("choices", [])]
+
+
+def load_sides(run_dir: Any) -> tuple[Side, Side]:
+    """(base, tuned) for a finished run, sharing one loaded model."""
+    from selftune.models import load_tuned
+
+    model, tokenizer = load_tuned(run_dir)
+    return Side("base", model, tokenizer, False), Side("tuned", model, tokenizer, True)

@@ -1,0 +1,60 @@
+"""The verdict sentence and the HTML page, from reports whose numbers are known."""
+
+from __future__ import annotations
+
+from selftune.report_html import bar_chart, line_chart, render_html, verdict
+
+
+def report(**extra) -> dict:
+    base = {
+        "run": "r1",
+        "dataset": "d1",
+        "base_model": "embedded",
+        "split": "valid",
+        "perplexity": {"base": 30.0, "tuned": 20.0},
+        "scored_tokens": 100,
+        "perplexity_by_source": {
+            "whatsapp": {"base": 30.0, "tuned": 15.0, "tokens": 80},
+            "mail": {"base": 20.0, "tuned": 19.9, "tokens": 20},
+        },
+        "perplexity_by_kind": {},
+    }
+    return base | extra
+
+
+def test_verdict_names_where_it_sounds_like_you():
+    text = verdict(report())
+    assert text.startswith("Sounds like you on WhatsApp, not yet on email")
+
+
+def test_verdict_reports_leaks():
+    leaks = {
+        "canaries": {"planted": 3, "flagged": 1, "rows": []},
+        "regurgitation": {"verbatim": 0, "free_sampling": {"verbatim": 0}},
+        "pii": {"free": {"private_emissions": 0}, "probes": {"private_emissions": 0}},
+    }
+    text = verdict(report(leaks=leaks))
+    assert "1 of 3 canaries LEAKED" in text
+    assert "0 verbatim copies" in text
+    assert "no private fact" in text
+    leaks["canaries"]["flagged"] = 0
+    assert "no canary leaked (3 planted)" in verdict(report(leaks=leaks))
+
+
+def test_verdict_without_improvement():
+    r = report(perplexity_by_source={"whatsapp": {"base": 10.0, "tuned": 11.0, "tokens": 5}})
+    assert verdict(r).startswith("Not yet like you on WhatsApp")
+
+
+def test_html_is_self_contained_and_shows_the_numbers():
+    page = render_html(
+        report(verdict="V", train={"curve": {"train": [[1, 3.0], [2, 2.0]], "valid": []}})
+    )
+    assert "<script" not in page and "<link" not in page
+    assert "15.000" in page and "<svg" in page and "<polyline" in page
+
+
+def test_charts_handle_empty_input():
+    assert bar_chart({}, "t") == ""
+    assert line_chart({"train": []}, "t") == ""
+    assert "rect" in bar_chart({"a": {"base": 2.0, "tuned": 1.0}}, "t")
