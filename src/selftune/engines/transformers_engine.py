@@ -52,7 +52,9 @@ class TransformersEngine:
             groups.setdefault(request.batch_key(), []).append(i)
         results: list[GenResult | None] = [None] * len(requests)
         for indices in groups.values():
-            for i, result in zip(indices, self._generate_group([requests[i] for i in indices]), strict=True):
+            for i, result in zip(
+                indices, self._generate_group([requests[i] for i in indices]), strict=True
+            ):
                 results[i] = result
         return [r for r in results if r is not None]
 
