@@ -40,8 +40,8 @@ def main() -> None:
     cli(prog_name="selftune")
 
 
-from selftune.cli import data_commands, demo_command, model_commands  # noqa: E402
+from selftune.cli import data_commands, demo_command, model_commands, use_commands  # noqa: E402
 
-for module in (data_commands, model_commands, demo_command):
+for module in (data_commands, model_commands, use_commands, demo_command):
     for command in module.COMMANDS:
         cli.add_command(command)
