@@ -209,9 +209,9 @@ def main() -> None:
     engines = {"transformers": TransformersEngine(load_model("embedded"), tokenizer, "twin")}
     if available():
         engines["llamacpp"] = LlamaCppEngine(gguf, tokenizer, "twin")
-        report["single_stream"] = {
-            "llama-cpp-python direct": llama_direct(str(gguf), prompt, args.tokens)
-        }
+        direct = llama_direct(str(gguf), prompt, args.tokens)
+        report["single_stream"] = {"llama-cpp-python direct": direct}
+        print("llama-cpp-python direct", direct, flush=True)
     else:
         report["single_stream"] = {}
     for name, engine in engines.items():
@@ -226,6 +226,7 @@ def main() -> None:
         print(name, report["n_vs_sequential"][name], flush=True)
     load_engine = auto if args.load_engine == "auto" else engines[args.load_engine]
     report["load"] = run_load(load_engine, args.clients, args.seconds, args.load_tokens)
+    print("load", report["load"], flush=True)
     report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 
