@@ -208,6 +208,52 @@ class EvalConfig(Section):
     seed: int = Field(0, description="Random seed for sampling and for choosing contexts.")
 
 
+class ServeConfig(Section):
+    host: str = Field(
+        "127.0.0.1", description="Address to bind; anything but loopback requires api_key."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    engine: Literal["auto", "transformers", "llamacpp"] = Field(
+        "auto", description="'auto' uses llama.cpp when an exported GGUF exists, else transformers."
+    )
+    api_key: str | None = Field(
+        None, description="Clients must send 'Authorization: Bearer <key>' (required off loopback)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Web origins allowed to call the API (none by default)."
+    )
+    max_batch: int = Field(
+        16, ge=1, description="Most candidates (all requests together) in one forward pass."
+    )
+    queue_size: int = Field(
+        64, ge=1, description="Requests waiting beyond this are refused with 429 (back-pressure)."
+    )
+    batch_wait_ms: float = Field(
+        10, ge=0, description="How long the batcher waits for more requests to join a batch."
+    )
+    timeout_s: float = Field(120, gt=0, description="A request still unfinished after this fails.")
+    max_n: int = Field(16, ge=1, description="Most candidates one request may ask for.")
+    max_tokens_limit: int = Field(
+        1024, ge=1, description="Most new tokens one request may ask for."
+    )
+    log_samples: bool = Field(
+        True, description="Keep prompts, candidates, picks and ratings in store.sqlite."
+    )
+    guard_output: bool = Field(
+        True,
+        description="Redact private facts, scrubbed placeholders and PII-shaped text in output.",
+    )
+    refuse_injection: bool = Field(
+        True, description="Refuse unattended requests whose input looks like a prompt injection."
+    )
+    tag_prefix: str = Field(
+        "", description="Text put before every generated candidate, e.g. '#[[twin says]] '."
+    )
+    neutralise_links: bool = Field(
+        False, description="Turn [[links]] and #tags in output into plain text (for note apps)."
+    )
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -218,6 +264,9 @@ class TwinConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="selftune train")
     sample: SampleConfig = Field(default_factory=SampleConfig, description="selftune sample")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="selftune eval")
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="selftune serve, chat and reply"
+    )
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -1,18 +1,22 @@
 """Sampling from the base or tuned model: N candidates for one prompt in one batched call.
 
 A prompt is either text to continue (`complete`, like a note the owner started) or a message
-someone sent the owner (`chat`), rendered with the same chat template used in training.
+someone sent the owner (`chat`), rendered with the same chat template used in training. The work is
+done by an engine (`selftune.engines`); these are the small functions the CLI, the demo and the
+evaluation call with a loaded transformers model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from selftune.engines.base import GenRequest, render_chat
+
 
 def chat_prompt(tokenizer: Any, system: str, message: str) -> str:
     """The prompt for a reply to `message`, rendered exactly as chat examples were in training."""
     messages = [{"role": "system", "content": system}, {"role": "user", "content": message}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return render_chat(tokenizer, messages)
 
 
 def sample(
@@ -27,34 +31,31 @@ def sample(
     stop: list[str] | None = None,
 ) -> list[str]:
     """`n` continuations of `prompt_text`, generated together in one batch."""
-    import torch
+    from selftune.engines.transformers_engine import TransformersEngine
 
-    if seed is not None:
-        torch.manual_seed(seed)
-    encoded = tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False)
-    # the model's own end-of-turn tokens (e.g. <|im_end|>, <|eot_id|>) and the tokenizer's eos
-    configured = model.generation_config.eos_token_id
-    stop_ids = list(configured) if isinstance(configured, list) else [configured]
-    stop_ids = [t for t in {*stop_ids, tokenizer.eos_token_id} if t is not None]
-    greedy = temperature == 0
-    with torch.no_grad():
-        output = model.generate(
-            **encoded,
-            max_new_tokens=max_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else temperature,
-            top_p=None if greedy else top_p,
-            num_return_sequences=n,
-            eos_token_id=stop_ids,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    prompt_len = encoded["input_ids"].shape[1]
-    texts = tokenizer.batch_decode(output[:, prompt_len:], skip_special_tokens=True)
-    if stop:
-        texts = [_cut_at_stop(t, stop) for t in texts]
-    return [t.strip("\n") for t in texts]
+    engine = TransformersEngine(model, tokenizer)
+    request = GenRequest(prompt_text, n, temperature, top_p, max_tokens, list(stop or []), seed)
+    return [t.strip("\n") for t in engine.generate([request])[0].texts]
 
 
-def _cut_at_stop(text: str, stop: list[str]) -> str:
-    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
-    return text[:cut] if cut >= 0 else text
+def reply_messages(
+    turns: list[tuple[str, str]],
+    me: list[str],
+    system: str,
+) -> list[dict[str, str]]:
+    """Chat messages for drafting the owner's next reply to (author, text) turns, shaped like the
+    training examples: the owner's turns are the assistant's, others' consecutive turns merge into
+    one user message, with speaker names when more than one other person speaks."""
+    mine = {m.casefold() for m in me}
+    others = {a for a, _ in turns if a.casefold() not in mine}
+    group = len(others) > 1
+    out: list[dict[str, str]] = [{"role": "system", "content": system}]
+    for author, text in turns:
+        is_me = author.casefold() in mine
+        role = "assistant" if is_me else "user"
+        content = f"{author}: {text}" if group and not is_me else text
+        if out[-1]["role"] == role:
+            out[-1]["content"] += "\n" + content
+        else:
+            out.append({"role": role, "content": content})
+    return out

@@ -81,6 +81,42 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
+    """What the twin generated when used (server, web page, CLI), what was picked and rated."""
+    db.executescript(
+        """
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            params TEXT NOT NULL,
+            candidates TEXT NOT NULL,
+            picked INTEGER,
+            edited TEXT,
+            flags TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sample_id INTEGER NOT NULL REFERENCES samples (id),
+            candidate INTEGER NOT NULL,
+            rating INTEGER NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX ratings_by_sample ON ratings (sample_id);
+        CREATE TABLE blind_answers (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            report TEXT NOT NULL,
+            pair INTEGER NOT NULL,
+            correct INTEGER NOT NULL,
+            created TEXT NOT NULL
+        );
+        """
+    )
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

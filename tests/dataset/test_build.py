@@ -194,7 +194,7 @@ def test_too_long_turns_are_left_out_and_others_long_turns_are_cut(tmp_path):
 def test_the_example_card_matches_the_files_and_builds_are_byte_identical(
     example_workspace, tokenizer_dir
 ):
-    from selftune.cli.model_commands import run_build
+    from selftune.cli.build_commands import run_build
 
     ws = example_workspace
     ws.config.train.base = str(tokenizer_dir)
@@ -221,7 +221,7 @@ def test_the_example_card_matches_the_files_and_builds_are_byte_identical(
 def test_examples_added_before_writing_are_in_the_files_and_the_card(
     example_workspace, tokenizer_dir
 ):
-    from selftune.cli.model_commands import run_build
+    from selftune.cli.build_commands import run_build
     from selftune.dataset import Example
 
     ws = example_workspace

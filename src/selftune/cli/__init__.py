@@ -45,8 +45,8 @@ from selftune.cli import (  # noqa: E402
     data_commands,
     demo_command,
     eval_commands,
-    model_commands,
     train_commands,
+    use_commands,
 )
 
 for module in (
@@ -54,7 +54,7 @@ for module in (
     build_commands,
     train_commands,
     eval_commands,
-    model_commands,
+    use_commands,
     demo_command,
 ):
     for command in module.COMMANDS:

@@ -1,0 +1,341 @@
+"""Commands that put the twin to work: sample, chat, reply and serve.
+
+All four run the same engines as the server (`selftune.engines`), pass output through the same
+guard, and keep what was generated in store.sqlite unless `serve.log_samples` is off.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from selftune.cli.options import workspace_option
+from selftune.config import apply_overrides
+from selftune.workspace import Workspace
+
+ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp"])
+
+
+def owner_name(ws: Workspace) -> str:
+    return ws.config.me[0] if ws.config.me else "the owner"
+
+
+def model_option(fn):  # type: ignore[no-untyped-def]
+    fn = click.option(
+        "--engine",
+        type=ENGINE_CHOICE,
+        help="auto (llama.cpp when a GGUF exists), transformers, llamacpp.",
+    )(fn)
+    fn = click.option("--base-only", is_flag=True, help="Use the base model, without the adapter.")(
+        fn
+    )
+    return click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")(fn)
+
+
+def open_cli_engine(ws: Workspace, run_id: str | None, base_only: bool, engine: str | None) -> Any:
+    from selftune.engines import ModelSpec, open_engine
+
+    base = ws.config.train.base
+    if base_only:
+        spec = ModelSpec("base", base)
+    else:
+        run_dir = ws.resolve("runs", run_id)
+        spec = ModelSpec(run_dir.name, base, run_dir)
+    return open_engine(spec, engine or ws.config.serve.engine)  # type: ignore[arg-type]
+
+
+def sample_log(ws: Workspace):  # type: ignore[no-untyped-def]
+    from selftune.samples import SampleLog
+
+    return SampleLog(ws.store_path if ws.config.serve.log_samples else None)
+
+
+def guard(ws: Workspace):  # type: ignore[no-untyped-def]
+    from selftune.guards import OutputGuard
+
+    facts = getattr(ws.config.build, "private_facts", None) or []
+    return OutputGuard(facts, enabled=ws.config.serve.guard_output)
+
+
+def system_prompt(ws: Workspace, platform: str = "WhatsApp", conversation: str = "a chat") -> str:
+    return ws.config.build.system_prompt.format(
+        owner=owner_name(ws), platform=platform, conversation=conversation
+    )
+
+
+@click.command()
+@workspace_option
+@click.argument("prompt")
+@click.option("-n", type=int, help="How many candidates (default from twin.yaml: 4).")
+@click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
+@click.option("--top-p", type=float, help="Nucleus sampling threshold.")
+@click.option("--max-tokens", type=int, help="Most new tokens per candidate.")
+@click.option("--seed", type=int, help="Random seed, for repeatable samples.")
+@click.option("--stop", multiple=True, help="Stop a candidate at this text (repeatable).")
+@click.option(
+    "--chat", is_flag=True, help="Treat PROMPT as a message sent to you, and reply to it."
+)
+@model_option
+@click.option("--json", "as_json", is_flag=True, help="Print the candidates as a JSON list.")
+def sample(
+    ws: Workspace,
+    prompt: str,
+    chat: bool,
+    base_only: bool,
+    run_id: str | None,
+    engine: str | None,
+    as_json: bool,
+    seed: int | None,
+    stop: tuple[str, ...],
+    **overrides: object,
+) -> None:
+    """Print N candidates for PROMPT from the tuned model, numbered, so you can pick.
+
+    By default PROMPT is text to continue, like a note you started; with --chat it is a
+    message someone sent you, and the candidates are your replies. All N are generated
+    together in one batch.
+
+    \b
+    Examples:
+      selftune sample "Here is a list of ideas for my next tattoo: 1." -n 8
+      selftune sample "are you coming sunday?" --chat -n 3 --seed 1
+      selftune sample "Dear diary," --base-only --json
+    """
+    from selftune.engines import GenRequest, render_chat
+
+    apply_overrides(ws.config.sample, overrides)
+    settings = ws.config.sample
+    eng = open_cli_engine(ws, run_id, base_only, engine)
+    text = prompt
+    if chat:
+        messages = [
+            {"role": "system", "content": system_prompt(ws)},
+            {"role": "user", "content": prompt},
+        ]
+        text = render_chat(eng.tokenizer, messages)
+    started = time.monotonic()
+    request = GenRequest(
+        text,
+        settings.n,
+        settings.temperature,
+        settings.top_p,
+        settings.max_tokens,
+        list(stop),
+        seed,
+    )
+    result = eng.generate([request])[0]
+    clean = guard(ws)
+    candidates = [clean(t).strip("\n") for t in result.texts]
+    sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
+    if as_json:
+        click.echo(json.dumps(candidates, ensure_ascii=False))
+        return
+    for i, candidate in enumerate(candidates, start=1):
+        shown = candidate if chat else prompt + candidate
+        click.echo(f"[{i}] {shown}\n")
+    click.echo(
+        f"({len(candidates)} candidates in {time.monotonic() - started:.1f}s, {eng.name})", err=True
+    )
+
+
+@click.command()
+@workspace_option
+@model_option
+@click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
+@click.option("--max-tokens", type=int, help="Most new tokens per reply.")
+def chat(
+    ws: Workspace,
+    run_id: str | None,
+    base_only: bool,
+    engine: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> None:
+    """Chat with your twin in the terminal; it remembers the conversation until you /reset.
+
+    Type a message and press Enter; the reply streams as it is written. /reset starts over,
+    /quit (or Ctrl-D) leaves.
+
+    \b
+    Examples:
+      selftune chat
+      selftune chat --base-only -t 0.5
+    """
+    from selftune.engines import GenRequest, render_chat
+    from selftune.guards import GuardedStream
+
+    eng = open_cli_engine(ws, run_id, base_only, engine)
+    settings = ws.config.sample
+    clean = guard(ws)
+    log = sample_log(ws)
+    history: list[dict[str, str]] = [{"role": "system", "content": system_prompt(ws)}]
+    click.echo(
+        f"Chatting with {owner_name(ws)}'s twin ({eng.model_id}, {eng.name}). /quit to leave."
+    )
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            break
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/reset":
+            history = history[:1]
+            continue
+        if not line:
+            continue
+        history.append({"role": "user", "content": line})
+        stream = GuardedStream(clean)
+        click.echo("twin> ", nl=False)
+
+        def show(_: int, text: str, stream: GuardedStream = stream) -> None:
+            click.echo(stream.feed(text), nl=False)
+
+        request = GenRequest(
+            render_chat(eng.tokenizer, history),
+            1,
+            settings.temperature if temperature is None else temperature,
+            settings.top_p,
+            max_tokens or settings.max_tokens,
+            on_text=show,
+        )
+        result = eng.generate([request])[0]
+        click.echo(stream.finish())
+        reply = clean(result.texts[0])
+        history.append({"role": "assistant", "content": reply})
+        log.add("cli-chat", eng.model_id, history[:-1], {"n": 1}, [reply])
+
+
+def parse_conversation(text: str) -> list[tuple[str, str]]:
+    """`Author: text` lines; a line without `Name:` continues the turn before it."""
+    turns: list[tuple[str, str]] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        author, sep, said = line.partition(":")
+        if sep and author.strip() and len(author) <= 40 and "http" not in author:
+            turns.append((author.strip(), said.strip()))
+        elif turns:
+            turns[-1] = (turns[-1][0], turns[-1][1] + "\n" + line.strip())
+        else:
+            turns.append(("them", line.strip()))
+    return turns
+
+
+@click.command()
+@workspace_option
+@click.argument("conversation", type=click.File("r", encoding="utf-8"))
+@click.option("-n", type=int, default=3, show_default=True, help="How many drafts.")
+@click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
+@click.option("--max-tokens", type=int, help="Most new tokens per draft.")
+@click.option("--platform", default="WhatsApp", show_default=True, help="Where the chat happens.")
+@model_option
+@click.option("--json", "as_json", is_flag=True, help="Print the drafts as a JSON list.")
+def reply(
+    ws: Workspace,
+    conversation: Any,
+    n: int,
+    temperature: float | None,
+    max_tokens: int | None,
+    platform: str,
+    run_id: str | None,
+    base_only: bool,
+    engine: str | None,
+    as_json: bool,
+) -> None:
+    """Draft N replies, as you, to a pasted conversation (FILE, or - for standard input).
+
+    Each line is `Name: message`; your own lines use one of your `me` names from twin.yaml.
+
+    \b
+    Examples:
+      selftune reply chat.txt -n 5
+      pbpaste | selftune reply - --json
+      printf 'Tobias: are you coming sunday?\\n' | selftune reply -
+    """
+    from selftune.engines import GenRequest, render_chat
+    from selftune.generate import reply_messages
+    from selftune.guards import looks_like_injection
+
+    turns = parse_conversation(conversation.read())
+    if not turns:
+        raise click.UsageError("the conversation is empty; give lines like 'Tobias: hello'")
+    if looks_like_injection([t for _, t in turns]):
+        click.echo(
+            "Warning: the conversation contains text shaped like a prompt injection.", err=True
+        )
+    eng = open_cli_engine(ws, run_id, base_only, engine)
+    settings = ws.config.sample
+    messages = reply_messages(turns, ws.config.me or [owner_name(ws)], system_prompt(ws, platform))
+    request = GenRequest(
+        render_chat(eng.tokenizer, messages),
+        n,
+        settings.temperature if temperature is None else temperature,
+        settings.top_p,
+        max_tokens or settings.max_tokens,
+    )
+    clean = guard(ws)
+    drafts = [clean(t).strip() for t in eng.generate([request])[0].texts]
+    shown = [{"author": a, "text": t} for a, t in turns]
+    sample_log(ws).add("cli-reply", eng.model_id, shown, {"n": n}, drafts)
+    if as_json:
+        click.echo(json.dumps(drafts, ensure_ascii=False))
+        return
+    for i, draft in enumerate(drafts, start=1):
+        click.echo(f"[{i}] {draft}\n")
+
+
+@click.command()
+@workspace_option
+@click.option("--host", help="Address to bind (default 127.0.0.1; others need an API key).")
+@click.option("--port", type=int, help="Port (default 8000).")
+@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers or llamacpp.")
+@click.option("--api-key", envvar="SELFTUNE_API_KEY", help="Require 'Authorization: Bearer KEY'.")
+@click.option("--no-log", is_flag=True, help="Keep nothing in store.sqlite for this session.")
+def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
+    """Serve the twin: an OpenAI-compatible API and a web page, on this machine only by default.
+
+    Models: `twin` (latest run), `base`, and each run by id. Open http://127.0.0.1:8000/ for
+    chat, "give me N" and the blind game; point any OpenAI client at http://127.0.0.1:8000/v1.
+
+    \b
+    Examples:
+      selftune serve
+      selftune serve --engine llamacpp --port 8080
+      SELFTUNE_API_KEY=$(openssl rand -hex 16) selftune serve --host 0.0.0.0
+    """
+    import uvicorn
+
+    from selftune.engines import model_catalog
+    from selftune.server import ServerState, check_bind, create_app
+
+    apply_overrides(ws.config.serve, overrides)
+    settings = ws.config.serve
+    check_bind(settings.host, settings.api_key)
+    log = sample_log(ws)
+    if no_log:
+        log.path = None
+    state = ServerState(
+        catalog=model_catalog(ws.runs_dir, ws.config.train.base),
+        serve=settings,
+        build=ws.config.build,
+        me=ws.config.me,
+        log=log,
+        reports_dir=ws.reports_dir,
+    )
+    state.batcher("twin")  # load the default model before taking requests
+    click.echo(
+        f"Serving {owner_name(ws)}'s twin on http://{settings.host}:{settings.port}/ "
+        f"(API: /v1, engine: {state.engines['twin'].name}). Ctrl-C stops.",
+        err=True,
+    )
+    uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level="warning")
+    sys.exit(0)
+
+
+COMMANDS = [sample, chat, reply, serve]

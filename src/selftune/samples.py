@@ -1,0 +1,120 @@
+"""The record of using the twin: every prompt, its candidates, the one picked, edits and ratings,
+kept in the workspace's store.sqlite for the improve loop (and never printed to the console).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from selftune.errors import SelftuneError
+from selftune.store import Store
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class SampleLog:
+    """Writes to `store.sqlite`; a connection per call, so any thread may use it. `path=None`
+    (logging switched off) keeps nothing and returns no ids."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def add(
+        self,
+        endpoint: str,
+        model: str,
+        prompt: Any,
+        params: dict[str, Any],
+        candidates: list[str],
+        flags: list[str] | None = None,
+    ) -> int | None:
+        if self.path is None:
+            return None
+        with Store(self.path) as store, store.db:
+            cur = store.db.execute(
+                "INSERT INTO samples (created, endpoint, model, prompt, params, candidates, flags)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _now(),
+                    endpoint,
+                    model,
+                    json.dumps(prompt, ensure_ascii=False),
+                    json.dumps(params),
+                    json.dumps(candidates, ensure_ascii=False),
+                    json.dumps(flags or []),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pick(self, sample_id: int, candidate: int, edited: str | None = None) -> None:
+        with Store(self._need()) as store, store.db:
+            count = self._candidates(store, sample_id)
+            if not 0 <= candidate < count:
+                raise SelftuneError(f"sample {sample_id} has no candidate {candidate}")
+            store.db.execute(
+                "UPDATE samples SET picked = ?, edited = ? WHERE id = ?",
+                (candidate, edited, sample_id),
+            )
+
+    def rate(self, sample_id: int, candidate: int, rating: int) -> None:
+        with Store(self._need()) as store, store.db:
+            count = self._candidates(store, sample_id)
+            if not 0 <= candidate < count:
+                raise SelftuneError(f"sample {sample_id} has no candidate {candidate}")
+            store.db.execute(
+                "INSERT INTO ratings (sample_id, candidate, rating, created) VALUES (?, ?, ?, ?)",
+                (sample_id, candidate, rating, _now()),
+            )
+
+    def get(self, sample_id: int) -> dict[str, Any]:
+        with Store(self._need()) as store:
+            row = store.db.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            if row is None:
+                raise SelftuneError(f"no sample {sample_id} in {self.path}")
+            ratings = store.db.execute(
+                "SELECT candidate, rating FROM ratings WHERE sample_id = ? ORDER BY id",
+                (sample_id,),
+            ).fetchall()
+        out = dict(row)
+        for key in ("prompt", "params", "candidates", "flags"):
+            out[key] = json.loads(out[key])
+        out["ratings"] = [dict(r) for r in ratings]
+        return out
+
+    def blind_answer(self, report: str, pair: int, correct: bool) -> dict[str, int]:
+        """Keep one answer of the blind game; returns the score so far for that report."""
+        if self.path is None:
+            return {"answered": 0, "correct": 0}
+        with Store(self.path) as store, store.db:
+            store.db.execute(
+                "INSERT INTO blind_answers (report, pair, correct, created) VALUES (?, ?, ?, ?)",
+                (report, pair, int(correct), _now()),
+            )
+            row = store.db.execute(
+                "SELECT count(*), coalesce(sum(correct), 0) FROM blind_answers WHERE report = ?",
+                (report,),
+            ).fetchone()
+        return {"answered": row[0], "correct": row[1]}
+
+    def _need(self) -> Path:
+        if self.path is None:
+            raise SelftuneError("sample logging is off (serve.log_samples: false in twin.yaml)")
+        return self.path
+
+    @staticmethod
+    def _candidates(store: Store, sample_id: int) -> int:
+        row = store.db.execute(
+            "SELECT candidates FROM samples WHERE id = ?", (sample_id,)
+        ).fetchone()
+        if row is None:
+            raise SelftuneError(f"no sample {sample_id} in the store")
+        return len(json.loads(row[0]))

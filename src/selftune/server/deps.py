@@ -1,0 +1,35 @@
+"""Dependencies of the routes, as typed aliases: the server state and the API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from selftune.server.errors import APIError
+from selftune.server.state import ServerState
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.selftune
+
+
+def check_api_key(request: Request) -> None:
+    """With an API key configured, every API call needs `Authorization: Bearer <key>`."""
+    key = request.app.state.selftune.serve.api_key
+    if not key:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    ok = scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8"), key.encode("utf-8")
+    )
+    if not ok:
+        raise APIError(
+            401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_api_key"
+        )
+
+
+State = Annotated[ServerState, Depends(get_state)]
+Authorized = Depends(check_api_key)

@@ -1,0 +1,151 @@
+"""The twin's own routes: `/generate` (a prompt → N candidates), `/v1/reply` (draft the owner's
+reply to a conversation), picking and rating samples, and the blind "which one is real?" game."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from selftune.engines.base import render_chat
+from selftune.generate import reply_messages
+from selftune.server import runner
+from selftune.server.deps import Authorized, State
+from selftune.server.errors import APIError
+from selftune.server.schemas import (
+    BlindAnswer,
+    BlindPair,
+    GenerateRequest,
+    GenerateResponse,
+    PickRequest,
+    RateRequest,
+    ReplyRequest,
+)
+from selftune.server.state import ServerState
+
+router = APIRouter(dependencies=[Authorized])
+
+
+@router.get("/api/info")
+def info(state: State) -> dict[str, Any]:
+    return {
+        "owner": state.owner,
+        "models": state.model_names(),
+        "log_samples": state.log.enabled,
+        "max_n": state.serve.max_n,
+    }
+
+
+@router.post("/generate")
+async def generate(body: GenerateRequest, request: Request, state: State) -> GenerateResponse:
+    flags = runner.input_flags(state, [body.prompt], request, body.unattended)
+    prompt = body.prompt
+    if body.chat:
+        system = body.system or _system(state, "chat", "a chat")
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": body.prompt}]
+        prompt = render_chat(state.tokenizer(body.model), messages)
+    return await _candidates(state, request, body, prompt, body.prompt, "generate", flags)
+
+
+@router.post("/v1/reply")
+async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateResponse:
+    turns = [(t.author, t.text) for t in body.messages]
+    mine = {m.casefold() for m in state.me}
+    others = [text for author, text in turns if author.casefold() not in mine]
+    flags = runner.input_flags(state, others, request, body.unattended)
+    system = _system(state, body.platform, body.conversation)
+    messages = reply_messages(turns, state.me or [state.owner], system)
+    prompt = render_chat(state.tokenizer(body.model), messages)
+    shown = [{"author": a, "text": t} for a, t in turns]
+    return await _candidates(state, request, body, prompt, shown, "reply", flags)
+
+
+@router.post("/api/samples/{sample_id}/pick")
+def pick(sample_id: int, body: PickRequest, state: State) -> dict[str, Any]:
+    state.log.pick(sample_id, body.candidate, body.edited)
+    return {"ok": True, "sample": sample_id, "picked": body.candidate}
+
+
+@router.post("/api/samples/{sample_id}/rate")
+def rate(sample_id: int, body: RateRequest, state: State) -> dict[str, Any]:
+    state.log.rate(sample_id, body.candidate, body.rating)
+    return {"ok": True, "sample": sample_id, "candidate": body.candidate, "rating": body.rating}
+
+
+@router.get("/api/blind")
+def blind_pair(state: State) -> dict[str, Any]:
+    """A random pair from the newest evaluation's blind pairs, in random order."""
+    found = _blind_pairs(state)
+    if found is None:
+        return {
+            "available": False,
+            "message": "No blind pairs yet: run `selftune eval` to make reports/<id>/blind_pairs.jsonl.",
+        }
+    report, pairs = found
+    index = random.randrange(len(pairs))
+    pair = pairs[index]
+    options = [pair["real"], pair["generated"]]
+    random.shuffle(options)
+    options = [state.guard(o) for o in options]
+    card = BlindPair(report=report, pair=index, context=pair.get("context", []), options=options)
+    return {"available": True, **card.model_dump()}
+
+
+@router.post("/api/blind/answer")
+def blind_answer(body: BlindAnswer, state: State) -> dict[str, Any]:
+    found = _blind_pairs(state, body.report)
+    if found is None or not 0 <= body.pair < len(found[1]):
+        raise APIError(404, f"no blind pair {body.pair} in report {body.report}")
+    pair = found[1][body.pair]
+    correct = body.options[body.choice] == state.guard(pair["real"])
+    score = state.log.blind_answer(body.report, body.pair, correct)
+    return {"correct": correct, "real": state.guard(pair["real"]), "score": score}
+
+
+def _system(state: ServerState, platform: str, conversation: str) -> str:
+    return state.build.system_prompt.format(
+        owner=state.owner, platform=platform, conversation=conversation
+    )
+
+
+async def _candidates(
+    state: ServerState, request: Request, body: Any, prompt: str, shown: Any, endpoint: str, flags
+) -> GenerateResponse:
+    gen = runner.gen_request(state, body, prompt)
+    started = time.monotonic()
+    result = await runner.run(state, request, body.model, gen)
+    transform = runner.output_transform(state, body)
+    texts = [transform(t) for t in result.texts]
+    sample_id = runner.log_sample(state, endpoint, body.model, shown, gen, texts, flags)
+    return GenerateResponse(
+        id=sample_id,
+        model=body.model,
+        prompt=body.prompt if isinstance(getattr(body, "prompt", None), str) else "",
+        candidates=texts,
+        finish_reasons=result.finish_reasons,
+        usage=runner.usage(result),
+        flags=flags,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _blind_pairs(state: ServerState, report: str | None = None):  # type: ignore[no-untyped-def]
+    if state.reports_dir is None or not state.reports_dir.exists():
+        return None
+    folders = sorted(p for p in state.reports_dir.iterdir() if (p / "blind_pairs.jsonl").exists())
+    if report is not None:
+        folders = [p for p in folders if p.name == report]
+    if not folders:
+        return None
+    path: Path = folders[-1] / "blind_pairs.jsonl"
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("real") and row.get("generated"):
+                pairs.append(row)
+    return (folders[-1].name, pairs) if pairs else None

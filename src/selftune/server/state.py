@@ -1,0 +1,76 @@
+"""What a running server holds: the model catalog, one engine and batcher per loaded model, the
+sample log, the output guard and the settings. Built once by `create_app`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selftune.config import BuildConfig, ServeConfig
+from selftune.engines import ModelSpec, open_engine
+from selftune.errors import SelftuneError
+from selftune.guards import OutputGuard
+from selftune.samples import SampleLog
+from selftune.server.batcher import Batcher
+
+
+class UnknownModel(SelftuneError):
+    pass
+
+
+@dataclass
+class ServerState:
+    catalog: dict[str, ModelSpec]
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    me: list[str] = field(default_factory=list)
+    log: SampleLog = field(default_factory=lambda: SampleLog(None))
+    reports_dir: Path | None = None
+    engines: dict[str, Any] = field(default_factory=dict)
+    engine_factory: Callable[[ModelSpec, str], Any] | None = None
+    batchers: dict[str, Batcher] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        facts = getattr(self.build, "private_facts", None) or []
+        self.guard = OutputGuard(facts, enabled=self.serve.guard_output)
+
+    @property
+    def owner(self) -> str:
+        return self.me[0] if self.me else "the owner"
+
+    def model_names(self) -> list[str]:
+        names = list(self.catalog)
+        return names + [n for n in self.engines if n not in self.catalog]
+
+    def batcher(self, model: str) -> Batcher:
+        """The batcher of `model`, loading the model on first use."""
+        with self._lock:
+            if model in self.batchers:
+                return self.batchers[model]
+            engine = self.engines.get(model)
+            if engine is None:
+                spec = self.catalog.get(model)
+                if spec is None:
+                    raise UnknownModel(
+                        f"the model '{model}' does not exist; GET /v1/models lists "
+                        f"{', '.join(self.model_names())}"
+                    )
+                factory = self.engine_factory or (lambda s, kind: open_engine(s, kind))  # type: ignore[arg-type]
+                engine = factory(spec, self.serve.engine)
+                self.engines[model] = engine
+            s = self.serve
+            self.batchers[model] = Batcher(
+                engine, s.max_batch, s.queue_size, s.batch_wait_ms, s.timeout_s
+            )
+            return self.batchers[model]
+
+    def tokenizer(self, model: str) -> Any:
+        return self.batcher(model).engine.tokenizer
+
+    def close(self) -> None:
+        for b in self.batchers.values():
+            b.close()

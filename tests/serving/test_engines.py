@@ -1,0 +1,127 @@
+"""Engines: stop handling, batching that changes nothing but speed, streaming that adds up to the
+final text, and the llama.cpp engine on the embedded model's GGUF."""
+
+from __future__ import annotations
+
+import pytest
+
+from selftune.engines.base import GenRequest, StopScanner, render_chat
+
+
+def test_stop_scanner_holds_back_a_possible_stop_and_cuts_at_it():
+    s = StopScanner(["\nTobias:"])
+    assert s.update("see you") == "see you"
+    assert s.update("see you\nTob") == ""  # could be the start of the stop string
+    assert s.update("see you\nTobias: hi") == ""
+    assert s.stopped and s.text == "see you"
+    other = StopScanner(["END"])
+    other.update("a\nTob")
+    assert other.flush() == "" and other.text == "a\nTob"
+
+
+def test_stop_scanner_waits_for_a_whole_character():
+    s = StopScanner([])
+    assert s.update("caf\ufffd") == "caf"
+    assert s.update("café") == "é"
+
+
+def test_batched_requests_give_what_each_gives_alone(tiny_engine):
+    prompts = ["Hello there, how", "a", "The list of tattoo ideas:\n1."]
+    alone = [tiny_engine.generate([GenRequest(p, 1, 0, 1, 6)])[0].texts[0] for p in prompts]
+    together = tiny_engine.generate([GenRequest(p, 2, 0, 1, 6) for p in prompts])
+    assert [r.texts for r in together] == [[t, t] for t in alone]
+
+
+def test_streamed_text_adds_up_to_the_result(tiny_engine):
+    pieces: dict[int, str] = {0: "", 1: "", 2: ""}
+
+    def on_text(i: int, text: str) -> None:
+        pieces[i] += text
+
+    request = GenRequest("Dear diary,", 3, 1.0, 0.95, 10, seed=3, on_text=on_text)
+    result = tiny_engine.generate([request])[0]
+    assert [pieces[i] for i in range(3)] == result.texts
+    assert len(set(result.texts)) > 1, "sampled candidates should differ"
+
+
+def test_per_request_max_tokens_in_one_batch(tiny_engine):
+    short, long = GenRequest("hi", 1, 0, 1, 2), GenRequest("hi", 1, 0, 1, 9)
+    a, b = tiny_engine.generate([short, long])
+    assert a.completion_tokens == [2] and a.finish_reasons == ["length"]
+    assert b.completion_tokens[0] > 2
+
+
+def test_generate_wrappers_keep_their_signatures(tiny_engine):
+    from selftune.generate import chat_prompt, sample
+
+    prompt = chat_prompt(tiny_engine.tokenizer, "You are Mags.", "hello")
+    assert prompt.rstrip().endswith("assistant")
+    outs = sample(tiny_engine.model, tiny_engine.tokenizer, prompt, 2, 0.9, 0.95, 5, 1, ["\n\n"])
+    assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
+
+
+@pytest.fixture(scope="module")
+def llama_engine(tokenizer_dir):
+    pytest.importorskip("llama_cpp", reason="pip install 'selftune[llamacpp]'")
+    from transformers import AutoTokenizer
+
+    from selftune.engines.llamacpp_engine import LlamaCppEngine
+    from selftune.models import embedded_gguf_path
+
+    return LlamaCppEngine(
+        embedded_gguf_path(), AutoTokenizer.from_pretrained(tokenizer_dir), "base", n_ctx=512
+    )
+
+
+def chat(tokenizer, text: str) -> str:  # type: ignore[no-untyped-def]
+    return render_chat(tokenizer, [{"role": "user", "content": text}])
+
+
+def test_llamacpp_candidates_stream_and_repeat_with_a_seed(llama_engine):
+    pieces: dict[int, str] = {0: "", 1: "", 2: ""}
+
+    def on_text(i: int, text: str) -> None:
+        pieces[i] += text
+
+    prompt = chat(llama_engine.tokenizer, "Give me a tattoo idea.")
+    first = llama_engine.generate([GenRequest(prompt, 3, 1.0, 0.95, 12, seed=5, on_text=on_text)])[
+        0
+    ]
+    again = llama_engine.generate([GenRequest(prompt, 3, 1.0, 0.95, 12, seed=5)])[0]
+    assert first.texts == again.texts
+    assert [pieces[i] for i in range(3)] == first.texts
+    assert len(set(first.texts)) > 1
+    assert first.prompt_tokens == len(llama_engine.tokenizer(prompt)["input_ids"])
+
+
+def test_llamacpp_stops_at_end_of_turn_and_stop_strings(llama_engine):
+    prompt = chat(llama_engine.tokenizer, "Say hello.")
+    done = llama_engine.generate([GenRequest(prompt, 1, 0, 1, 200)])[0]
+    assert done.finish_reasons == ["stop"]  # ended its turn well before 200 tokens
+    assert "<|im_end|>" not in done.texts[0]
+    word = done.texts[0].split()[1]
+    cut = llama_engine.generate([GenRequest(prompt, 1, 0, 1, 200, stop=[word])])[0]
+    assert cut.texts[0] == done.texts[0][: done.texts[0].find(word)]
+
+
+@pytest.mark.slow
+def test_same_greedy_tokens_on_both_engines(llama_engine):
+    """The transformers engine runs the embedded model de-quantized to float from the same Q4_1
+    GGUF llama.cpp runs quantized; with the same chat template and tokenizer, greedy decoding
+    starts with the same tokens (it may drift later: llama.cpp also quantizes activations)."""
+    from selftune.engines.transformers_engine import TransformersEngine
+    from selftune.models import load_model
+
+    tf = TransformersEngine(load_model("embedded"), llama_engine.tokenizer, "base")
+    tok = llama_engine.tokenizer
+    whole = 0
+    prompts = ["How are the bees doing this week?", "are you coming sunday?", "Name a fruit."]
+    for text in prompts:
+        prompt = render_chat(tok, [{"role": "system", "content": "You are Mags."},
+                                   {"role": "user", "content": text}])  # fmt: skip
+        a = llama_engine.generate([GenRequest(prompt, 1, 0, 1, 16)])[0].texts[0]
+        b = tf.generate([GenRequest(prompt, 1, 0, 1, 16)])[0].texts[0]
+        ids_a, ids_b = tok(a)["input_ids"], tok(b)["input_ids"]
+        assert ids_a[:5] == ids_b[:5], (a, b)
+        whole += a == b
+    assert whole >= 2
