@@ -24,13 +24,19 @@ def _adapter_weights(run_dir):
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_training_lowers_validation_loss_and_writes_the_run(tiny_dataset, tiny_config, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_lowers_validation_loss_and_writes_the_run(
+    tiny_dataset, tiny_config, tmp_path, precision
+):
+    """bf16: base and (on CPU) adapters in bfloat16 under autocast must still learn."""
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True)
     tiny_config.max_steps = 12
+    tiny_config.precision = precision
     summary = train(tiny_dataset, run_dir, tiny_config)
     assert set(summary) >= SUMMARY_KEYS
     assert summary["steps"] == 12 and summary["trained_tokens"] > 0
+    assert summary["precision"] == precision
     assert json.loads((run_dir / "run.json").read_text())["id"] == "r1"
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [e["eval_loss"] for e in log if "eval_loss" in e]
