@@ -210,7 +210,7 @@ def pii_emissions(
 def probe_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0) -> list[str]:
     """Samples after each probe prompt, both as the start of a text and as the owner's reply."""
     out = []
-    for i, probe in enumerate(PROBES):
+    for i, probe in enumerate(tqdm(PROBES, desc=f"PII probes {side.name}", leave=False)):
         start = text_start(side.tokenizer) + probe.capitalize()
         out += [probe + s for s in side.complete(start, n, 1.0, max_tokens, seed + i)]
         ask = [
