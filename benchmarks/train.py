@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def build_example_dataset(root: Path) -> Path:
-    from selftune.cli.model_commands import run_build
+    from selftune.cli.build_commands import run_build
     from selftune.demo import example_dir
     from selftune.ingest.runner import ingest_paths
     from selftune.workspace import init_workspace
