@@ -115,6 +115,21 @@ class Endpoint:
             raise SelftuneError(f"the endpoint {self.base_url} failed: {exc}") from exc
         return response.json()
 
+    def _payload(
+        self, n: int, temperature: float, max_tokens: int, seed: int | None, **body: object
+    ) -> dict[str, object]:
+        """The request body both endpoints share; the seed is sent whenever one is given."""
+        payload: dict[str, object] = {
+            "model": self.model_name,
+            **body,
+            "n": n,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if seed is not None:
+            payload["seed"] = seed
+        return payload
+
     def chat(
         self,
         messages: list[dict[str, str]],
@@ -123,15 +138,7 @@ class Endpoint:
         max_tokens: int = 48,
         seed: int | None = 0,
     ) -> list[str]:
-        payload = {
-            "model": self.model_name,
-            "messages": messages,
-            "n": n,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
-        if seed is not None:
-            payload["seed"] = seed
+        payload = self._payload(n, temperature, max_tokens, seed, messages=messages)
         data = self._post("/chat/completions", payload)
         return [c["message"]["content"] or "" for c in data.get("choices", [])]
 
@@ -143,13 +150,7 @@ class Endpoint:
         max_tokens: int = 48,
         seed: int | None = 0,
     ) -> list[str]:
-        payload = {
-            "model": self.model_name,
-            "prompt": prompt_text,
-            "n": n,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
+        payload = self._payload(n, temperature, max_tokens, seed, prompt=prompt_text)
         data = self._post("/completions", payload)
         return [c.get("text", "") for c in data.get("choices", [])]
 
