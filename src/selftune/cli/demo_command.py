@@ -43,13 +43,13 @@ def demo(root: Path, minutes: float, max_steps: int | None, n: int) -> None:
       selftune demo
       selftune demo --minutes 2 --workspace /tmp/demo
     """
-    from selftune.cli.build_commands import run_build
+    from selftune.build import run_build
     from selftune.config import apply_overrides
-    from selftune.evaluate import evaluate_run
-    from selftune.generate import chat_prompt, sample
+    from selftune.engines.generate import chat_prompt, sample
+    from selftune.evaluation.report import evaluate_run
     from selftune.ingest.runner import ingest_paths
     from selftune.models import ensure_embedded_checkpoint, load_tuned
-    from selftune.train import train
+    from selftune.training.trainer import train
     from selftune.workspace import init_workspace
 
     timer = Timer(click.echo)

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
 
 from selftune.cli.options import workspace_option
-from selftune.config import TrainConfig, apply_overrides
-from selftune.errors import SelftuneError
+from selftune.training import is_main_process, run_train
 from selftune.workspace import Workspace
-
-SETTINGS_FILE = "settings.json"
-
-
-def _distributed() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> Path:
-    """The run folder; under `accelerate launch` rank 0 makes it and tells the other ranks."""
-    if resume:
-        return ws.resolve("runs", resume_id)
-    if not _distributed():
-        return ws.new_artefact_dir("runs")
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group
-    names = [ws.new_artefact_dir("runs").name if state.is_main_process else None]
-    broadcast_object_list(names)
-    return ws.runs_dir / str(names[0])
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 @click.command()
@@ -100,32 +71,16 @@ def train(
       selftune train --resume
       accelerate launch --config_file configs/accelerate/ddp.yaml -m selftune train --preset multi-gpu
     """
-    from selftune.presets import apply_preset
-    from selftune.train import train as run_training
-
-    config = ws.config.train
     overrides["packing"] = False if no_packing else None
     overrides["report_to"] = list(report_to) or None
-    resume = resume_id is not None
-    run_dir = shared_run_dir(ws, None if resume_id == "latest" else resume_id, resume)
-    if resume:
-        saved = run_dir / SETTINGS_FILE
-        if not saved.exists():
-            raise SelftuneError(f"{run_dir} was not started by `selftune train`; nothing to resume")
-        info = json.loads(saved.read_text())
-        config = TrainConfig.model_validate(info["settings"])
-        dataset = info["dataset"]
-    else:
-        apply_preset(config, preset or config.preset)
-    apply_overrides(config, overrides)
-    dataset_dir = ws.resolve("datasets", dataset)
-    if is_main_process():
-        (run_dir / SETTINGS_FILE).write_text(
-            json.dumps({"dataset": dataset_dir.name, "settings": config.model_dump()}, indent=2)
-        )
-        verb = "Resuming" if resume else "Training"
-        click.echo(f"{verb} {config.method} on {dataset_dir.name} → {run_dir}")
-    summary = run_training(dataset_dir, run_dir, config, resume=resume)
+    summary, run_dir = run_train(
+        ws,
+        dataset=dataset,
+        preset=preset,
+        resume_id=resume_id,
+        overrides=overrides,
+        echo=click.echo,
+    )
     if not is_main_process():
         return
     valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
@@ -163,7 +118,7 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
       selftune export --format q8_0 --out ~/models/mags
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
-    from selftune.export import export_run
+    from selftune.training.export import export_run
 
     run_dir = ws.resolve("runs", run_id)
     target = out or run_dir / "export"

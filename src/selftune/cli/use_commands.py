@@ -259,7 +259,7 @@ def reply(
       printf 'Tobias: are you coming sunday?\\n' | selftune reply -
     """
     from selftune.engines import GenRequest, render_chat
-    from selftune.generate import reply_messages
+    from selftune.engines.generate import reply_messages
     from selftune.guards import looks_like_injection
 
     turns = parse_conversation(conversation.read())

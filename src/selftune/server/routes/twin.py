@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from selftune.engines.base import render_chat
-from selftune.generate import reply_messages
+from selftune.engines.generate import reply_messages
 from selftune.server import runner
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError

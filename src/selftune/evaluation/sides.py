@@ -42,7 +42,7 @@ class Side:
         max_tokens: int = 48,
         seed: int | None = 0,
     ) -> list[str]:
-        from selftune.generate import sample
+        from selftune.engines.generate import sample
 
         with self._context():
             return sample(
@@ -82,7 +82,7 @@ class Side:
 
     def nll(self, batch: list[dict[str, list[int]]]) -> list[tuple[float, int]]:
         """(summed negative log-likelihood, scored tokens) of encoded records."""
-        from selftune.evaluate import token_nll
+        from selftune.evaluation.perplexity import token_nll
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with self._context():
