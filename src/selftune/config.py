@@ -254,6 +254,43 @@ class ServeConfig(Section):
     neutralise_links: bool = Field(
         False, description="Turn [[links]] and #tags in output into plain text (for note apps)."
     )
+    rank: bool = Field(
+        False,
+        description="Order candidates best-first with the preference ranker (`selftune rank "
+        "--train`); a request's `rank` field overrides this.",
+    )
+
+
+class ImproveConfig(Section):
+    n: int = Field(4, ge=2, le=16, description="Candidates per prompt that `amplify` writes.")
+    max_tokens: int = Field(64, ge=1, description="Most new tokens per amplified candidate.")
+    prompts: int = Field(
+        16, ge=1, description="Prompts `amplify` takes from the training split when given no file."
+    )
+    temperature: float = Field(0.9, ge=0, description="Sampling temperature for `amplify`.")
+    method: Literal["auto", "sft", "dpo", "kto"] = Field(
+        "auto",
+        description="How `distill` learns: sft (kept text), dpo (chosen vs rejected), kto "
+        "(thumbs), or auto (what the picks support).",
+    )
+    minutes: float | None = Field(
+        None, gt=0, description="Stop each `distill` phase after this many minutes."
+    )
+    epochs: float = Field(2, gt=0, description="Passes over the picks (and replay) per phase.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate of `distill`.")
+    beta: float = Field(
+        0.1, gt=0, description="DPO/KTO beta: how far the twin may move from its parent."
+    )
+    replay: float = Field(
+        2.0,
+        ge=0,
+        description="Original training examples replayed per kept pick, so the twin does not "
+        "forget the rest of you.",
+    )
+    held_out: float = Field(
+        0.2, ge=0, lt=1, description="Share of the most recent picks kept back for evaluation."
+    )
+    seed: int = Field(0, description="Random seed for prompts, replay and training.")
 
 
 class TwinConfig(Section):
@@ -268,6 +305,9 @@ class TwinConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="selftune eval")
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="selftune serve, chat and reply"
+    )
+    improve: ImproveConfig = Field(
+        default_factory=ImproveConfig, description="selftune amplify, distill and rank"
     )
 
 

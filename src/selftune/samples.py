@@ -56,10 +56,15 @@ class SampleLog:
             return int(cur.lastrowid or 0)
 
     def pick(self, sample_id: int, candidate: int, edited: str | None = None) -> None:
+        if edited is not None and not edited.strip():
+            raise SelftuneError(
+                f"the edited text for sample {sample_id} is empty; give the text you keep, or "
+                "leave --edited out to keep the candidate as it is"
+            )
         with Store(self._need()) as store, store.db:
             count = self._candidates(store, sample_id)
             if not 0 <= candidate < count:
-                raise SelftuneError(f"sample {sample_id} has no candidate {candidate}")
+                raise SelftuneError(self._no_candidate(sample_id, candidate, count))
             store.db.execute(
                 "UPDATE samples SET picked = ?, edited = ? WHERE id = ?",
                 (candidate, edited, sample_id),
@@ -69,11 +74,76 @@ class SampleLog:
         with Store(self._need()) as store, store.db:
             count = self._candidates(store, sample_id)
             if not 0 <= candidate < count:
-                raise SelftuneError(f"sample {sample_id} has no candidate {candidate}")
+                raise SelftuneError(self._no_candidate(sample_id, candidate, count))
             store.db.execute(
                 "INSERT INTO ratings (sample_id, candidate, rating, created) VALUES (?, ?, ?, ?)",
                 (sample_id, candidate, rating, _now()),
             )
+
+    def reject_all(self, sample_id: int) -> None:
+        """A thumbs down for every candidate of a sample (none sounds like the owner)."""
+        with Store(self._need()) as store, store.db:
+            count = self._candidates(store, sample_id)
+            store.db.executemany(
+                "INSERT INTO ratings (sample_id, candidate, rating, created) VALUES (?, ?, ?, ?)",
+                [(sample_id, i, -1, _now()) for i in range(count)],
+            )
+
+    def reviewed(self) -> list[dict[str, Any]]:
+        """Every sample with a pick or a rating, oldest first, each with its ratings."""
+        return self._select(
+            "picked IS NOT NULL OR id IN (SELECT sample_id FROM ratings)", order="id"
+        )
+
+    def waiting(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Samples of two or more candidates (or from `amplify`) not yet picked or rated,
+        oldest first."""
+        return self._select(
+            "picked IS NULL AND id NOT IN (SELECT sample_id FROM ratings) AND "
+            "(endpoint = 'amplify' OR json_array_length(candidates) > 1)",
+            order="id",
+            limit=limit,
+        )
+
+    def review_counts(self) -> dict[str, int]:
+        """How much review has been collected: waiting, picked, edited, rated samples, ratings."""
+        if self.path is None:
+            return {"waiting": 0, "picked": 0, "edited": 0, "rated": 0, "ratings": 0}
+        with Store(self.path) as store:
+            one = store.db.execute
+            return {
+                "waiting": one(
+                    "SELECT count(*) FROM samples WHERE picked IS NULL AND id NOT IN "
+                    "(SELECT sample_id FROM ratings) AND "
+                    "(endpoint = 'amplify' OR json_array_length(candidates) > 1)"
+                ).fetchone()[0],
+                "picked": one("SELECT count(*) FROM samples WHERE picked IS NOT NULL").fetchone()[
+                    0
+                ],
+                "edited": one("SELECT count(*) FROM samples WHERE edited IS NOT NULL").fetchone()[
+                    0
+                ],
+                "rated": one("SELECT count(DISTINCT sample_id) FROM ratings").fetchone()[0],
+                "ratings": one("SELECT count(*) FROM ratings").fetchone()[0],
+            }
+
+    def _select(self, where: str, order: str, limit: int | None = None) -> list[dict[str, Any]]:
+        if self.path is None:
+            return []
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        with Store(self.path) as store:
+            rows = store.db.execute(f"SELECT * FROM samples WHERE {where} ORDER BY {order}{tail}")
+            out = [dict(r) for r in rows.fetchall()]
+            ratings: dict[int, list[dict[str, Any]]] = {}
+            for r in store.db.execute(
+                "SELECT sample_id, candidate, rating FROM ratings ORDER BY id"
+            ):
+                ratings.setdefault(r[0], []).append({"candidate": r[1], "rating": r[2]})
+        for row in out:
+            for key in ("prompt", "params", "candidates", "flags"):
+                row[key] = json.loads(row[key])
+            row["ratings"] = ratings.get(row["id"], [])
+        return out
 
     def get(self, sample_id: int) -> dict[str, Any]:
         with Store(self._need()) as store:
@@ -111,10 +181,19 @@ class SampleLog:
         return self.path
 
     @staticmethod
+    def _no_candidate(sample_id: int, candidate: int, count: int) -> str:
+        return (
+            f"sample {sample_id} has no candidate {candidate}; its candidates are numbered "
+            f"0 to {count - 1}"
+        )
+
+    @staticmethod
     def _candidates(store: Store, sample_id: int) -> int:
         row = store.db.execute(
             "SELECT candidates FROM samples WHERE id = ?", (sample_id,)
         ).fetchone()
         if row is None:
-            raise SelftuneError(f"no sample {sample_id} in the store")
+            raise SelftuneError(
+                f"no sample {sample_id} in the store; `selftune review` lists what waits"
+            )
         return len(json.loads(row[0]))
