@@ -165,7 +165,9 @@ class SampleConfig(Section):
     max_tokens: int = Field(128, ge=1, description="Most new tokens per candidate.")
 
 
-EVAL_SECTIONS = ("perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii")
+EVAL_SECTIONS = (
+    "perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii", "picks",
+)  # fmt: skip
 
 
 class EvalConfig(Section):

@@ -19,7 +19,9 @@ def run(ws, *args, input=None):
 
 def test_amplify_review_pick_and_rate_from_the_command_line(improve_ws):
     ws = improve_ws
-    ws.config_path.write_text(ws.config_path.read_text().replace("tag_prefix: ''", "tag_prefix: '#[[twin says]] '"))
+    ws.config_path.write_text(
+        ws.config_path.read_text().replace("tag_prefix: ''", "tag_prefix: '#[[twin says]] '")
+    )
     out = run(ws, "amplify", "-n", "3", "--max-tokens", "6", "--limit", "4", "--json")
     assert out.exit_code == 0, out.output
     items = json.loads(out.stdout)
@@ -32,16 +34,24 @@ def test_amplify_review_pick_and_rate_from_the_command_line(improve_ws):
     assert "kept [2]: #[[twin says]] " in out.output and "rejected all" in out.output
     db = sqlite3.connect(ws.store_path)
     assert db.execute("SELECT picked FROM samples WHERE id = ?", (first,)).fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM ratings WHERE sample_id = ?", (second,)).fetchone()[0] == 3
+    assert (
+        db.execute("SELECT count(*) FROM ratings WHERE sample_id = ?", (second,)).fetchone()[0] == 3
+    )
 
     out = run(ws, "pick", str(third), "1", "--edited", "righto — sunday x")
     assert out.exit_code == 0 and out.stdout.strip() == "#[[twin says]] righto — sunday x"
     out = run(ws, "rate", str(fourth), "3", "-1")
     assert out.exit_code == 0, out.output
-    assert db.execute("SELECT candidate, rating FROM ratings WHERE sample_id = ?", (fourth,)).fetchall() == [(2, -1)]
+    assert db.execute(
+        "SELECT candidate, rating FROM ratings WHERE sample_id = ?", (fourth,)
+    ).fetchall() == [(2, -1)]
 
     # bad picks: a clear error, exit 1, nothing written
-    for args in (["pick", "999", "1"], ["pick", str(fourth), "4"], ["rate", str(fourth), "0", "+1"]):
+    for args in (
+        ["pick", "999", "1"],
+        ["pick", str(fourth), "4"],
+        ["rate", str(fourth), "0", "+1"],
+    ):
         out = run(ws, *args)
         assert out.exit_code == 1 and "Error:" in out.output
     assert db.execute("SELECT count(*) FROM ratings").fetchone()[0] == 4

@@ -29,7 +29,9 @@ def test_prompts_come_only_from_the_training_split(improve_ws):
     # a list the owner started is a prompt ending on its first item's marker
     assert any(p.kind == "text" and p.text.endswith("- ") for p in prompts)
     real = {p.real for p in prompts if p.kind == "chat"}
-    assert real <= {m["content"] for r in dataset.read_split("train") if "messages" in r for m in r["messages"]}
+    assert real <= {
+        m["content"] for r in dataset.read_split("train") if "messages" in r for m in r["messages"]
+    }
 
 
 def test_prompt_files_are_checked_with_file_and_line(tmp_path):
@@ -39,7 +41,10 @@ def test_prompt_files_are_checked_with_file_and_line(tmp_path):
         '{"messages": [{"role": "user", "content": "coming sunday?"}]}\n'
     )
     text, chat = file_prompts(good, TWIN)
-    assert text.kind == "text" and chat.messages[0] == {"role": "system", "content": "You are Mags."}
+    assert text.kind == "text" and chat.messages[0] == {
+        "role": "system",
+        "content": "You are Mags.",
+    }
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"messages": [{"role": "robot", "content": "x"}]}\n')
     with pytest.raises(SelftuneError, match=r"bad.jsonl:2: message 0 needs a role"):
@@ -76,11 +81,19 @@ def test_only_kept_text_is_a_target_and_redacted_text_never_is():
     assert [k.text for k in picks.kept] == ["mine x", "b, but better x"]
     assert picks.kept[1].edited
     pairs = {(p.chosen, p.rejected) for p in picks.pairs}
-    assert pairs == {("mine x", "Formal."), ("b, but better x", "b"), ("b, but better x", "a"), ("up", "down")}
+    assert pairs == {
+        ("mine x", "Formal."),
+        ("b, but better x", "b"),
+        ("b, but better x", "a"),
+        ("up", "down"),
+    }
     targets = [k.text for k in picks.kept] + [p.chosen for p in picks.pairs]
     targets += [t.text for t in picks.thumbs if t.desirable]
     assert not any("redacted" in t or "Harbour" in t or t == "x" for t in targets)
-    assert picks.left_out == {"kept text redacted by the guard": 1, "rated text redacted by the guard": 1}
+    assert picks.left_out == {
+        "kept text redacted by the guard": 1,
+        "rated text redacted by the guard": 1,
+    }
     assert untagged("#[[twin says]]hello", ["#[[twin says]] "]) == "hello"
 
 

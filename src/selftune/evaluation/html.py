@@ -409,6 +409,10 @@ def render_html(report: dict[str, Any]) -> str:
                     ],
                 )
             )
+    if report.get("picks"):
+        from selftune.evaluation.picks import picks_html
+
+        h.append(picks_html(report["picks"]))
     if report.get("timings_s"):
         h.append(
             "<h2>Timings</h2>"

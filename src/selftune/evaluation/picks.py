@@ -107,12 +107,17 @@ def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
         before_model, _ = load_tuned(ws.artefacts.run(parent_id).path)
         out["before"] = {"model": parent_id}
         before = pair_margins(before_model, tokenizer, held.pairs, max_len)
-    else:
+    elif hasattr(after_model, "disable_adapter"):
         out["before"] = {"model": "base"}
         with after_model.disable_adapter():
             before = pair_margins(after_model, tokenizer, held.pairs, max_len)
+    else:  # a full fine-tune that was not distilled: nothing to compare with here
+        out["before"] = {"model": None}
+        before = []
     out["before"] |= margin_summary(before)
     out["after"] = {"model": run.id} | margin_summary(after)
+    if parent_id:
+        out["authorship"] = fresh_authorship(ws, run, before_model, after_model, tokenizer)
     ranker = load_ranker(ws.root)
     if ranker is not None:
         out["ranker"] = {
@@ -120,3 +125,77 @@ def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
             "trained": ranker.info.get("trained"),
         }
     return out
+
+
+def fresh_authorship(ws: Any, run: Any, before: Any, after: Any, tokenizer: Any) -> dict[str, Any]:
+    """Share of fresh replies to held-out contexts the authorship classifier takes for the
+    owner's: the parent's (before) vs the distilled run's (after)."""
+    from selftune.engines.base import render_chat
+    from selftune.engines.generate import sample
+    from selftune.evaluation import authorship
+    from selftune.evaluation.report import held_out_contexts
+
+    dataset = ws.artefacts.dataset_of(run)
+    train, valid = dataset.read_split("train"), dataset.read_split("valid")
+    settings = ws.config.eval
+    contexts = held_out_contexts(valid or train, max(2, settings.contexts // 3), settings.seed)
+    try:
+        classifier = authorship.fit(*authorship.chat_messages(train), seed=settings.seed)
+    except Exception as exc:  # too few chats: say so instead of failing the report
+        return {"note": str(exc)}
+    out: dict[str, Any] = {"contexts": len(contexts)}
+    for name, model in (("before", before), ("after", after)):
+        replies = [
+            r
+            for i, c in enumerate(contexts)
+            for r in sample(
+                model,
+                tokenizer,
+                render_chat(tokenizer, c["context"]),
+                n=1,
+                temperature=settings.temperature,
+                max_tokens=settings.max_new_tokens,
+                seed=settings.seed + i,
+            )
+        ]
+        out[name] = authorship.taken_for_owner(classifier, replies)
+    return out
+
+
+def picks_html(section: dict[str, Any]) -> str:
+    """The report page's picks section."""
+    import html
+
+    h = ["<h2>Picks: does the twin prefer what you pick?</h2>"]
+    if not section.get("held_out_pairs"):
+        h.append(f"<p>{html.escape(section.get('note', 'No held-out picks yet.'))}</p>")
+        return "\n".join(h)
+    h.append(
+        f"<p>{section['held_out_pairs']} chosen-vs-rejected pairs from {section['held_out_samples']} "
+        "held-out samples (your most recent picks, never trained on): how often the model gives "
+        "your pick the higher likelihood, and the mean log-likelihood margin.</p>"
+    )
+    rows = []
+    for key in ("before", "after"):
+        side = section.get(key) or {}
+        if side.get("pairs"):
+            share = side["prefers_chosen"]
+            rows.append(
+                f"<tr><td>{key} ({html.escape(str(side.get('model')))})</td>"
+                f"<td>{share:.0%}</td><td>{side['mean_margin']:.3f}</td></tr>"
+            )
+    h.append(
+        "<table><tr><th>model</th><th>prefers your pick</th><th>mean margin</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    if section.get("ranker"):
+        acc = section["ranker"]["held_out_accuracy"]
+        h.append(f"<p>Preference ranker, pairwise accuracy on these pairs: <b>{acc:.0%}</b>.</p>")
+    a = section.get("authorship") or {}
+    if a.get("before") and a.get("after"):
+        h.append(
+            f"<p>Fresh replies to {a['contexts']} held-out messages taken for yours: before "
+            f"{a['before']['taken_for_owner']}, after {a['after']['taken_for_owner']}.</p>"
+        )
+    return "\n".join(h)

@@ -214,6 +214,7 @@ def evaluate_run(
     private_facts: list[str] | None = None,
     judge_endpoint: Any = None,
     progress: Callable[[str], Any] | None = None,
+    picks: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report for a finished run. With neither `config` nor `sections` only perplexity is
     computed (seconds; what the demo needs); `selftune eval` runs `config.sections`."""
@@ -302,6 +303,8 @@ def evaluate_run(
                 tuned, leak_wanted, dataset_dir, train, config, private_facts or [], system
             ),
         )
+    if "picks" in sections and picks is not None:  # needs the store: see evaluation.picks
+        report["picks"] = timed("picks", picks)
     report["verdict"] = verdict(report)
     return report
 

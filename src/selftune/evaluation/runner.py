@@ -48,6 +48,7 @@ def run_eval(
     report.json, report.html and blind_pairs.jsonl into a new reports/<id>/ and returns
     (report, folder)."""
     from selftune.evaluation.html import write_report
+    from selftune.evaluation.picks import picks_section
     from selftune.evaluation.report import evaluate_run
 
     settings = ws.config.eval
@@ -64,6 +65,7 @@ def run_eval(
         private_facts=list(ws.config.build.private_facts or []),
         judge_endpoint=judge,
         progress=progress,
+        picks=lambda: picks_section(ws, run.path, ws.config.train.max_seq_len),
     )
     folder = ws.new_artefact_dir("reports")
     report["id"] = folder.name
