@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from selftune import __version__
 from selftune.errors import SelftuneError
 from selftune.server.errors import install_error_handlers
-from selftune.server.routes import openai, twin
+from selftune.server.routes import improve, openai, twin
 from selftune.server.state import ServerState
 
 STATIC = Path(__file__).parent / "static"
@@ -57,6 +57,7 @@ def create_app(state: ServerState) -> FastAPI:
         )
     app.include_router(openai.router)
     app.include_router(twin.router)
+    app.include_router(improve.router)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -33,6 +33,7 @@ function show(view) {
     b.setAttribute("aria-selected", String(b.dataset.view === view)));
   document.querySelectorAll(".view").forEach((s) => { s.hidden = s.id !== "view-" + view; });
   if (view === "blind") loadBlind();
+  if (view === "review" && window.loadReview) window.loadReview();
   history.replaceState(null, "", "#" + view);
 }
 document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => show(b.dataset.view)));
@@ -198,5 +199,5 @@ $("blind-next").addEventListener("click", loadBlind);
     $("pick-n").max = info.max_n;
   } catch (err) { $("owner").textContent = "Your"; }
   const view = location.hash.slice(1);
-  show(["chat", "pick", "blind"].includes(view) ? view : "chat");
+  show(["chat", "pick", "blind", "review"].includes(view) ? view : "chat");
 })();

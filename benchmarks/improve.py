@@ -1,0 +1,218 @@
+"""Amplify and distill with a simulated owner, on the bundled example person.
+
+Run: PYTHONPATH=src python benchmarks/improve.py [--rounds 3] [--prompts 12] [-n 4]
+     [--train-minutes 4] [--distill-minutes 2] [--contexts 16] [--out results.json]
+
+A temporary workspace ingests examples/marguerite, builds, and trains a first twin (the cpu
+preset, `--train-minutes`). Then, each round:
+1. `run_amplify` on chat prompts from the training split (a fresh seed each round);
+2. the simulated owner keeps the candidate closest to their real reply (character 2-4-gram
+   cosine similarity) and gives the farthest a thumbs down;
+3. `run_distill` (method auto) trains the next twin from the current one; the ranker is retrained;
+4. on held-out contexts (the validation split, never amplified), parent and child each write a
+   reply with the same seed, and the simulated owner picks the closer one blind: the child's
+   win rate (ties count half); held-out perplexity and the authorship classifier's share of
+   replies taken for the owner, parent vs child; the ranker's held-out pairwise accuracy; CPU
+   minutes of this process (all threads) and the load average.
+The machine is shared: keep rounds small and read the load average beside every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def grams(text: str) -> Counter:
+    t = " ".join(text.lower().split())
+    return Counter(t[i : i + n] for n in (2, 3, 4) for i in range(max(0, len(t) - n + 1)))
+
+
+def similarity(a: str, b: str) -> float:
+    """Cosine similarity of character 2-4-gram counts (0 for empty text)."""
+    ga, gb = grams(a), grams(b)
+    dot = sum(v * gb[k] for k, v in ga.items())
+    norm = math.sqrt(sum(v * v for v in ga.values())) * math.sqrt(sum(v * v for v in gb.values()))
+    return dot / norm if norm else 0.0
+
+
+def load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def setup(root: Path, train_minutes: float, echo) -> object:
+    from selftune.build import run_build
+    from selftune.demo import example_dir
+    from selftune.ingest.runner import ingest_paths
+    from selftune.training import run_train
+    from selftune.workspace import init_workspace
+
+    ws = init_workspace(root / "twin", ["Mags"])
+    with ws.open_store() as store:
+        ingest_paths(store, [example_dir() / "whatsapp", example_dir() / "notes"], ("Mags",))
+    run_build(ws)
+    run_train(ws, preset="cpu", overrides={"minutes": train_minutes}, echo=echo)
+    return ws
+
+
+def replies(engine, contexts, seed: int, max_tokens: int) -> list[str]:
+    from selftune.engines.base import GenRequest, render_chat
+
+    out = []
+    for start in range(0, len(contexts), 8):
+        chunk = contexts[start : start + 8]
+        requests = [
+            GenRequest(
+                render_chat(engine.tokenizer, c["context"]), 1, 0.8, 0.95, max_tokens, seed=seed
+            )
+            for c in chunk
+        ]
+        out += [r.texts[0].strip() for r in engine.generate(requests)]
+    return out
+
+
+def held_out_ppl(run_dir: Path, valid, max_len: int) -> float:
+    from selftune.evaluation.perplexity import perplexities
+    from selftune.models import load_tuned
+
+    model, tokenizer = load_tuned(run_dir)
+    return round(perplexities(model, tokenizer, valid, max_len)["all"]["perplexity"], 3)
+
+
+def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
+    from selftune.engines.transformers_engine import TransformersEngine
+    from selftune.evaluation.authorship import taken_for_owner
+    from selftune.improve import run_amplify, run_distill, train_ranker
+    from selftune.improve.prompts import training_prompts
+    from selftune.samples import SampleLog
+
+    cpu0, wall0, load0 = time.process_time(), time.monotonic(), load()
+    parent = ws.artefacts.run()
+    train = ws.artefacts.dataset_of(parent).read_split("train")
+    prompts = [p for p in training_prompts(train, 4 * args.prompts, seed=r) if p.kind == "chat"]
+    prompts = prompts[: args.prompts]
+    prompt_file = Path(ws.root) / f"round{r}.jsonl"
+    prompt_file.write_text("".join(json.dumps({"messages": p.messages}) + "\n" for p in prompts))
+    parent_engine = TransformersEngine.from_run(parent.path, parent.id)
+    items = run_amplify(
+        ws, prompt_file, n=args.n, max_tokens=args.max_tokens, engine=parent_engine, seed=100 * r
+    )
+    log = SampleLog(ws.store_path)
+    for item, prompt in zip(items, prompts, strict=True):
+        scores = [similarity(c, prompt.real or "") for c in item["candidates"]]
+        best, worst = (
+            max(range(len(scores)), key=scores.__getitem__),
+            min(range(len(scores)), key=scores.__getitem__),
+        )
+        log.pick(item["sample_id"], best)
+        if worst != best:
+            log.rate(item["sample_id"], worst, -1)
+    echo(f"round {r}: amplified {len(items)} prompts x {args.n}, picked")
+    summary, child_dir = run_distill(ws, minutes=args.distill_minutes, echo=echo)
+    try:
+        ranker_acc = train_ranker(ws).info["held_out_accuracy"]
+    except Exception as exc:  # too few picks in round 1 for a held-out pair is possible
+        ranker_acc = f"n/a ({exc})"
+    child_engine = TransformersEngine.from_run(child_dir, child_dir.name)
+    wins = 0.0
+    seeds = (1, 2)
+    parent_replies, child_replies = [], []
+    for seed in seeds:
+        p = replies(parent_engine, contexts, seed, args.max_tokens)
+        c = replies(child_engine, contexts, seed, args.max_tokens)
+        parent_replies += p
+        child_replies += c
+        for ctx, a, b in zip(contexts, p, c, strict=True):
+            sa, sb = similarity(a, ctx["real"]), similarity(b, ctx["real"])
+            wins += 1.0 if sb > sa else 0.5 if sb == sa else 0.0
+    max_len = ws.config.train.max_seq_len
+    row = {
+        "round": r,
+        "parent": parent.id,
+        "child": child_dir.name,
+        "method": summary["distill"]["method"],
+        "kept": summary["distill"]["counts"]["kept"],
+        "pairs": summary["distill"]["counts"]["pairs"],
+        "replayed": summary["distill"]["replayed"],
+        "win_rate": round(wins / (len(contexts) * len(seeds)), 3),
+        "blind_pairs": len(contexts) * len(seeds),
+        "ppl_parent": held_out_ppl(parent.path, valid, max_len),
+        "ppl_child": held_out_ppl(child_dir, valid, max_len),
+        "authorship_parent": taken_for_owner(classifier, parent_replies)["taken_for_owner"],
+        "authorship_child": taken_for_owner(classifier, child_replies)["taken_for_owner"],
+        "ranker_accuracy": ranker_acc,
+        "cpu_minutes": round((time.process_time() - cpu0) / 60, 1),
+        "wall_minutes": round((time.monotonic() - wall0) / 60, 1),
+        "load_start": load0,
+        "load_end": load(),
+    }
+    echo(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("-n", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=40)
+    parser.add_argument("--train-minutes", type=float, default=4)
+    parser.add_argument("--distill-minutes", type=float, default=2)
+    parser.add_argument("--contexts", type=int, default=16)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    from selftune.evaluation import authorship
+    from selftune.evaluation.report import held_out_contexts
+
+    def echo(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = setup(Path(tmp), args.train_minutes, echo)
+        first = ws.artefacts.run()
+        dataset = ws.artefacts.dataset_of(first)
+        train, valid = dataset.read_split("train"), dataset.read_split("valid")
+        contexts = held_out_contexts(valid, args.contexts, 0)
+        classifier = authorship.fit(*authorship.chat_messages(train))
+        ws.config.improve.held_out = 0.2
+        echo(f"first twin {first.id}; {len(contexts)} held-out contexts; load {load()}")
+        rows = []
+        for r in range(1, args.rounds + 1):
+            ws.config.improve.seed = r
+            rows.append(one_round(ws, r, args, contexts, valid, classifier, echo))
+    result = {
+        "settings": vars(args) | {"out": str(args.out) if args.out else None},
+        "rounds": rows,
+        "cpu_minutes_total": round((time.process_time() - started) / 60, 1),
+        "cores": len(os.sched_getaffinity(0)),
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        "\n| round | method | kept | pairs | win rate vs parent | ppl parent → child | authorship parent → child | ranker acc | CPU min | wall min | load (start/end) |"
+    )
+    print("|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|")
+    for row in rows:
+        print(
+            f"| {row['round']} | {row['method']} | {row['kept']} | {row['pairs']} | {row['win_rate']} "
+            f"({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
+            f"{row['authorship_parent']} → {row['authorship_child']} | {row['ranker_accuracy']} | "
+            f"{row['cpu_minutes']} | {row['wall_minutes']} | {row['load_start']} / {row['load_end']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
