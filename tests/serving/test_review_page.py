@@ -93,3 +93,22 @@ def test_review_api_lists_and_refuses_bad_picks(review_server, tmp_path):
     assert db.execute("SELECT count(*) FROM samples WHERE picked IS NOT NULL").fetchone()[0] == 0
     kept = httpx.post(url + f"/api/review/{first}/pick", json={"candidate": 0}).json()
     assert kept["kept"] == f"{TAG}yes! 0" and kept["counts"]["picked"] == 1
+
+
+def test_generate_puts_candidates_best_first_only_when_asked(make_state):
+    from selftune.server import create_app
+
+    from .conftest import LiveServer
+
+    class Longest:
+        def scores(self, texts):
+            return [len(t) for t in texts]
+
+    state = make_state()
+    state.ranker = Longest()
+    body = {"prompt": "Dear diary,", "n": 4, "max_tokens": 8, "seed": 3}
+    with LiveServer(create_app(state)) as server:
+        plain = httpx.post(server.url + "/generate", json=body, timeout=60).json()["candidates"]
+        ranked = httpx.post(server.url + "/generate", json=body | {"rank": True}, timeout=60).json()
+    assert sorted(plain, key=len, reverse=True) == ranked["candidates"]
+    assert len(ranked["finish_reasons"]) == 4

@@ -75,6 +75,11 @@ def guard(ws: Workspace):  # type: ignore[no-untyped-def]
     "--chat", is_flag=True, help="Treat PROMPT as a message sent to you, and reply to it."
 )
 @model_option
+@click.option(
+    "--rank/--no-rank",
+    default=True,
+    help="Best-first by the preference ranker, when one is trained (`selftune rank --train`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as a JSON list.")
 def sample(
     ws: Workspace,
@@ -86,6 +91,7 @@ def sample(
     as_json: bool,
     seed: int | None,
     stop: tuple[str, ...],
+    rank: bool,
     **overrides: object,
 ) -> None:
     """Print N candidates for PROMPT from the tuned model, numbered, so you can pick.
@@ -101,6 +107,7 @@ def sample(
       selftune sample "Dear diary," --base-only --json
     """
     from selftune.engines import GenRequest, render_chat
+    from selftune.improve.ranker import load_ranker
 
     apply_overrides(ws.config.sample, overrides)
     settings = ws.config.sample
@@ -125,6 +132,9 @@ def sample(
     result = eng.generate([request])[0]
     clean = guard(ws)
     candidates = [clean(t).strip("\n") for t in result.texts]
+    ranker = load_ranker(ws.root) if rank else None
+    if ranker is not None:
+        candidates = ranker.order(candidates)
     sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
@@ -313,6 +323,7 @@ def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
     import uvicorn
 
     from selftune.engines import model_catalog
+    from selftune.improve.ranker import load_ranker
     from selftune.server import ServerState, check_bind, create_app
 
     apply_overrides(ws.config.serve, overrides)
@@ -328,6 +339,7 @@ def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
         me=ws.config.me,
         log=log,
         reports_dir=ws.reports_dir,
+        ranker=load_ranker(ws.root),
     )
     state.batcher("twin")  # load the default model before taking requests
     click.echo(

@@ -23,6 +23,7 @@ class Sampling(BaseModel):
     stream_options: dict[str, Any] | None = None
     tag_prefix: str | None = Field(None, description="selftune: put this before each candidate.")
     plain_links: bool | None = Field(None, description="selftune: make [[links]] and #tags inert.")
+    rank: bool | None = Field(None, description="selftune: candidates best-first by the ranker.")
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

@@ -32,6 +32,7 @@ class ServerState:
     reports_dir: Path | None = None
     engines: dict[str, Any] = field(default_factory=dict)
     engine_factory: Callable[[ModelSpec, str], Any] | None = None
+    ranker: Any = None  # the preference ranker (`selftune rank --train`), when there is one
     batchers: dict[str, Batcher] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

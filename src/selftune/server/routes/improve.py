@@ -28,6 +28,20 @@ class ReviewRate(BaseModel):
     rating: int = Field(description="+1 thumbs up, -1 thumbs down.")
 
 
+def ranked(
+    state: ServerState, body: Any, texts: list[str], reasons: list[str]
+) -> tuple[list[str], list[str]]:
+    """Candidates (and their finish reasons) best-first when ranking is asked for (the request's
+    `rank`, else `serve.rank`) and a ranker is trained; as they are otherwise."""
+    wanted = getattr(body, "rank", None)
+    wanted = state.serve.rank if wanted is None else wanted
+    if not wanted or state.ranker is None or len(texts) < 2:
+        return texts, reasons
+    scores = state.ranker.scores(texts)
+    order = sorted(range(len(texts)), key=lambda i: -scores[i])
+    return [texts[i] for i in order], [reasons[i] for i in order]
+
+
 def _card(state: ServerState, sample: dict[str, Any]) -> dict[str, Any]:
     prompt = stored_prompt(sample, state.twin)
     context: list[dict[str, str]] = []

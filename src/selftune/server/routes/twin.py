@@ -15,6 +15,7 @@ from selftune.engines.base import render_chat
 from selftune.server import runner
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
+from selftune.server.routes.improve import ranked
 from selftune.server.schemas import (
     BlindAnswer,
     BlindPair,
@@ -112,6 +113,7 @@ async def _candidates(
     result = await runner.run(state, request, body.model, gen)
     transform = runner.output_transform(state, body)
     texts = [transform(t) for t in result.texts]
+    texts, result.finish_reasons = ranked(state, body, texts, result.finish_reasons)
     sample_id = runner.log_sample(state, endpoint, body.model, shown, gen, texts, flags)
     return GenerateResponse(
         id=sample_id,
