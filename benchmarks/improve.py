@@ -80,12 +80,13 @@ def replies(engine, contexts, seed: int, max_tokens: int) -> list[str]:
     return out
 
 
-def held_out_ppl(run_dir: Path, valid, max_len: int) -> float:
+def held_out_ppl(engine, valid, max_len: int) -> float:
+    """Perplexity of the owner's held-out tokens under the engine's (merged) model."""
     from selftune.evaluation.perplexity import perplexities
-    from selftune.models import load_tuned
 
-    model, tokenizer = load_tuned(run_dir)
-    return round(perplexities(model, tokenizer, valid, max_len)["all"]["perplexity"], 3)
+    return round(
+        perplexities(engine.model, engine.tokenizer, valid, max_len)["all"]["perplexity"], 3
+    )
 
 
 def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
@@ -145,8 +146,8 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
         "replayed": summary["distill"]["replayed"],
         "win_rate": round(wins / (len(contexts) * len(seeds)), 3),
         "blind_pairs": len(contexts) * len(seeds),
-        "ppl_parent": held_out_ppl(parent.path, valid, max_len),
-        "ppl_child": held_out_ppl(child_dir, valid, max_len),
+        "ppl_parent": held_out_ppl(parent_engine, valid, max_len),
+        "ppl_child": held_out_ppl(child_engine, valid, max_len),
         "authorship_parent": taken_for_owner(classifier, parent_replies)["taken_for_owner"],
         "authorship_child": taken_for_owner(classifier, child_replies)["taken_for_owner"],
         "ranker_accuracy": ranker_acc,

@@ -14,6 +14,7 @@ the newest finished run, so it becomes `twin`.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import shutil
@@ -347,6 +348,8 @@ def run_distill(
         model.save_pretrained(sft_dir / "adapter")
         (sft_dir / "done.json").write_text(json.dumps(phases["sft"], indent=2))
     if method in ("dpo", "kto"):
+        model = None  # free phase 1's model (and its optimizer) before loading phase 2's
+        gc.collect()
         pref_dir = phase_root / method
         pref_dir.mkdir(parents=True, exist_ok=True)
         model, tokenizer = _from_phase(parent, sft_dir / "adapter")
