@@ -125,3 +125,22 @@ def test_bad_picks_are_refused_and_nothing_is_written(tmp_path):
     log.reject_all(sid)
     assert log.waiting() == [] and log.review_counts()["ratings"] == 2
     assert json.loads(db.execute("SELECT candidates FROM samples").fetchone()[0]) == ["one", "two"]
+
+
+def test_prompts_logged_by_every_endpoint_are_rebuilt():
+    from selftune.improve.prompts import stored_prompt
+
+    def rebuilt(prompt, params=None):
+        return stored_prompt({"prompt": prompt, "params": params or {}}, TWIN)
+
+    reply = rebuilt([{"author": "Tobias", "text": "sunday?"}, {"author": "Mags", "text": "yes"}])
+    assert [m["role"] for m in reply.messages] == ["system", "user", "assistant"]
+    chat = rebuilt([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}])
+    assert chat.kind == "chat" and chat.messages[0]["content"] == "S"
+    assert rebuilt("are you coming?", {"chat": True}).messages[-1] == {
+        "role": "user",
+        "content": "are you coming?",
+    }
+    assert rebuilt("Dear diary,").kind == "text"
+    assert rebuilt({"text": "Here is a list: 1."}).text == "Here is a list: 1."
+    assert rebuilt(42) is None

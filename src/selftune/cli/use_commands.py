@@ -135,7 +135,8 @@ def sample(
     ranker = load_ranker(ws.root) if rank else None
     if ranker is not None:
         candidates = ranker.order(candidates)
-    sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
+    params = {"n": settings.n, "chat": chat}  # `chat`: rebuild the prompt as a reply (distill)
+    sample_log(ws).add("cli-sample", eng.model_id, prompt, params, candidates)
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
         return

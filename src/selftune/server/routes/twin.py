@@ -43,12 +43,13 @@ def info(state: State) -> dict[str, Any]:
 @router.post("/generate")
 async def generate(body: GenerateRequest, request: Request, state: State) -> GenerateResponse:
     flags = runner.input_flags(state, [body.prompt], request, body.unattended)
-    prompt = body.prompt
+    prompt, shown = body.prompt, body.prompt
     if body.chat:
         system = body.system or state.twin.system()
         messages = [{"role": "system", "content": system}, {"role": "user", "content": body.prompt}]
         prompt = render_chat(state.tokenizer(body.model), messages)
-    return await _candidates(state, request, body, prompt, body.prompt, "generate", flags)
+        shown = messages  # logged as a chat, so distill trains a pick as the reply it is
+    return await _candidates(state, request, body, prompt, shown, "generate", flags)
 
 
 @router.post("/v1/reply")
