@@ -19,10 +19,12 @@ def test_eval_reports_the_held_out_margin_before_and_after_distill(improve_ws):
     assert picks["held_out_samples"] == 3 and picks["held_out_pairs"] == 3
     assert picks["before"]["model"] == PARENT and picks["after"]["model"] == run_dir.name
     assert picks["after"]["mean_margin"] > picks["before"]["mean_margin"]
+    assert picks["beats_before"] is True
     assert picks["ranker"]["held_out_accuracy"] == 1.0
     assert picks["authorship"]["before"]["replies"] == picks["authorship"]["contexts"]
     page = (folder / "report.html").read_text()
     assert "Picks: does the twin prefer what you pick?" in page and "prefers your pick" in page
+    assert "prefers your picks more</b> than " + PARENT in page
 
 
 def test_eval_without_picks_says_how_to_get_them(improve_ws):

@@ -116,6 +116,12 @@ def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
         before = []
     out["before"] |= margin_summary(before)
     out["after"] = {"model": run.id} | margin_summary(after)
+    if before:
+        b, a = out["before"], out["after"]
+        out["beats_before"] = (a["prefers_chosen"], a["mean_margin"]) > (
+            b["prefers_chosen"],
+            b["mean_margin"],
+        )
     if parent_id:
         out["authorship"] = fresh_authorship(ws, run, before_model, after_model, tokenizer)
     ranker = load_ranker(ws.root)
@@ -189,6 +195,16 @@ def picks_html(section: dict[str, Any]) -> str:
         + "".join(rows)
         + "</table>"
     )
+    if "beats_before" in section:
+        verdict = (
+            "prefers your picks more"
+            if section["beats_before"]
+            else "does not prefer your picks more"
+        )
+        h.append(
+            f"<p>On these held-out picks the run <b>{verdict}</b> than "
+            f"{html.escape(str(section['before'].get('model')))} did.</p>"
+        )
     if section.get("ranker"):
         acc = section["ranker"]["held_out_accuracy"]
         h.append(f"<p>Preference ranker, pairwise accuracy on these pairs: <b>{acc:.0%}</b>.</p>")
