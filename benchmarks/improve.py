@@ -144,6 +144,7 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
         "kept": summary["distill"]["counts"]["kept"],
         "pairs": summary["distill"]["counts"]["pairs"],
         "replayed": summary["distill"]["replayed"],
+        "steps": {k: v["steps"] for k, v in summary["distill"]["phases"].items()},
         "win_rate": round(wins / (len(contexts) * len(seeds)), 3),
         "blind_pairs": len(contexts) * len(seeds),
         "ppl_parent": held_out_ppl(parent_engine, valid, max_len),
