@@ -7,7 +7,8 @@ A temporary workspace ingests examples/marguerite, builds, and trains a first tw
 preset, `--train-minutes`). Then, each round:
 1. `run_amplify` on chat prompts from the training split (a fresh seed each round);
 2. the simulated owner keeps the candidate closest to their real reply (character 2-4-gram
-   cosine similarity) and gives the farthest a thumbs down;
+   cosine similarity) and gives the farthest a thumbs down (`--owner random`: a control owner
+   who keeps and rejects at random, so what distill gains from replay alone shows);
 3. `run_distill` (method auto) trains the next twin from the current one; the ranker is retrained;
 4. on held-out contexts (the validation split, never amplified), parent and child each write a
    reply with the same seed, and the simulated owner picks the closer one blind: the child's
@@ -23,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import tempfile
 import time
@@ -108,8 +110,11 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
         ws, prompt_file, n=args.n, max_tokens=args.max_tokens, engine=parent_engine, seed=100 * r
     )
     log = SampleLog(ws.store_path)
+    rng = random.Random(r)
     for item, prompt in zip(items, prompts, strict=True):
         scores = [similarity(c, prompt.real or "") for c in item["candidates"]]
+        if args.owner == "random":  # the control: picks that carry no preference
+            scores = [rng.random() for _ in scores]
         best, worst = (
             max(range(len(scores)), key=scores.__getitem__),
             min(range(len(scores)), key=scores.__getitem__),
@@ -170,6 +175,12 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=4)
     parser.add_argument("--distill-minutes", type=float, default=2)
     parser.add_argument("--contexts", type=int, default=16)
+    parser.add_argument(
+        "--owner",
+        choices=["closest", "random"],
+        default="closest",
+        help="closest: keep the candidate nearest the real reply; random: a control owner",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
