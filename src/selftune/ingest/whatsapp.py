@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-from selftune.ingest.common import looks_binary
+from selftune.errors import SelftuneError
+from selftune.ingest import whatsapp_strings as wa
+from selftune.ingest.common import decode_text, read_capped, read_zip_member, sniff_encoding
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Message, conversation_key
 
@@ -24,7 +26,7 @@ INVISIBLE = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
 SPACES = " \u202f\u00a0"
 # [^\S\n]: any space but a newline (the header is matched across the whole text, line by line)
 HEADER = re.compile(
-    r"^[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?[^\S\n]+"
+    r"^(?P<junk>[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]*)[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?[^\S\n]+"
     r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)"
     r"(?:[^\S\n]*(?P<ampm>[AaPp]\.?[^\S\n]?[Mm]\.?))?\]?"
     r"(?:[ \u202f\u00a0]*[-–][ \u202f\u00a0]|[ \u202f\u00a0])(?P<rest>.*)$",
@@ -39,37 +41,59 @@ SYSTEM_PHRASES = re.compile(
     r"|turned on disappearing|turned off disappearing|pinned a message|deleted this group)\b"
 )
 SYSTEM_TEXTS = re.compile(
-    r"^(Messages and calls are end-to-end encrypted|Messages to this group are now secured"
-    r"|Missed (voice|video) call|Your security code with|This chat is with a business"
-    r"|Waiting for this message)",
-    re.I,
-)
-MEDIA = re.compile(
-    r"^(<Media omitted>|<Médias omis>|<Medien ausgeschlossen>|<Multimedia omitido>"
-    r"|<Media weggelaten>|<Mídia oculta>|<Media omessi>|<attached: [^>]+>|null)$",
-    re.I,
+    r"^(Your security code with|This chat is with a business|Waiting for this message)", re.I
 )
 MEDIA_END = re.compile(r"\b(image|video|audio|sticker|GIF|document|Contact card) omitted$", re.I)
-DELETED = re.compile(r"^(This message was deleted\.?|You deleted this message\.?)$", re.I)
-EDITED = "<This message was edited>"
-TITLE = re.compile(r"^WhatsApp Chat (?:with |- |– )?(?P<title>.+?)(?:\.txt|\.zip)?$", re.I)
+# iOS: a caption, then U+200E and the placeholder of the attachment it came with
+IOS_CAPTIONED = re.compile(rf"\u200e(?:<?(?:{wa.MEDIA_WORDS}) (?:{wa.MEDIA_OMIT_WORDS})>?)$", re.I)
+IOS_DOCUMENT = re.compile(r"^\S[^\n]*\.\w{1,5}(?: • [^\n]*)?$")
+QUOTES = '"\u201c\u201d\u201e\u201a\u00ab\u00bb\u2039\u203a'
+# the file's name says who the chat is with, in the phone's language
+TITLE = re.compile(
+    r"^(?:WhatsApp[ -]Chat(?: with | - | – | mit | met | avec |-| )|Chat de WhatsApp con "
+    r"|Discussion WhatsApp avec |Conversa (?:do|no) WhatsApp com |Chat WhatsApp (?:con|dengan) "
+    r"|Чат WhatsApp с |WhatsApp Sohbeti - |WhatsApp चैट )(?P<title>.+?)(?: के साथ)?"
+    r"(?: \(\d+\))?(?:\.txt|\.zip)?$"
+    r"|^(?P<title2>.+?) ile WhatsApp Sohbeti(?:\.txt|\.zip)?$",
+    re.I,
+)
 ORDERS = ("dmy", "mdy", "ymd", "ydm")
 
 
-def _read_text(path: Path) -> tuple[str, str]:
-    """(text, display name) of the chat; for a .zip, of the chat .txt inside it."""
+def _chat_member(zf: zipfile.ZipFile) -> str:
+    names = [n for n in zf.namelist() if n.lower().endswith(".txt") and "/" not in n.strip("/")]
+    if not names:
+        raise SelftuneError("the zip holds no chat .txt file")
+    named = [n for n in names if n.endswith("_chat.txt") or "whatsapp" in n.lower()]
+    return sorted(named or names)[0]
+
+
+def _read_text(path: Path, ctx: ParseContext | None = None) -> tuple[str, str]:
+    """(text, display name) of the chat; for a .zip, of the chat .txt inside it (streamed, with
+    the size cap: a zip bomb is refused, not unpacked)."""
     if path.suffix.lower() == ".zip":
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.lower().endswith(".txt")]
-            if not names:
-                raise ValueError("the zip holds no chat .txt file")
-            name = "_chat.txt" if "_chat.txt" in names else names[0]
-            raw, display = zf.read(name), f"{path}!{name}"
+            name = _chat_member(zf)
+            display = f"{path}!{name}"
+            raw = read_zip_member(zf, name, display)
     else:
-        raw, display = path.read_bytes(), str(path)
-    if looks_binary(raw[:8192]):
-        raise ValueError("a binary file, not a WhatsApp chat export")
-    return raw.decode("utf-8-sig", errors="replace"), display
+        raw, display = read_capped(path), str(path)
+    return decode_text(raw, display, ctx), display
+
+
+def _head(path: Path) -> str:
+    """The first 4 KB of the chat as text ('' when it is not text); a zip is not unpacked."""
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            name = _chat_member(zf)
+            raw = read_zip_member(zf, name, str(path), limit=4000)
+    else:
+        with path.open("rb") as fh:
+            raw = fh.read(4000)
+    codec = sniff_encoding(raw)
+    if codec is None:
+        return ""
+    return raw.decode(codec, errors="replace").lstrip("\ufeff")
 
 
 def _title(path: Path) -> str:
@@ -77,7 +101,9 @@ def _title(path: Path) -> str:
     if name.lower() == "_chat.txt":
         name = path.parent.name
     match = TITLE.match(name)
-    return match.group("title") if match else Path(name).stem
+    if match:
+        return match.group("title") or match.group("title2")
+    return Path(name).stem
 
 
 def _resolve(parts: tuple[int, int, int], order: str) -> date:
@@ -144,28 +170,87 @@ def _local_zone(zones: dict, day: date, hour: int):  # type: ignore[no-untyped-d
 def _split_author(rest: str) -> tuple[str, str]:
     """(author, text); author is '' for a system line."""
     match = AUTHOR.match(rest)
-    if match and not SYSTEM_PHRASES.search(match.group("author")):
-        return match.group("author").strip(INVISIBLE + SPACES + "~"), match.group("text")
+    if match:
+        author = match.group("author")
+        # "Ana hat den Betreff zu „Plan: Freitag“ geändert" quotes something: not a writer
+        if not SYSTEM_PHRASES.search(author) and not any(q in author for q in QUOTES):
+            return author.strip(INVISIBLE + SPACES + "~"), match.group("text")
     return "", rest
 
 
-def _kind(author: str, text: str) -> str:
-    first = text.split("\n", 1)[0]
+def classify(author: str, text: str) -> tuple[str, str, dict]:
+    """(kind, what the author typed, extra) of a message body, in any of the export languages:
+    WhatsApp's own placeholders are media/deleted/system, a caption is the text of its media."""
+    first, _, rest = text.partition("\n")
     bare = first.strip(INVISIBLE + SPACES)
+    if not author:
+        return "system", text, {}
+    if SYSTEM_TEXTS.match(bare) or wa.ENCRYPTION_NOTICE.match(bare):
+        return "system", text, {}
     # cheap tests first: most messages are plain text and reach the end
-    if not author or SYSTEM_TEXTS.match(bare) or bare.endswith(("is a contact", "is a contact.")):
-        return "system"
-    if DELETED.match(bare):
-        return "deleted"
-    if (
-        MEDIA.match(bare)
-        or (bare.endswith(("omitted", "OMITTED")) and MEDIA_END.search(bare))
-        or bare.endswith(" (file attached)")
-    ):
-        return "media"
-    if first.startswith("\u200e"):
-        return "system"  # iOS marks its own notices ("‎Alice added Bob") with U+200E
-    return "text"
+    short = len(bare) < 80
+    if short:
+        folded = wa.fold(bare) if not rest else ""
+        if folded in wa.DELETED_OTHER_SET:
+            return "deleted", text, {}
+        if folded in wa.DELETED_ME_SET:
+            return "deleted", text, {"deleted_by_me": True}
+        if folded in wa.NOTICE_SET or bare.endswith(("is a contact", "is a contact.")):
+            return "system", text, {}
+        placeholder = (
+            wa.fold(bare) in wa.MEDIA_SET
+            or (wa.ANY_PLACEHOLDER.match(bare) is not None and " " in bare)
+            or wa.MEDIA_NAMED.match(bare) is not None
+            or (bare.endswith(("omitted", "OMITTED")) and MEDIA_END.fullmatch(bare) is not None)
+        )
+        if placeholder:  # Android: "<Media omitted>" then the caption on the next lines
+            return _with_caption(rest, {"attachment": bare})
+        attached = wa.ATTACHED_FILE.match(bare)
+        if attached:
+            extra = {"attachment": attached["file"]}
+            if attached["file"].lower().endswith(".vcf"):
+                extra["contact_card"] = True
+            return _with_caption(rest, extra)
+        location = wa.LOCATION.match(bare) if not rest else None
+        if location:
+            return "media", text, {"location": location["url"]}
+        if rest and wa.POLL_HEAD.match(bare):
+            return _poll(rest, text)
+    if text.endswith(">") and "<attached: " in text:
+        ios = wa.IOS_ATTACHED.match(text.strip(INVISIBLE + SPACES))
+        if ios:
+            return _with_caption(ios["caption"], {"attachment": ios["file"]})
+    if "\u200e" in text:
+        captioned = IOS_CAPTIONED.search(text)
+        caption = text[: captioned.start()].strip(INVISIBLE + SPACES) if captioned else ""
+        if captioned and caption:
+            placeholder = captioned.group(0).strip(INVISIBLE)
+            if IOS_DOCUMENT.match(caption):  # "report.pdf • 3 pages ‎document omitted"
+                return "media", text.strip(INVISIBLE + SPACES), {"attachment": caption}
+            return "text", caption, {"attachment": placeholder}
+        if first.startswith("\u200e"):
+            return "system", text, {}  # iOS marks its own notices ("‎Alice added Bob")
+    return "text", text, {}
+
+
+def _with_caption(caption: str, extra: dict) -> tuple[str, str, dict]:
+    caption = caption.strip(INVISIBLE + SPACES + "\n")
+    if caption:
+        return "text", caption, extra
+    return "media", extra.get("attachment", ""), extra
+
+
+def _poll(rest: str, text: str) -> tuple[str, str, dict]:
+    question, options = [], []
+    for line in rest.split("\n"):
+        option = wa.POLL_LINE.match(line.strip())
+        if option:
+            votes = option["votes"]
+            options.append({"option": option["option"], "votes": int(votes) if votes else None})
+        elif not options:
+            question.append(line)
+    poll = {"question": "\n".join(question).strip(), "options": options}
+    return "media", poll["question"] or text, {"poll": poll}
 
 
 class WhatsAppParser:
@@ -175,24 +260,16 @@ class WhatsAppParser:
     def detect(self, path: Path) -> bool:
         if not path.is_file() or path.suffix.lower() not in (".txt", ".zip"):
             return False
-        if path.suffix.lower() == ".zip":
-            try:
-                text, _ = _read_text(path)
-            except (zipfile.BadZipFile, ValueError):
-                return False
-            head = text[:4000]
-        else:
-            with path.open("rb") as fh:
-                raw = fh.read(4000)
-            if looks_binary(raw):
-                return False
-            head = raw.decode("utf-8-sig", errors="replace")
+        try:
+            head = _head(path)
+        except (zipfile.BadZipFile, SelftuneError, RuntimeError, NotImplementedError):
+            return False
         lines = [line for line in head.splitlines()[:20] if line.strip()]
         hits = sum(bool(HEADER.match(line)) for line in lines)
         return bool(lines) and hits >= max(1, (len(lines) + 1) // 2)
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
-        text, display = _read_text(path)
+        text, display = _read_text(path, ctx)
         # newlines only: U+2028 and friends may be inside a message
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         raws = []  # [line number, date, time, ampm, text]
@@ -209,6 +286,12 @@ class WhatsAppParser:
                 previous[4] = text[previous[4] : start - 1]
             line += text.count("\n", last, start)
             last = start
+            if match["junk"]:
+                ctx.skip(
+                    f"{display}:{line}",
+                    f"{len(match['junk'])} unreadable character(s) before the message header "
+                    "were dropped; the message was kept",
+                )
             previous = [line, match["date"], match["time"], match["ampm"], match.start("rest")]
             raws.append(previous)
         if previous is None:
@@ -254,7 +337,15 @@ class WhatsAppParser:
                 ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
                 continue
             author, body = _split_author(body)
-            parsed.append((number, when, author, body, _kind(author, body)))
+            edited = False
+            if author and ">" in body[-60:]:
+                mark = wa.EDITED_MARK.search(body)
+                if mark:
+                    body, edited = body[: mark.start()], True
+            kind, body, extra = classify(author, body)
+            if edited:
+                extra["edited"] = True
+            parsed.append((number, when, author, body, kind, extra))
 
         # iOS names the chat in the author slot of its first notice
         notice = next((p for p in parsed[:3] if p[4] == "system" and p[2]), None)
@@ -267,11 +358,7 @@ class WhatsAppParser:
             ctx.owners[conversation_id] = owner
         conversation_kind = "group" if len(authors) > 2 else "direct"
         seen: Counter = Counter()
-        for number, when, author, body, kind in parsed:
-            extra = {}
-            if EDITED in body:
-                body = body.replace(EDITED, "").rstrip(INVISIBLE + SPACES)
-                extra["edited"] = True
+        for number, when, author, body, kind, extra in parsed:
             if kind == "system" and author:
                 extra["shown_as"] = author
                 author = ""
@@ -295,15 +382,14 @@ class WhatsAppParser:
 
     @staticmethod
     def _owner(parsed: list, authors: Counter, title: str, ctx: ParseContext) -> str | None:
-        """Who the owner is: a configured name, the author of 'You deleted this message', or the
+        """Who the owner is: a configured name, the author of 'You deleted this message' (in any
+        export language), or the
         one author of a direct chat who is not the person the chat is named after."""
         for name in authors:
             if ctx.is_me(name):
                 return name
-        for _, _, author, body, _ in parsed:
-            if author and body[:30].strip(INVISIBLE + " ").lower().startswith(
-                "you deleted this message"
-            ):
+        for _, _, author, _, kind, extra in parsed:
+            if kind == "deleted" and extra.get("deleted_by_me"):
                 return author
         if len(authors) == 2 and title in authors:
             return next(a for a in authors if a != title)
