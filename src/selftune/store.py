@@ -117,6 +117,13 @@ def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_import_status(db: sqlite3.Connection) -> None:
+    """An import's state: 'running' while it loads (its counts grow with every committed batch),
+    'done' when it finished, 'interrupted' when the process died before it did."""
+    db.execute("ALTER TABLE imports ADD COLUMN status TEXT NOT NULL DEFAULT 'done'")
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -153,10 +160,14 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
 
     def start_import(self, path: str, fmt: str) -> int:
+        """A new `imports` row for one file or folder, marked 'running'. Rows another ingest left
+        'running' belong to a process that was killed: they are marked 'interrupted' (their counts
+        say what had been committed)."""
         with self.db:
+            self.db.execute("UPDATE imports SET status = 'interrupted' WHERE status = 'running'")
             cur = self.db.execute(
-                "INSERT INTO imports (path, format, started, added, existing, skipped, skipped_detail)"
-                " VALUES (?, ?, ?, 0, 0, 0, '[]')",
+                "INSERT INTO imports (path, format, started, added, existing, skipped,"
+                " skipped_detail, status) VALUES (?, ?, ?, 0, 0, 0, '[]', 'running')",
                 (path, fmt, datetime.now().astimezone().isoformat(timespec="seconds")),
             )
         return int(cur.lastrowid or 0)
@@ -166,13 +177,19 @@ class Store:
     ) -> None:
         with self.db:
             self.db.execute(
-                "UPDATE imports SET added=?, existing=?, skipped=?, skipped_detail=? WHERE id=?",
+                "UPDATE imports SET added=?, existing=?, skipped=?, skipped_detail=?,"
+                " status='done' WHERE id=?",
                 (added, existing, len(skipped), json.dumps(skipped), import_id),
             )
 
     def add_messages(self, messages: Iterable[Message], import_id: int | None = None) -> int:
-        """Insert messages that are not stored yet; returns how many were new."""
-        rows = (
+        """Insert messages that are not stored yet, in one transaction; returns how many were new.
+
+        A message stored before whose owner flag was wrong or unknown (read from a truncated
+        export, say) takes the flag this import found: the newer reading corrects it. The import's
+        row counts what each committed batch added, so a killed ingest leaves a true count."""
+        dumps = json.dumps
+        rows = [
             (
                 m.id,
                 m.source,
@@ -187,17 +204,45 @@ class Store:
                 m.text,
                 m.reply_to,
                 m.origin,
-                json.dumps(m.extra, ensure_ascii=False, default=str),
+                dumps(m.extra, ensure_ascii=False, default=str) if m.extra else "{}",
                 import_id,
             )
             for m in messages
-        )
+        ]
         with self.db:
-            before = self.db.total_changes
+            before = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
             self.db.executemany(
-                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET is_me = excluded.is_me"
+                " WHERE excluded.is_me IS NOT NULL AND messages.is_me IS NOT excluded.is_me",
+                rows,
             )
-            return self.db.total_changes - before
+            after = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+            added = after - before
+            if import_id is not None:
+                self.db.execute(
+                    "UPDATE imports SET added = added + ?, existing = existing + ? WHERE id = ?",
+                    (added, len(rows) - added, import_id),
+                )
+            return added
+
+    def replace_edited(self, edited: Iterable[tuple[str, str, str]], seen: set[str]) -> list[str]:
+        """Delete the earlier versions of messages edited since: for each (conversation id,
+        timestamp, author) of an edited message, the stored messages with that key that the new
+        export no longer holds (`seen`: the ids it does hold). Returns their origins."""
+        replaced = []
+        with self.db:
+            for conversation_id, timestamp, author in set(edited):
+                rows = self.db.execute(
+                    "SELECT id, origin FROM messages WHERE conversation_id = ? AND timestamp = ?"
+                    " AND author = ?",
+                    (conversation_id, timestamp, author),
+                ).fetchall()
+                stale = [(r[0], r[1]) for r in rows if r[0] not in seen]
+                for message_id, origin in stale:
+                    self.db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                    replaced.append(origin)
+        return replaced
 
     def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:
         """Insert new notes and update changed ones; returns how many were new or changed."""
@@ -228,6 +273,10 @@ class Store:
                         n.origin,
                         import_id,
                     ),
+                )
+            if import_id is not None and changed:
+                self.db.execute(
+                    "UPDATE imports SET added = added + ? WHERE id = ?", (changed, import_id)
                 )
         return changed
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from selftune.ingest.registry import (
 from selftune.records import Message, Note, validate_message, validate_note
 from selftune.store import Store
 
-BATCH = 5000
+BATCH = 20000
 
 
 @dataclass
@@ -65,20 +66,59 @@ def _valid_unicode(message: Message) -> Message:
     return message
 
 
-def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
-    """(path, parser) pairs for everything under `path`; parser None means nobody recognised it."""
+def plan(
+    path: Path, fmt: str | None, root: Path | None = None, visited: set[Path] | None = None
+) -> Iterator[tuple[Path, Parser | None] | Skipped]:
+    """(path, parser) pairs for everything under `path`; parser None means nobody recognised it.
+    Symbolic links that lead outside the folder given, broken links, loops and empty files are
+    yielded as `Skipped` (with the reason), and the walk goes on with the rest."""
     if fmt:
         yield path, get_parser(fmt)
+        return
+    root = root or (path.resolve() if path.is_dir() else path.resolve().parent)
+    visited = visited if visited is not None else set()
+    if path.is_file() and path.stat().st_size == 0:
+        yield Skipped(str(path), "an empty file; nothing to import")
         return
     parser = detect_parser(path)
     if parser is not None:
         yield path, parser
-    elif path.is_dir():
-        for child in sorted(path.iterdir()):
-            if not child.name.startswith("."):
-                yield from plan(child, None)
-    else:
+        return
+    if not path.is_dir():
         yield path, None
+        return
+    visited.add(path.resolve())
+    try:
+        children = sorted(path.iterdir())
+    except OSError as exc:
+        yield Skipped(str(path), f"could not list the folder ({exc.strerror or exc})")
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        problem = link_problem(child, root, visited)
+        if problem:
+            yield Skipped(str(child), problem)
+            continue
+        yield from plan(child, None, root, visited)
+
+
+def link_problem(path: Path, root: Path, visited: set[Path]) -> str | None:
+    """Why a symbolic link is not followed (None for a plain path or a link that stays inside)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop on Python < 3.13
+        return "a broken or looping symbolic link; skipped"
+    if not target.is_relative_to(root):
+        return (
+            f"a symbolic link to {target}, outside the folder being imported; skipped "
+            "(give that path itself to `selftune ingest` to import it)"
+        )
+    if target.is_dir() and target in visited:
+        return "a symbolic link back into a folder already being imported (a loop); skipped"
+    return None
 
 
 def ingest_paths(
@@ -97,7 +137,13 @@ def ingest_paths(
             summary.skipped.append(Skipped(str(root), "no such file or directory"))
             summaries.append(summary)
             continue
-        for path, parser in plan(root, fmt):
+        for item in plan(root, fmt):
+            if isinstance(item, Skipped):
+                summary = ImportSummary(item.origin, "-")
+                summary.skipped.append(item)
+                summaries.append(summary)
+                continue
+            path, parser = item
             if parser is None:
                 summary = ImportSummary(str(path), "-")
                 summary.skipped.append(
@@ -115,6 +161,20 @@ def ingest_paths(
     return summaries
 
 
+def _store_batch(store: Store, messages: list[Message], import_id: int, ctx: ParseContext) -> int:
+    """Insert a batch; a message SQLite refuses (too big, broken text) is skipped by itself."""
+    try:
+        return store.add_messages(messages, import_id)
+    except (UnicodeEncodeError, sqlite3.DataError, sqlite3.InterfaceError, OverflowError):
+        added = 0
+        for message in messages:
+            try:
+                added += store.add_messages([_valid_unicode(message)], import_id)
+            except (sqlite3.DataError, sqlite3.InterfaceError, OverflowError) as exc:
+                ctx.skip(message.origin, f"the store refused this message ({exc})")
+        return added
+
+
 def _ingest_one(
     store: Store,
     path: Path,
@@ -127,15 +187,17 @@ def _ingest_one(
     import_id = store.start_import(str(path), parser.name)
     messages: list[Message] = []
     notes: list[Note] = []
+    seen: set[str] = set()
+    edited: list[tuple[str, str, str]] = []
 
     def flush() -> None:
         if progress is not None:
             progress(len(messages) + len(notes))
+        summary.messages_added += _store_batch(store, messages, import_id, ctx)
         try:
-            summary.messages_added += store.add_messages(messages, import_id)
-        except UnicodeEncodeError:  # lone surrogates ("\ud83d" cut from its pair) in JSON text
-            summary.messages_added += store.add_messages(map(_valid_unicode, messages), import_id)
-        summary.notes_changed += store.add_notes(notes, import_id)
+            summary.notes_changed += store.add_notes(notes, import_id)
+        except (sqlite3.DataError, sqlite3.InterfaceError, UnicodeEncodeError) as exc:
+            ctx.skip(str(path), f"the store refused a batch of notes ({exc})")
         messages.clear()
         notes.clear()
 
@@ -148,6 +210,11 @@ def _ingest_one(
                     continue
                 summary.messages_seen += 1
                 messages.append(record)
+                seen.add(record.id)
+                if record.extra and record.extra.get("edited"):
+                    edited.append(
+                        (record.conversation_id, record.timestamp.isoformat(), record.author)
+                    )
             else:
                 problems = validate_note(record)
                 if problems:
@@ -168,6 +235,9 @@ def _ingest_one(
             "was kept. Please report this with the file's layout (not its content).",
         )
     flush()
+    if edited:  # an export made after an edit holds the new version: the old one goes
+        for origin in store.replace_edited(edited, seen):
+            ctx.skip(origin, "replaced by its edited version in this newer export")
     summary.skipped = ctx.skipped
     store.finish_import(
         import_id,

@@ -261,8 +261,13 @@ class WhatsAppParser:
         if not path.is_file() or path.suffix.lower() not in (".txt", ".zip"):
             return False
         try:
+            if path.suffix.lower() == ".zip":
+                with zipfile.ZipFile(path) as zf:
+                    member = _chat_member(zf)
+                if member.endswith("_chat.txt") or TITLE.match(Path(member).name):
+                    return True  # WhatsApp's own names: parse says what is wrong, if anything
             head = _head(path)
-        except (zipfile.BadZipFile, SelftuneError, RuntimeError, NotImplementedError):
+        except (zipfile.BadZipFile, SelftuneError, RuntimeError, NotImplementedError, OSError):
             return False
         lines = [line for line in head.splitlines()[:20] if line.strip()]
         hits = sum(bool(HEADER.match(line)) for line in lines)
