@@ -211,7 +211,9 @@ def _ingest_one(
                 summary.messages_seen += 1
                 messages.append(record)
                 seen.add(record.id)
-                if record.extra and record.extra.get("edited"):
+                # an edit (or a link whose URL older versions put in the text) changes the text,
+                # so the id: the earlier version of this message must go
+                if record.extra and (record.extra.get("edited") or record.extra.get("links")):
                     edited.append(
                         (record.conversation_id, record.timestamp.isoformat(), record.author)
                     )
