@@ -9,7 +9,7 @@ import pytest
 
 from selftune.ingest import ParseContext, detect_parser, registry
 
-PLUGIN = '''
+PLUGIN = """
 from pathlib import Path
 from selftune.ingest import register_parser
 from selftune.records import Message, conversation_key
@@ -31,7 +31,7 @@ class Journal:
 
 
 register_parser(Journal())
-'''
+"""
 
 
 @pytest.fixture

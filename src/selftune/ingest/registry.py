@@ -29,6 +29,7 @@ BUILTIN_PARSER_MODULES = (
     "selftune.ingest.imessage",
     "selftune.ingest.twitter",
     "selftune.ingest.mail",
+    "selftune.ingest.signal",
     "selftune.ingest.roam",
     "selftune.ingest.markdown",
 )

@@ -197,6 +197,8 @@ def classify(author: str, text: str) -> tuple[str, str, dict]:
             return "deleted", text, {"deleted_by_me": True}
         if folded in wa.NOTICE_SET or bare.endswith(("is a contact", "is a contact.")):
             return "system", text, {}
+        if bare == wa.VIEW_ONCE and not rest:
+            return "media", bare, {"view_once": True}
         placeholder = (
             wa.fold(bare) in wa.MEDIA_SET
             or (wa.ANY_PLACEHOLDER.match(bare) is not None and " " in bare)

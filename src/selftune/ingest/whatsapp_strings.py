@@ -154,7 +154,8 @@ def _folded(table: dict[str, list[str]]) -> frozenset[str]:
 DELETED_OTHER_SET = _folded(DELETED_BY_OTHER)
 DELETED_ME_SET = _folded(DELETED_BY_ME)
 NOTICE_SET = _folded(NOTICES)
-MEDIA_SET = frozenset(f"<{s.casefold()}>" for s in _folded(MEDIA_OMITTED)) | {"null"}
+MEDIA_SET = frozenset(f"<{s.casefold()}>" for s in _folded(MEDIA_OMITTED))
+VIEW_ONCE = "null"  # what Android writes, alone and in lower case, for a view-once photo or video
 
 EDITED_MARK = re.compile(
     r"[\s\u200e\u200f]*<(?:"
