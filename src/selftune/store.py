@@ -137,6 +137,9 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # 64 MB of page cache: the id index of a large import stays in memory while rows go in
+        # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
+        self.db.execute("PRAGMA cache_size=-65536")
         self._migrate()
 
     def _migrate(self) -> None:

@@ -47,7 +47,7 @@ MEDIA_END = re.compile(r"\b(image|video|audio|sticker|GIF|document|Contact card)
 # iOS: a caption, then U+200E and the placeholder of the attachment it came with
 IOS_CAPTIONED = re.compile(rf"\u200e(?:<?(?:{wa.MEDIA_WORDS}) (?:{wa.MEDIA_OMIT_WORDS})>?)$", re.I)
 IOS_DOCUMENT = re.compile(r"^\S[^\n]*\.\w{1,5}(?: • [^\n]*)?$")
-QUOTES = '"\u201c\u201d\u201e\u201a\u00ab\u00bb\u2039\u203a'
+QUOTE_CHARS = re.compile('["\u201c\u201d\u201e\u201a\u00ab\u00bb\u2039\u203a]')
 # the file's name says who the chat is with, in the phone's language
 TITLE = re.compile(
     r"^(?:WhatsApp[ -]Chat(?: with | - | – | mit | met | avec |-| )|Chat de WhatsApp con "
@@ -167,15 +167,24 @@ def _local_zone(zones: dict, day: date, hour: int):  # type: ignore[no-untyped-d
     return zone
 
 
-def _split_author(rest: str) -> tuple[str, str]:
-    """(author, text); author is '' for a system line."""
+def _split_author(rest: str, verdicts: dict[str, str | None] | None = None) -> tuple[str, str]:
+    """(author, text); author is '' for a system line. `verdicts` caches what each distinct
+    author slot turned out to be (a chat has few authors and many messages)."""
     match = AUTHOR.match(rest)
-    if match:
-        author = match.group("author")
+    if not match:
+        return "", rest
+    slot = match.group("author")
+    author = verdicts.get(slot, False) if verdicts is not None else False
+    if author is False:
         # "Ana hat den Betreff zu „Plan: Freitag“ geändert" quotes something: not a writer
-        if not SYSTEM_PHRASES.search(author) and not any(q in author for q in QUOTES):
-            return author.strip(INVISIBLE + SPACES + "~"), match.group("text")
-    return "", rest
+        author = (
+            None
+            if SYSTEM_PHRASES.search(slot) or QUOTE_CHARS.search(slot)
+            else slot.strip(INVISIBLE + SPACES + "~")
+        )
+        if verdicts is not None:
+            verdicts[slot] = author
+    return (author, match.group("text")) if author is not None else ("", rest)
 
 
 def classify(author: str, text: str) -> tuple[str, str, dict]:
@@ -185,38 +194,42 @@ def classify(author: str, text: str) -> tuple[str, str, dict]:
     bare = first.strip(INVISIBLE + SPACES)
     if not author:
         return "system", text, {}
-    if SYSTEM_TEXTS.match(bare) or wa.ENCRYPTION_NOTICE.match(bare):
+    if bare[:8] in wa.NOTICE_PREFIXES and (
+        SYSTEM_TEXTS.match(bare) or wa.ENCRYPTION_NOTICE.match(bare)
+    ):
         return "system", text, {}
     # cheap tests first: most messages are plain text and reach the end
-    short = len(bare) < 80
-    if short:
-        folded = wa.fold(bare) if not rest else ""
-        if folded in wa.DELETED_OTHER_SET:
+    if len(bare) < 80:
+        exact = bare if not rest else ""
+        if exact in wa.DELETED_OTHER_SET:
             return "deleted", text, {}
-        if folded in wa.DELETED_ME_SET:
+        if exact in wa.DELETED_ME_SET:
             return "deleted", text, {"deleted_by_me": True}
-        if folded in wa.NOTICE_SET or bare.endswith(("is a contact", "is a contact.")):
+        if exact in wa.NOTICE_SET or bare.endswith(("is a contact", "is a contact.")):
             return "system", text, {}
-        if bare == wa.VIEW_ONCE and not rest:
+        if exact == wa.VIEW_ONCE:
             return "media", bare, {"view_once": True}
+        last = bare[-1:]
         placeholder = (
-            wa.fold(bare) in wa.MEDIA_SET
-            or (wa.ANY_PLACEHOLDER.match(bare) is not None and " " in bare)
-            or wa.MEDIA_NAMED.match(bare) is not None
+            (
+                bare[:1] == "<"
+                and (bare in wa.MEDIA_SET or (" " in bare and wa.ANY_PLACEHOLDER.match(bare)))
+            )
+            or (last in wa.OMIT_LAST and wa.MEDIA_NAMED.match(bare) is not None)
             or (bare.endswith(("omitted", "OMITTED")) and MEDIA_END.fullmatch(bare) is not None)
         )
         if placeholder:  # Android: "<Media omitted>" then the caption on the next lines
             return _with_caption(rest, {"attachment": bare})
-        attached = wa.ATTACHED_FILE.match(bare)
+        attached = wa.ATTACHED_FILE.match(bare) if last == ")" else None
         if attached:
             extra = {"attachment": attached["file"]}
             if attached["file"].lower().endswith(".vcf"):
                 extra["contact_card"] = True
             return _with_caption(rest, extra)
-        location = wa.LOCATION.match(bare) if not rest else None
+        location = wa.LOCATION.match(bare) if not rest and "maps.google" in bare else None
         if location:
             return "media", text, {"location": location["url"]}
-        if rest and wa.POLL_HEAD.match(bare):
+        if rest and last == ":" and wa.POLL_HEAD.match(bare):
             return _poll(rest, text)
     if text.endswith(">") and "<attached: " in text:
         ios = wa.IOS_ATTACHED.match(text.strip(INVISIBLE + SPACES))
@@ -293,13 +306,14 @@ class WhatsAppParser:
                 previous[4] = text[previous[4] : start - 1]
             line += text.count("\n", last, start)
             last = start
-            if match["junk"]:
+            junk, day, time, ampm = match.group("junk", "date", "time", "ampm")
+            if junk:
                 ctx.skip(
                     f"{display}:{line}",
-                    f"{len(match['junk'])} unreadable character(s) before the message header "
+                    f"{len(junk)} unreadable character(s) before the message header "
                     "were dropped; the message was kept",
                 )
-            previous = [line, match["date"], match["time"], match["ampm"], match.start("rest")]
+            previous = [line, day, time, ampm, match.start("rest")]
             raws.append(previous)
         if previous is None:
             if text.strip():
@@ -320,30 +334,31 @@ class WhatsAppParser:
 
         title = _title(path)
         parsed = []
-        clocks: dict[tuple[str, str | None], tuple[int, int, int]] = {}
         zones: dict = {}
+        verdicts: dict[str, str | None] = {}
+        whens: dict[tuple[str, str, str | None], datetime] = {}
         for number, day, time, ampm, body in raws:
-            when_day = days[day]
-            if when_day is None:
-                ctx.skip(f"{display}:{number}", f"impossible date {day!r} (read as {order})")
-                continue
-            try:
-                clock = clocks.get((time, ampm))
-                if clock is None:
-                    clock = clocks[time, ampm] = _clock(time, ampm)
-                hour, minute, second = clock
-                # naive export times are the phone's local time: the offset (DST included) is
-                # looked up once per hour of the chat
-                zone = zones.get(when_day) or zones.get((when_day, hour))
-                if zone is None:
-                    zone = _local_zone(zones, when_day, hour)
-                when = datetime(
-                    when_day.year, when_day.month, when_day.day, hour, minute, second, tzinfo=zone
-                )
-            except ValueError as exc:
-                ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
-                continue
-            author, body = _split_author(body)
+            when = whens.get((day, time, ampm))  # chats come in bursts: many share a minute
+            if when is None:
+                when_day = days[day]
+                if when_day is None:
+                    ctx.skip(f"{display}:{number}", f"impossible date {day!r} (read as {order})")
+                    continue
+                try:
+                    hour, minute, second = _clock(time, ampm)
+                    # naive export times are the phone's local time: the offset (DST included)
+                    # is looked up once per day of the chat, per hour on the days clocks change
+                    zone = zones.get(when_day) or zones.get((when_day, hour))
+                    if zone is None:
+                        zone = _local_zone(zones, when_day, hour)
+                    when = datetime(
+                        when_day.year, when_day.month, when_day.day, hour, minute, second, 0, zone
+                    )
+                except ValueError as exc:
+                    ctx.skip(f"{display}:{number}", f"invalid time {time!r} ({exc})")
+                    continue
+                whens[day, time, ampm] = when
+            author, body = _split_author(body, verdicts)
             edited = False
             if author and ">" in body[-60:]:
                 mark = wa.EDITED_MARK.search(body)

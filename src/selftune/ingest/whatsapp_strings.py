@@ -5,8 +5,8 @@ Nachricht wurde gelöscht." or "Se eliminó este mensaje." These tables hold tho
 language (en, es, de, fr, pt, it, nl, ru, tr, hi, id), old and new wordings both, as other parsers
 of this format document them from WhatsApp's Android/iOS string tables and real exports
 (chat-analytics' per-locale media table, several export parsers' deleted/edited tables). A body is
-compared whole (case-folded, trailing full stop ignored), never by substring, so a sentence that
-merely mentions deletion stays the owner's text.
+compared whole (as written or in lower case, with or without its full stop), never by substring,
+so a sentence that merely mentions deletion stays the owner's text.
 """
 
 from __future__ import annotations
@@ -147,14 +147,21 @@ ENCRYPTION = (
 )
 
 
-def _folded(table: dict[str, list[str]]) -> frozenset[str]:
-    return frozenset(s.casefold() for strings in table.values() for s in strings)
+def _forms(table: dict[str, list[str]], wrap: str = "{}") -> frozenset[str]:
+    """Every form a string takes in exports: as written, lower case, with or without a full stop
+    (compared with set look-ups, not by folding each message: this runs for every message)."""
+    forms = set()
+    for strings in table.values():
+        for s in strings:
+            for form in (s, s.lower(), s[:1].upper() + s[1:]):
+                forms |= {wrap.format(form), wrap.format(form + "."), wrap.format(form + "।")}
+    return frozenset(forms)
 
 
-DELETED_OTHER_SET = _folded(DELETED_BY_OTHER)
-DELETED_ME_SET = _folded(DELETED_BY_ME)
-NOTICE_SET = _folded(NOTICES)
-MEDIA_SET = frozenset(f"<{s.casefold()}>" for s in _folded(MEDIA_OMITTED))
+DELETED_OTHER_SET = _forms(DELETED_BY_OTHER)
+DELETED_ME_SET = _forms(DELETED_BY_ME)
+NOTICE_SET = _forms(NOTICES)
+MEDIA_SET = _forms(MEDIA_OMITTED, "<{}>")
 VIEW_ONCE = "null"  # what Android writes, alone and in lower case, for a view-once photo or video
 
 EDITED_MARK = re.compile(
@@ -172,10 +179,13 @@ LOCATION = re.compile(
 POLL_HEAD = re.compile(rf"^(?:{POLL}) ?:$")
 POLL_LINE = re.compile(rf"^(?:{POLL_OPTION}) ?: (?P<option>.*?)(?: \((?P<votes>\d+)[^)]*\))?$")
 ENCRYPTION_NOTICE = re.compile(rf"^(?:{ENCRYPTION})", re.I)
+# first eight characters of the anchored notices, and last characters of iOS's "<kind> omitted"
+NOTICE_PREFIXES = frozenset(
+    form[:8]
+    for s in ENCRYPTION.split("|")
+    + ["Your security code with", "This chat is with a business", "Waiting for this message"]
+    for form in (s, s.lower(), s.upper())
+)
+OMIT_LAST = frozenset(c for w in MEDIA_OMIT_WORDS.split("|") for c in (w[-1], w[-1].upper(), ">"))
 # any short <…> alone on Android is a placeholder in some language: <Media omitted>, <Без файл>
 ANY_PLACEHOLDER = re.compile(r"^<[^<>\n]{2,60}>$")
-
-
-def fold(text: str) -> str:
-    """A body as the tables compare it: case-folded, without trailing full stop or marks."""
-    return text.strip(" \u200e\u200f\u202f\u00a0").rstrip(".।").strip().casefold()
