@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -202,3 +203,29 @@ def test_the_imports_row_of_a_killed_ingest_counts_what_was_committed(tmp_path, 
         store.start_import("next", "whatsapp")
         status = store.db.execute("SELECT status FROM imports WHERE id = ?", (row["id"],))
         assert status.fetchone()[0] == "interrupted"
+
+
+def test_a_message_the_store_refuses_is_skipped_alone_and_the_other_paths_still_import(tmp_path):
+    """The 1 GB chat crashed `ingest` with "string or blob too big" and lost the other paths;
+    SQLite's length limit is lowered here to stand for it."""
+    huge = tmp_path / "WhatsApp Chat with Kim.txt"
+    huge.write_text(
+        chat(["03/04/2024, 09:12 - Kim: hi", f"03/04/2024, 09:13 - Kim: {'x' * 20_000}"])
+    )
+    with Store(tmp_path / "store.sqlite") as store:
+        store.db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000)
+        summaries = ingest_paths(store, [huge, TOBIAS], ("Mags",))
+        texts = [r[0] for r in store.db.execute("SELECT text FROM messages")]
+    assert "hi" in texts and "Morning! Are you coming tonight?" in texts
+    (refused,) = [s for summary in summaries for s in summary.skipped]
+    assert refused.origin.endswith("Kim.txt:2") and "store refused" in refused.reason
+
+
+def test_a_localised_group_notice_that_quotes_a_colon_is_not_a_message():
+    from selftune.ingest.whatsapp import _split_author
+
+    assert _split_author("Ana hat den Betreff zu \u201ePlan: Freitag\u201c ge\u00e4ndert") == (
+        "",
+        "Ana hat den Betreff zu \u201ePlan: Freitag\u201c ge\u00e4ndert",
+    )
+    assert _split_author("Ana: Plan: Freitag") == ("Ana", "Plan: Freitag")
