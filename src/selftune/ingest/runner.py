@@ -190,9 +190,13 @@ def _ingest_one(
     seen: set[str] = set()
     edited: list[tuple[str, str, str]] = []
 
+    counts = [0, 0]  # messages, notes read and valid
+
     def flush() -> None:
         if progress is not None:
             progress(len(messages) + len(notes))
+        counts[0] += len(messages)
+        counts[1] += len(notes)
         summary.messages_added += _store_batch(store, messages, import_id, ctx)
         try:
             summary.notes_changed += store.add_notes(notes, import_id)
@@ -208,7 +212,6 @@ def _ingest_one(
                 if problems:
                     ctx.skip(record.origin or str(path), "; ".join(problems))
                     continue
-                summary.messages_seen += 1
                 messages.append(record)
                 seen.add(record.id)
                 # an edit (or a link whose URL older versions put in the text) changes the text,
@@ -217,15 +220,16 @@ def _ingest_one(
                     edited.append(
                         (record.conversation_id, record.timestamp.isoformat(), record.author)
                     )
+                if len(messages) >= BATCH:
+                    flush()
             else:
                 problems = validate_note(record)
                 if problems:
                     ctx.skip(record.origin or str(path), "; ".join(problems))
                     continue
-                summary.notes_seen += 1
                 notes.append(record)
-            if len(messages) + len(notes) >= BATCH:
-                flush()
+                if len(notes) >= BATCH:
+                    flush()
     except SelftuneError as exc:
         ctx.skip(str(path), str(exc))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -237,6 +241,7 @@ def _ingest_one(
             "was kept. Please report this with the file's layout (not its content).",
         )
     flush()
+    summary.messages_seen, summary.notes_seen = counts
     if edited:  # an export made after an edit holds the new version: the old one goes
         for origin in store.replace_edited(edited, seen):
             ctx.skip(origin, "replaced by its edited version in this newer export")
