@@ -229,3 +229,26 @@ def test_a_localised_group_notice_that_quotes_a_colon_is_not_a_message():
         "Ana hat den Betreff zu \u201ePlan: Freitag\u201c ge\u00e4ndert",
     )
     assert _split_author("Ana: Plan: Freitag") == ("Ana", "Plan: Freitag")
+
+
+def test_a_telegram_message_edited_between_two_exports_is_stored_once(tmp_path):
+    def export(text: str, edited: bool) -> dict:
+        message = {
+            "id": 7,
+            "type": "message",
+            "date": "2024-03-14T09:13:00",
+            "date_unixtime": "1710407580",
+            "from": "Mags",
+            "from_id": "user42",
+            "text": text,
+        }
+        if edited:
+            message |= {"edited": "2024-03-14T09:20:00", "edited_unixtime": "1710408000"}
+        return {"name": "Ana", "type": "personal_chat", "id": 9, "messages": [message]}
+
+    for folder, text, edited in (("a", "see you at 8", False), ("b", "see you at 9", True)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "result.json").write_text(json.dumps(export(text, edited)))
+    ingest(tmp_path, tmp_path / "a" / "result.json")
+    rows, _, _, _ = ingest(tmp_path, tmp_path / "b" / "result.json")
+    assert [r["text"] for r in rows] == ["see you at 9"]

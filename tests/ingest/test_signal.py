@@ -73,3 +73,19 @@ def test_signalbackup_tools_txt_export():
         ("Mags", "text", True),
     ]
     assert set(ctx.owners.values()) == {"Mags"}
+
+
+def test_a_folder_with_signal_chats_and_other_exports_is_not_claimed_whole(tmp_path):
+    import shutil
+
+    from selftune.ingest.runner import ingest_paths
+    from selftune.store import Store
+
+    exports = tmp_path / "exports"
+    shutil.copytree(SIGNAL / "signal-export" / "TobiasMüller", exports / "TobiasMüller")
+    shutil.copy(FIXTURES / "whatsapp" / "WhatsApp Chat with Tobias.txt", exports)
+    assert detect_parser(exports) is None  # the walk goes into it instead
+    with Store(tmp_path / "store.sqlite") as store:
+        ingest_paths(store, [exports], ("Mags",))
+        sources = {r[0] for r in store.db.execute("SELECT source FROM messages")}
+    assert sources == {"signal", "whatsapp"}

@@ -35,6 +35,7 @@ MD_REACTIONS = re.compile(r"\n\(- (.*) -\)$")
 MD_STICKER = re.compile(r"\n\(\( (.*) \)\)$")
 MD_ATTACHMENT = re.compile(r"!?\[([^\]]*)\]\(\./(media/[^)]*)\)\s*")
 CALLS = ("Incoming call", "Outgoing call")
+TOP_LEVEL = ("style.css", "chat.js", "index.html")  # what signal-export writes beside the chats
 OWNER = "Me"
 
 
@@ -51,12 +52,17 @@ class SignalParser:
 
     def detect(self, path: Path) -> bool:
         if path.is_dir():
-            chats = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-            folders = [path, *chats[:50]]
-            if any(self._export_file(f) is not None for f in folders):
+            if self._export_file(path) is not None:  # one chat's folder
                 return True
-            texts = sorted(path.glob("*.txt"))[:50]
-            return bool(texts) and all(self.detect(t) for t in texts)
+            # the export folder: every entry is a chat folder or signal-export's own files, so
+            # claiming it never hides another export that sits beside the chats
+            entries = [p for p in path.iterdir() if not p.name.startswith(".")][:200]
+            chats = [p for p in entries if p.is_dir() and self._export_file(p) is not None]
+            others = [p for p in entries if p not in chats and p.name not in TOP_LEVEL]
+            if chats and not others:
+                return True
+            texts = [p for p in entries if p.suffix.lower() == ".txt"]
+            return bool(texts) and len(texts) == len(entries) and all(self.detect(t) for t in texts)
         if path.name in ("data.json", "chat.md"):
             return self._export_file(path.parent) == path or self._looks_like(path)
         return path.suffix.lower() == ".txt" and bool(TXT_HEADER.match(read_head(path, 1024)))
