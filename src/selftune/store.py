@@ -247,6 +247,35 @@ class Store:
                     replaced.append(origin)
         return replaced
 
+    def replace_reread(self, origin_prefix: str, import_id: int, seen: set[str]) -> list[str]:
+        """Delete what an earlier import of the same file stored and this import read otherwise:
+        rows from `origin_prefix` (the file or folder) with the conversation, time and author of a
+        message this import stored under another id (a newer version of the parser reads the
+        message differently, or it was edited). Messages that are simply absent are kept (an
+        export can be shorter than the last). Returns the origins deleted."""
+        like = origin_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        earlier = self.db.execute(
+            "SELECT 1 FROM messages WHERE origin LIKE ? ESCAPE '\\' AND import_id IS NOT ? LIMIT 1",
+            (like, import_id),
+        ).fetchone()
+        if earlier is None:
+            return []
+        with self.db:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS reread (id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM reread")
+            self.db.executemany("INSERT OR IGNORE INTO reread VALUES (?)", ((i,) for i in seen))
+            stale = self.db.execute(
+                "SELECT DISTINCT old.id, old.origin FROM messages AS old JOIN messages AS new"
+                " ON new.conversation_id = old.conversation_id AND new.timestamp = old.timestamp"
+                " AND new.author = old.author"
+                " WHERE new.id IN (SELECT id FROM reread) AND old.id NOT IN (SELECT id FROM reread)"
+                " AND old.origin LIKE ? ESCAPE '\\'",
+                (like,),
+            ).fetchall()
+            self.db.executemany("DELETE FROM messages WHERE id = ?", ((r[0],) for r in stale))
+            self.db.execute("DELETE FROM reread")
+        return [r[1] for r in stale]
+
     def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:
         """Insert new notes and update changed ones; returns how many were new or changed."""
         changed = 0

@@ -252,3 +252,32 @@ def test_a_telegram_message_edited_between_two_exports_is_stored_once(tmp_path):
     ingest(tmp_path, tmp_path / "a" / "result.json")
     rows, _, _, _ = ingest(tmp_path, tmp_path / "b" / "result.json")
     assert [r["text"] for r in rows] == ["see you at 9"]
+
+
+def test_reimporting_a_file_replaces_what_an_older_reading_stored(tmp_path):
+    """Stores filled by an older selftune hold WhatsApp's edit mark (and German tombstones) as
+    the owner's text; importing the same file again must leave only the new reading."""
+    path = FIXTURES / "whatsapp" / "languages" / "de" / "WhatsApp Chat mit Anke.txt"
+    rows, _, _, _ = ingest(tmp_path, path)
+    with Store(tmp_path / "store.sqlite") as store, store.db:
+        # what the older parser stored for line 4: the tombstone as the other person's text
+        store.db.execute(
+            "UPDATE messages SET id = 'older', kind = 'text' WHERE kind = 'deleted' AND author = 'Anke'"
+        )
+    again, _, _, reasons = ingest(tmp_path, path)
+    assert sorted((r["kind"], r["text"]) for r in again) == sorted(
+        (r["kind"], r["text"]) for r in rows
+    )
+    assert "older" not in {r["id"] for r in again}
+    assert any("reads the message differently" in r for r in reasons)
+
+
+def test_reimporting_a_shorter_export_keeps_the_messages_it_lacks(tmp_path):
+    full = tmp_path / "a" / "WhatsApp Chat with Tobias.txt"
+    full.parent.mkdir()
+    lines = [f"03/04/2024, 09:{i:02d} - Mags: m{i}" for i in range(10)]
+    full.write_text(chat(lines))
+    ingest(tmp_path, full)
+    full.write_text(chat(lines[5:]))  # the newer export starts later (WhatsApp's length limit)
+    rows, _, _, _ = ingest(tmp_path, full)
+    assert len(rows) == 10

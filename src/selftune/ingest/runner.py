@@ -254,6 +254,9 @@ def _ingest_one(
     if edited:  # an export made after an edit holds the new version: the old one goes
         for origin in store.replace_edited(edited, seen):
             ctx.skip(origin, "replaced by its edited version in this newer export")
+    # the same file imported before, read otherwise then (an older selftune, or an edit)
+    for origin in store.replace_reread(str(path), import_id, seen):
+        ctx.skip(origin, "replaced: this import reads the message differently from the last one")
     summary.skipped = ctx.skipped
     store.finish_import(
         import_id,
