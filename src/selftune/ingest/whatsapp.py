@@ -4,7 +4,9 @@ Android: `14/03/2024, 09:12 - Name: text`; iOS: `[14/03/2024, 09:12:44] Name: te
 and separator (`dd/mm/yyyy`, `m/d/yy`, `dd.mm.yy`, `yyyy-mm-dd`), 12- or 24-hour clocks, with or
 without seconds. The date order is decided from the whole file, not line by line: the reading under
 which the chat moves forward in time most smoothly wins. Lines without a header continue the message
-above, so multi-line messages keep their newlines.
+above, so multi-line messages keep their newlines. What WhatsApp itself writes (deleted, edited,
+media, polls, calls, in the phone's language; see `whatsapp_strings`) is never taken for what the
+owner typed: `classify` sorts it out, and a caption alone is the text of its media.
 """
 
 from __future__ import annotations
@@ -405,8 +407,8 @@ class WhatsAppParser:
     @staticmethod
     def _owner(parsed: list, authors: Counter, title: str, ctx: ParseContext) -> str | None:
         """Who the owner is: a configured name, the author of 'You deleted this message' (in any
-        export language), or the
-        one author of a direct chat who is not the person the chat is named after."""
+        export language), or the one author of a direct chat who is not the person the chat is
+        named after."""
         for name in authors:
             if ctx.is_me(name):
                 return name
