@@ -254,9 +254,8 @@ class Store:
         message differently, or it was edited). Messages that are simply absent are kept (an
         export can be shorter than the last). Returns the origins deleted."""
         like = origin_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        earlier = self.db.execute(
-            "SELECT 1 FROM messages WHERE origin LIKE ? ESCAPE '\\' AND import_id IS NOT ? LIMIT 1",
-            (like, import_id),
+        earlier = self.db.execute(  # only a path imported before can hold an older reading
+            "SELECT 1 FROM imports WHERE path = ? AND id != ? LIMIT 1", (origin_prefix, import_id)
         ).fetchone()
         if earlier is None:
             return []
