@@ -71,6 +71,8 @@ def _header(msg: EmailMessage, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    if "=?" not in str(value):  # no encoded words: nothing to decode (most headers)
+        return str(value).strip()
     try:
         return str(make_header(decode_header(str(value)))).strip()
     except (UnicodeError, LookupError, ValueError):
