@@ -240,7 +240,12 @@ def _ingest_one(
                 if len(notes) >= BATCH:
                     flush()
     except SelftuneError as exc:
-        ctx.skip(str(path), str(exc))
+        reason = str(exc)  # the error names the file (or zip member) itself; say it once
+        where, _, rest = reason.partition(": ")
+        if rest and where.startswith(str(path)):
+            ctx.skip(where, rest)
+        else:
+            ctx.skip(str(path), reason)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         ctx.skip(str(path), f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
     except Exception as exc:  # a parser bug must not lose the other files of this import
