@@ -210,8 +210,9 @@ def from_iso(value: str) -> datetime:
 
 def next_seq(seen: Counter, *key: object) -> int:
     """0 for the first message with this key, 1 for an identical second one, and so on."""
-    seen[key] += 1
-    return seen[key] - 1
+    n = seen.get(key, 0)  # not seen[key] += 1: Counter's __missing__ is Python code
+    seen[key] = n + 1
+    return n
 
 
 MOJIBAKE_HINT = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")

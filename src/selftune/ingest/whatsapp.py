@@ -381,14 +381,15 @@ class WhatsAppParser:
         if owner:
             ctx.owners[conversation_id] = owner
         conversation_kind = "group" if len(authors) > 2 else "direct"
-        seen: Counter = Counter()
+        seen: dict[tuple, int] = {}
         for number, when, author, body, kind, extra in parsed:
             if kind == "system" and author:
                 extra["shown_as"] = author
                 author = ""
             body = body.strip(INVISIBLE) if kind != "text" else body.lstrip(INVISIBLE)
             key = (when, author, body)
-            seen[key] += 1
+            n = seen.get(key, 0)
+            seen[key] = n + 1
             yield Message(
                 source=self.name,
                 conversation_id=conversation_id,
@@ -401,7 +402,7 @@ class WhatsAppParser:
                 is_me=None if kind == "system" or owner is None else author == owner,
                 origin=f"{display}:{number}",
                 extra=extra,
-                seq=seen[key] - 1,
+                seq=n,
             )
 
     @staticmethod
