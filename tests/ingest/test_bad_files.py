@@ -281,3 +281,12 @@ def test_reimporting_a_shorter_export_keeps_the_messages_it_lacks(tmp_path):
     full.write_text(chat(lines[5:]))  # the newer export starts later (WhatsApp's length limit)
     rows, _, _, _ = ingest(tmp_path, full)
     assert len(rows) == 10
+
+
+def test_the_chat_in_a_zip_is_found_in_a_subfolder_and_not_confused_with_a_sent_document(tmp_path):
+    archive = tmp_path / "WhatsApp Chat - Tobias.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("A-notes.txt", "a document sent in the chat\n")
+        zf.writestr("WhatsApp Chat - Tobias/_chat.txt", TOBIAS.read_text())
+    rows, _, _, reasons = ingest(tmp_path, archive)
+    assert len(rows) == 8 and not reasons

@@ -63,11 +63,14 @@ ORDERS = ("dmy", "mdy", "ymd", "ydm")
 
 
 def _chat_member(zf: zipfile.ZipFile) -> str:
-    names = [n for n in zf.namelist() if n.lower().endswith(".txt") and "/" not in n.strip("/")]
+    """The chat inside an export zip: `_chat.txt` (iOS) or a text file named for WhatsApp, else
+    the first top-level .txt (a document sent in the chat sits beside it, so it is a last resort)."""
+    names = [n for n in zf.namelist() if n.lower().endswith(".txt")]
     if not names:
         raise SelftuneError("the zip holds no chat .txt file")
     named = [n for n in names if n.endswith("_chat.txt") or "whatsapp" in n.lower()]
-    return sorted(named or names)[0]
+    top = [n for n in names if "/" not in n.strip("/")]
+    return sorted(named or top or names, key=lambda n: (n.count("/"), n))[0]
 
 
 def _read_text(path: Path, ctx: ParseContext | None = None) -> tuple[str, str]:
