@@ -91,3 +91,15 @@ def test_media_captions_and_near_misses(body, kind, text):
     assert got_text == (body if text is None else text)
     if "vcf" in body:
         assert extra["contact_card"] is True
+
+
+def test_an_ios_poll_with_marked_lines():
+    kind, text, extra = classify(
+        "Mags",
+        "\u200ePOLL:\n\u200eWhen?\n\u200eOPTION: Friday (2 votes)\n\u200eOPTION: Sunday (0 votes)",
+    )
+    assert (kind, text) == ("media", "When?")
+    assert extra["poll"]["options"] == [
+        {"option": "Friday", "votes": 2},
+        {"option": "Sunday", "votes": 0},
+    ]

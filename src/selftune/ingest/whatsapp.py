@@ -263,7 +263,8 @@ def _with_caption(caption: str, extra: dict) -> tuple[str, str, dict]:
 def _poll(rest: str, text: str) -> tuple[str, str, dict]:
     question, options = [], []
     for line in rest.split("\n"):
-        option = wa.POLL_LINE.match(line.strip())
+        line = line.strip(INVISIBLE + SPACES)  # iOS marks each line with U+200E
+        option = wa.POLL_LINE.match(line)
         if option:
             votes = option["votes"]
             options.append({"option": option["option"], "votes": int(votes) if votes else None})
