@@ -50,7 +50,8 @@ MEDIA_END = re.compile(r"\b(image|video|audio|sticker|GIF|document|Contact card)
 IOS_CAPTIONED = re.compile(rf"\u200e(?:<?(?:{wa.MEDIA_WORDS}) (?:{wa.MEDIA_OMIT_WORDS})>?)$", re.I)
 IOS_DOCUMENT = re.compile(r"^\S[^\n]*\.\w{1,5}(?: • [^\n]*)?$")
 QUOTE_CHARS = re.compile('["\u201c\u201d\u201e\u201a\u00ab\u00bb\u2039\u203a]')
-# the file's name says who the chat is with, in the phone's language
+# the file's name says who the chat is with, in the phone's language (de/es/fr/it/pt/ru as other
+# parsers document them; nl/tr/hi/id by the same pattern)
 TITLE = re.compile(
     r"^(?:WhatsApp[ -]Chat(?: with | - | – | mit | met | avec |-| )|Chat de WhatsApp con "
     r"|Discussion WhatsApp avec |Conversa (?:do|no) WhatsApp com |Chat WhatsApp (?:con|dengan) "

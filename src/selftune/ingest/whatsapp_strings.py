@@ -7,6 +7,12 @@ of this format document them from WhatsApp's Android/iOS string tables and real 
 (chat-analytics' per-locale media table, several export parsers' deleted/edited tables). A body is
 compared whole (as written or in lower case, with or without its full stop), never by substring,
 so a sentence that merely mentions deletion stays the owner's text.
+
+How sure each table is: deleted, "you deleted", media omitted and the English/German/Spanish edit
+marks are each documented by several parsers; the edit marks of the other languages, the poll and
+location labels outside en/de/es, the missed-call notices and the Hindi/Indonesian wordings rest
+on one source each. A wrong or missing string only means WhatsApp's words stay text, as before:
+send the line from a real export and it is a one-line fix here.
 """
 
 from __future__ import annotations
