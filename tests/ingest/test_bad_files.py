@@ -290,3 +290,44 @@ def test_the_chat_in_a_zip_is_found_in_a_subfolder_and_not_confused_with_a_sent_
         zf.writestr("WhatsApp Chat - Tobias/_chat.txt", TOBIAS.read_text())
     rows, _, _, reasons = ingest(tmp_path, archive)
     assert len(rows) == 8 and not reasons
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from selftune.ingest import runner
+from selftune.store import Store
+runner.BATCH = 1000
+calls = []
+def progress(n):
+    calls.append(n)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+with Store(sys.argv[1]) as store:
+    runner.ingest_paths(store, [Path(sys.argv[2])], ("Mags",), progress=progress)
+"""
+
+
+def test_kill_9_mid_ingest_leaves_an_imports_row_that_counts_what_was_stored(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "WhatsApp Chat with Tobias.txt"
+    path.write_text(
+        chat(
+            f"03/04/2024, {9 + i // 3600:02d}:{i // 60 % 60:02d} - Mags: m{i}" for i in range(2500)
+        )
+    )
+    store_path = tmp_path / "store.sqlite"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(store_path), str(path)], env=env, timeout=120
+    )
+    assert done.returncode == -9
+    with Store(store_path) as store:
+        (row,) = [dict(r) for r in store.db.execute("SELECT * FROM imports")]
+        assert store.counts()["messages"] == row["added"] == 2000
+        assert row["status"] == "running"
+    rows, _, imports, _ = ingest(tmp_path, path)  # the re-run completes the import
+    assert len(rows) == 2500 and [i["status"] for i in imports] == ["interrupted", "done"]
+    assert imports[1]["added"] == 500 and imports[1]["existing"] == 2000
