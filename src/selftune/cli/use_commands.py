@@ -129,7 +129,7 @@ def sample(
     )
     result = eng.generate([request])[0]
     clean = guard(ws)
-    candidates = [clean(t).strip("\n") for t in result.texts]
+    candidates = [clean(t, prompt).strip("\n") for t in result.texts]
     sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
@@ -189,7 +189,7 @@ def chat(
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        stream = GuardedStream(clean)
+        stream = GuardedStream(clean, context=line)
         click.echo("twin> ", nl=False)
 
         def show(_: int, text: str, stream: GuardedStream = stream) -> None:
@@ -205,7 +205,7 @@ def chat(
         )
         result = eng.generate([request])[0]
         click.echo(stream.finish())
-        reply = clean(result.texts[0])
+        reply = clean(result.texts[0], line)
         history.append({"role": "assistant", "content": reply})
         log.add("cli-chat", eng.model_id, history[:-1], {"n": 1}, [reply])
 
@@ -280,7 +280,7 @@ def reply(
         max_tokens or settings.max_tokens,
     )
     clean = guard(ws)
-    drafts = [clean(t).strip() for t in eng.generate([request])[0].texts]
+    drafts = [clean(t, turns[-1][1]).strip() for t in eng.generate([request])[0].texts]
     shown = [{"author": a, "text": t} for a, t in turns]
     sample_log(ws).add("cli-reply", eng.model_id, shown, {"n": n}, drafts)
     if as_json:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from selftune.engines.base import GenRequest, GenResult
-from selftune.guards import GuardedStream, for_notes, looks_like_injection
+from selftune.guards import GuardedStream, looks_like_injection
 from selftune.server.errors import APIError
 from selftune.server.schemas import Sampling, Usage
 from selftune.server.state import ServerState
@@ -25,7 +25,7 @@ def input_flags(
     """Flags about the input; an injection-shaped input is refused when nobody reads first."""
     if not looks_like_injection(texts):
         return []
-    unattended = unattended or request.headers.get(UNATTENDED_HEADER, "") in ("1", "true", "yes")
+    unattended = unattended or header_says_unattended(request)
     if unattended and state.serve.refuse_injection:
         raise APIError(
             400,
@@ -33,6 +33,12 @@ def input_flags(
             "prompt_injection",
         )
     return ["prompt_injection"]
+
+
+def header_says_unattended(request: Request) -> bool:
+    """`X-Selftune-Unattended: 1 / true / yes / on`, in any case and spacing."""
+    value = request.headers.get(UNATTENDED_HEADER, "").strip().casefold()
+    return value in ("1", "true", "yes", "on")
 
 
 def gen_request(
@@ -56,17 +62,44 @@ def gen_request(
     return GenRequest(prompt, n, body.temperature, body.top_p, max_tokens, stop, body.seed)
 
 
-def output_transform(state: ServerState, body: Any = None) -> Callable[[str], str]:
-    """The guard, then the note-app options (tag prefix, inert links) from settings or request."""
+class OutputFilter:
+    """The guard, then the note-app options, for one request: `filter(text)` for a finished
+    candidate, `filter.stream()` for one being streamed (both give the same text)."""
+
+    def __init__(self, state: ServerState, context: str, tag_prefix: str, plain_links: bool):
+        self.guard, self.context = state.guard, context
+        self.tag_prefix, self.plain_links = tag_prefix, plain_links
+
+    def stream(self) -> GuardedStream:
+        return GuardedStream(self.guard, self.context, self.tag_prefix, self.plain_links)
+
+    def __call__(self, text: str) -> str:
+        return self.stream().finish_text(text)
+
+
+def output_transform(state: ServerState, body: Any = None) -> OutputFilter:
+    """The guard, then the note-app options (tag prefix, inert links) from settings or request.
+    The guard reads the end of the request's own text with the output (a fact begun there)."""
     tag = getattr(body, "tag_prefix", None)
     tag = state.serve.tag_prefix if tag is None else tag
     plain = getattr(body, "plain_links", None)
     plain = state.serve.neutralise_links if plain is None else plain
+    return OutputFilter(state, request_context(body), tag, plain)
 
-    def transform(text: str) -> str:
-        return for_notes(state.guard(text), tag, plain)
 
-    return transform
+def request_context(body: Any) -> str:
+    """The text the output continues: the prompt, or the last message of a conversation."""
+    prompt = getattr(body, "prompt", None)
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt and isinstance(prompt[-1], str):
+        return prompt[-1]
+    messages = getattr(body, "messages", None) or []
+    if not messages:
+        return ""
+    last = messages[-1]
+    text = last.text() if callable(getattr(last, "text", None)) else getattr(last, "text", "")
+    return text if isinstance(text, str) else ""
 
 
 def usage(result: GenResult) -> Usage:
@@ -114,7 +147,10 @@ def open_stream(
 
 async def _events(job, events, n, state, transform):  # type: ignore[no-untyped-def]
     future = asyncio.wrap_future(job.future)
-    guarded = [GuardedStream(state.guard, transform) for _ in range(n)]
+    guarded = [
+        transform.stream() if isinstance(transform, OutputFilter) else GuardedStream(state.guard)
+        for _ in range(n)
+    ]
     try:
         while True:
             getter = asyncio.ensure_future(events.get())
