@@ -17,6 +17,7 @@ from selftune.server.schemas import Sampling, Usage
 from selftune.server.state import ServerState
 
 UNATTENDED_HEADER = "x-selftune-unattended"
+MAX_SEED = 2**31 - 1  # what every engine's generator accepts (llama.cpp takes 32 bits)
 
 
 def input_flags(
@@ -59,7 +60,54 @@ def gen_request(
     stop = body.stop_list()
     if len(stop) > 4:
         raise APIError(400, "at most 4 stop sequences", None, "stop")
+    if body.seed is not None and not 0 <= body.seed <= MAX_SEED:
+        raise APIError(400, f"seed must be between 0 and {MAX_SEED}", None, "seed")
+    check_prompt_length(state, body.model, prompt, max_tokens)
     return GenRequest(prompt, n, body.temperature, body.top_p, max_tokens, stop, body.seed)
+
+
+def context_length(engine: Any) -> int | None:
+    """How many tokens the engine's model can attend to (None when it does not say)."""
+    for get in (
+        lambda: engine.context_length,
+        lambda: engine.llama.n_ctx(),
+        lambda: engine.model.config.max_position_embeddings,
+    ):
+        try:
+            value = get()
+        except Exception:  # noqa: S112  (an engine without this attribute)
+            continue
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_prompt_length(state: ServerState, model: str, prompt: str, max_tokens: int) -> None:
+    """400 before queueing when the prompt is empty, longer than `serve.max_prompt_tokens`, or
+    with `max_tokens` more than the model's context: a long prefill would hold every client."""
+    if not prompt.strip():
+        raise APIError(400, "the prompt is empty; send some text", None, "prompt")
+    limit = state.serve.max_prompt_tokens
+    if len(prompt) > 64 * limit:  # no tokenizer makes fewer tokens than this of so many chars
+        raise APIError(400, f"the prompt is longer than {limit} tokens", "context_length_exceeded")
+    engine = state.batcher(model).engine
+    tokens = len(engine.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if tokens > limit:
+        raise APIError(
+            400,
+            f"the prompt has {tokens} tokens; this server takes at most {limit} "
+            "(serve.max_prompt_tokens): send less context",
+            "context_length_exceeded",
+        )
+    context = context_length(engine)
+    if context is not None and tokens + max_tokens > context:
+        raise APIError(
+            400,
+            f"this model's context is {context} tokens; the prompt has {tokens} and max_tokens "
+            f"asks for {max_tokens} more: send less context or lower max_tokens",
+            "context_length_exceeded",
+            "max_tokens",
+        )
 
 
 class OutputFilter:
@@ -127,6 +175,12 @@ async def run(state: ServerState, request: Request, model: str, gen: GenRequest)
         result = future.result()
     except TimeoutError:
         raise APIError(504, "timed out waiting in the queue", "timeout") from None
+    except Exception as exc:  # the engine failed on this request (and only on it)
+        raise APIError(
+            500,
+            f"generation failed ({type(exc).__name__}); other requests are unaffected",
+            "generation_failed",
+        ) from exc
     if "cancelled" in result.finish_reasons and time.monotonic() > job.deadline:
         raise APIError(504, f"generation took longer than {batcher.timeout_s:.0f}s", "timeout")
     return result
@@ -170,6 +224,9 @@ async def _events(job, events, n, state, transform):  # type: ignore[no-untyped-
             result = future.result()
         except TimeoutError:
             yield ("error", -1, "timed out waiting in the queue", None)
+            return
+        except Exception as exc:  # the engine failed on this request (and only on it)
+            yield ("error", -1, f"generation failed ({type(exc).__name__})", None)
             return
         for i, g in enumerate(guarded):
             # a candidate whose text never streamed (no callback fired) is sent whole
