@@ -6,6 +6,7 @@ edits always says what each setting does. Command-line flags override the same f
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -279,6 +280,16 @@ class TwinConfig(Section):
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="selftune serve, chat and reply"
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for names of this machine only: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -11,10 +11,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from selftune import __version__
+from selftune.config import is_loopback
 from selftune.errors import SelftuneError
 from selftune.server.deps import Authorized
 from selftune.server.errors import install_error_handlers
-from selftune.server.middleware import Guardrails, is_loopback
+from selftune.server.middleware import Guardrails
 from selftune.server.routes import openai, twin
 from selftune.server.state import ServerState
 
