@@ -124,13 +124,26 @@ class GuardedStream:
     def feed(self, delta: str) -> str:
         self.raw += delta
         if not self.guard.enabled and not self.plain_links:
-            return self._emit(len(self.raw), final=False)
-        return self._emit(self._cut(), final=False)
+            return self._emit(len(self.raw), [], final=False)
+        cut = self._hold_back_cut()
+        if cut <= self.sent:
+            return ""
+        spans = self._spans(final=False)
+        return self._emit(self._safe_cut(cut, spans), spans, final=False)
 
     def finish(self) -> str:
-        return self._emit(len(self.raw), final=True)
+        return self._emit(len(self.raw), self._spans(final=True), final=True)
 
-    def _cut(self) -> int:
+    def _spans(self, final: bool) -> list[Span]:
+        """Spans of context + text, read from a little before what was sent (what lies further
+        back was decided already), so a long stream costs the same per piece as a short one."""
+        full = self.context + self.raw
+        start = max(0, len(self.context) + self.sent - CONTEXT_CHARS)
+        found = self.guard.spans(full[start:], final)
+        return [Span(s.kind, s.start + start, s.end + start, s.value) for s in found]
+
+    def _hold_back_cut(self) -> int:
+        """`hold_back` non-space characters before the end, moved back to a whitespace."""
         raw, need, cut = self.raw, self.guard.hold_back, len(self.raw)
         while cut > self.sent and need > 0:
             cut -= 1
@@ -139,23 +152,26 @@ class GuardedStream:
             return self.sent
         while cut > self.sent and not raw[cut].isspace():
             cut -= 1
-        full = self.context + raw
-        for s in self.guard.spans(full, final=False):
+        return cut
+
+    def _safe_cut(self, cut: int, spans: list[Span]) -> int:
+        """`cut` moved back before any span and any unclosed `[[link` it would split."""
+        for s in spans:
             a, b = s.start - len(self.context), s.end - len(self.context)
             if a < cut < b:
                 cut = max(a, self.sent)
         if self.plain_links:
+            raw = self.raw
             opened = raw.rfind("[[", self.sent, cut)
             if opened >= 0 and raw.find("]]", opened, cut) < 0:
                 cut = opened - 1 if opened > self.sent and raw[opened - 1] == "#" else opened
         return max(cut, self.sent)
 
-    def _emit(self, cut: int, final: bool) -> str:
+    def _emit(self, cut: int, spans: list[Span], final: bool) -> str:
         if cut <= self.sent and not (final and not self.tagged):
             return ""
         piece = self.raw[self.sent : cut]
         if self.guard.enabled:
-            spans = self.guard.spans(self.context + self.raw, final=final)
             piece = _redact_range(self.raw, self.context, spans, self.sent, cut)
         self.sent = cut
         if self.plain_links:
