@@ -90,7 +90,9 @@ def main() -> None:
             headers={"content-type": "application/json"},
         )
         out["body_20MB"] = {"status": code, "seconds": seconds, "rss_mb": [before, rss_mb()]}
-        words = " ".join(random.Random(0).choice(["bees", "honey", "tide", "jar"]) for _ in range(8000))
+        words = " ".join(
+            random.Random(0).choice(["bees", "honey", "tide", "jar"]) for _ in range(8000)
+        )
         code, seconds, r = timed(client, "/v1/completions", json={"prompt": words})
         _, after, _ = timed(client, "/v1/completions", json=small)
         out["prompt_8000_words"] = {
@@ -127,8 +129,14 @@ def main() -> None:
         before = rss_mb()
         statuses: Counter[int] = Counter()
         for i in range(args.requests):
-            statuses[client.post("/v1/completions", json={**small, "prompt": f"{i}"}).status_code] += 1
-        out["sequential"] = {"requests": args.requests, "status": dict(statuses), "rss_mb": [before, rss_mb()]}
+            statuses[
+                client.post("/v1/completions", json={**small, "prompt": f"{i}"}).status_code
+            ] += 1
+        out["sequential"] = {
+            "requests": args.requests,
+            "status": dict(statuses),
+            "rss_mb": [before, rss_mb()],
+        }
     server.should_exit = True
     out["stream_guard"] = stream_guard_cost()
     out["load_average_end"] = os.getloadavg()
@@ -138,17 +146,38 @@ def main() -> None:
 def stream_guard_cost() -> dict:
     from selftune.guards import GuardedStream, OutputGuard
 
-    words = "the bees were busy today and i went to the market for honey 42 jars".split()
+    words = [
+        "the",
+        "bees",
+        "were",
+        "busy",
+        "today",
+        "and",
+        "i",
+        "went",
+        "to",
+        "the",
+        "market",
+        "for",
+        "honey",
+        "42",
+        "jars",
+    ]
     rng = random.Random(0)
     pieces = [rng.choice(words) + " " for _ in range(1000)]
     result = {}
-    for name, guard in (("guard", OutputGuard(["my locker code is 739204"])), ("off", OutputGuard(enabled=False))):
+    for name, guard in (
+        ("guard", OutputGuard(["my locker code is 739204"])),
+        ("off", OutputGuard(enabled=False)),
+    ):
         started = time.perf_counter()
         stream = GuardedStream(guard)
         for p in pieces:
             stream.feed(p)
         stream.finish()
-        result[f"{name}_us_per_piece"] = round((time.perf_counter() - started) / len(pieces) * 1e6, 1)
+        result[f"{name}_us_per_piece"] = round(
+            (time.perf_counter() - started) / len(pieces) * 1e6, 1
+        )
     return result
 
 
