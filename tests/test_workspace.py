@@ -46,11 +46,12 @@ def test_a_twin_yaml_others_can_write_is_refused_when_found_by_searching(tmp_pat
     mine.mkdir(parents=True)
     monkeypatch.chdir(mine)
     monkeypatch.delenv("SELFTUNE_WORKSPACE", raising=False)
-    with pytest.raises(SelftuneError, match="writable by other users"):
+    with pytest.raises(SelftuneError, match="writable by every user"):
         find_workspace()
     result = CliRunner().invoke(cli, ["people"])
     assert result.exit_code == 1 and "refusing the workspace" in result.output
-    shared.chmod(0o700)
+    shared.chmod(0o775)  # group-writable, as a umask of 002 makes it: the user's own group
+    assert find_workspace().found == "parent"
     (shared / "twin.yaml").chmod(0o666)
     with pytest.raises(SelftuneError, match="file .* is writable"):
         find_workspace()

@@ -3,8 +3,8 @@
 Like a git repository, commands find it from the current directory (or its parents) unless
 `--workspace DIR` says where it is. A workspace holds someone's messages, so it is private: the
 folders are created 0700 and the files 0600, and a twin.yaml that anyone else could have put or
-changed (a folder or file writable by others, or owned by another user) is refused when found by
-searching, since it would receive the owner's imports and choose where their data goes.
+changed (a folder or file writable by every user, or owned by another user) is refused when found
+by searching, since it would receive the owner's imports and choose where their data goes.
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ def write_private(path: Path, text: str) -> None:
 
 def untrusted_reason(root: Path) -> str | None:
     """Why a found twin.yaml might have been planted by someone else, or None if it is safe:
-    its folder or the file is writable by group or others, or another user owns it."""
+    its folder or the file is writable by everyone (like /tmp), or another user owns it. (A
+    group-writable folder is common under a umask of 002, with a group of one.)"""
     uid = os.getuid() if hasattr(os, "getuid") else None
     for path, what in ((root, "folder"), (root / CONFIG_NAME, "file")):
         info = path.stat()
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return f"the {what} {path} is writable by other users"
+        if info.st_mode & stat.S_IWOTH:
+            return f"the {what} {path} is writable by every user"
         if uid is not None and info.st_uid != uid:
             return f"the {what} {path} belongs to another user"
     return None
