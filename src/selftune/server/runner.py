@@ -88,7 +88,7 @@ def check_prompt_length(state: ServerState, model: str, prompt: str, max_tokens:
     if not prompt.strip():
         raise APIError(400, "the prompt is empty; send some text", None, "prompt")
     limit = state.serve.max_prompt_tokens
-    if len(prompt) > 64 * limit:  # no tokenizer makes fewer tokens than this of so many chars
+    if len(prompt) > 64 * limit:  # far past any real prompt: not worth the time to tokenize
         raise APIError(400, f"the prompt is longer than {limit} tokens", "context_length_exceeded")
     engine = state.batcher(model).engine
     tokens = len(engine.tokenizer(prompt, add_special_tokens=False)["input_ids"])
