@@ -186,4 +186,26 @@ def test_one_failing_request_does_not_fail_its_batch(recording):
         r = client.post("/v1/completions", json={"prompt": "FAIL"})
     assert codes.pop(3) == 500 and set(codes.values()) == {200}
     assert r.json()["error"]["code"] == "generation_failed"
-    assert state.batchers["twin"].batch_sizes[0] > 1  # they did share a batch
+    assert state.batcher("twin").batch_sizes[0] > 1  # they did share a batch
+
+
+def test_isolation_reruns_only_what_has_not_streamed():
+    from selftune.engines.base import GenRequest
+    from selftune.server.isolation import generate_isolated
+
+    class Engine:
+        def generate(self, requests):  # type: ignore[no-untyped-def]
+            for r in requests:
+                if r.on_text:
+                    r.on_text(0, "piece")
+            if any(r.prompt == "bad" for r in requests):
+                raise ValueError("bad")
+            return [GenResult([r.prompt], 1, [1], ["stop"]) for r in requests]
+
+    seen: list[str] = []
+    streaming = GenRequest("streams", on_text=lambda i, t: seen.append(t))
+    out = generate_isolated(Engine(), [GenRequest("good"), GenRequest("bad"), streaming])
+    assert out[0].texts == ["good"]
+    assert isinstance(out[1], ValueError) and isinstance(out[2], ValueError)
+    assert seen == ["piece"]  # sent once, never again
+    assert streaming.on_text is not None and streaming.on_text(0, "x") is None and seen[-1] == "x"

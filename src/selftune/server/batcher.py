@@ -16,7 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult
+from selftune.engines.base import GenRequest
+from selftune.server.isolation import generate_isolated
 
 log = logging.getLogger("selftune.server")
 
@@ -31,7 +32,6 @@ class Job:
     deadline: float
     future: Future = field(default_factory=Future)
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    original_on_text: Any = None
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -112,42 +112,11 @@ class Batcher:
     def _execute(self, batch: list[Job]) -> None:
         self.batches += 1
         self.batch_sizes.append(sum(j.request.n for j in batch))
-        streamed = _watch_streams(batch) if len(batch) > 1 else set()
-        try:
-            results: list[GenResult] = self.engine.generate([j.request for j in batch])
-        except Exception as exc:  # the worker must survive anything one batch does
-            log.error("generation failed for %d request(s): %s", len(batch), type(exc).__name__)
-            for i, job in enumerate(batch):
-                if len(batch) > 1 and i not in streamed:
-                    self._execute([job])  # alone: only the request that fails, fails
-                elif not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        finally:
-            _unwatch_streams(batch)
-        for job, result in zip(batch, results, strict=True):
-            if not job.future.done():
-                job.future.set_result(result)
-
-
-def _watch_streams(batch: list[Job]) -> set[int]:
-    """Indices of the jobs whose text has started streaming (those cannot be run again)."""
-    streamed: set[int] = set()
-    for i, job in enumerate(batch):
-        callback = job.request.on_text
-        if callback is not None:
-            job.original_on_text = callback
-
-            def on_text(k: int, text: str, i: int = i, callback=callback) -> None:  # type: ignore[no-untyped-def]
-                streamed.add(i)
-                callback(k, text)
-
-            job.request.on_text = on_text
-    return streamed
-
-
-def _unwatch_streams(batch: list[Job]) -> None:
-    for job in batch:
-        if job.original_on_text is not None:
-            job.request.on_text = job.original_on_text
-            job.original_on_text = None
+        outcomes = generate_isolated(self.engine, [j.request for j in batch])
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
