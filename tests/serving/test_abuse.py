@@ -264,3 +264,18 @@ def test_a_fact_begun_in_the_prompt_is_not_finished_by_the_output(server):
     with httpx.Client(base_url=live.url, timeout=30) as client:
         r = client.post("/v1/completions", json={"prompt": "Remember, my locker code is "})
     assert r.json()["choices"][0]["text"] == "[redacted] it is"
+
+
+def test_a_body_that_stops_arriving_is_answered_408(make_state):
+    from selftune.server.middleware import Guardrails
+
+    app = create_app(make_state())
+    app.user_middleware[0].kwargs["body_timeout_s"] = 0.3  # the outermost: Guardrails
+    assert app.user_middleware[0].cls is Guardrails
+    with LiveServer(app) as live, socket.create_connection(("127.0.0.1", live.port), 10) as s:
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro'
+        )
+        head = s.recv(4096).decode("latin-1")
+    assert head.startswith("HTTP/1.1 408")

@@ -5,11 +5,13 @@ body size limit. Plain ASGI, so a refused request costs no parsing and no memory
   (`127.0.0.1`, `localhost`, `[::1]`): a web page that rebinds its own domain to 127.0.0.1 sends
   its own Host and is refused, so it can neither read `/api/blind` nor use the API.
 - A body over `serve.max_body_bytes` is refused with 413 before it is read past the limit,
-  whether it says its length (Content-Length) or streams it (chunked).
+  whether it says its length (Content-Length) or streams it (chunked); a body that stops
+  arriving for `body_timeout_s` gets 408, so a stalled client cannot hold a connection forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,10 +36,13 @@ def host_name(header: str) -> str:
 class Guardrails:
     """Host check (when no API key is set) and body size limit, in front of the whole app."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, check_host: bool):
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, check_host: bool, body_timeout_s: float = 30
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.check_host = check_host
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +67,10 @@ class Guardrails:
         body, more = [], True
         size = 0
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except TimeoutError:
+                return await _refuse(send, 408, "the request body stopped arriving", "timeout")
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
