@@ -209,3 +209,25 @@ def test_isolation_reruns_only_what_has_not_streamed():
     assert isinstance(out[1], ValueError) and isinstance(out[2], ValueError)
     assert seen == ["piece"]  # sent once, never again
     assert streaming.on_text is not None and streaming.on_text(0, "x") is None and seen[-1] == "x"
+
+
+def test_an_unexpected_error_is_a_json_500_and_the_log_quotes_nothing(recording, caplog):
+    import logging
+
+    import httpx
+
+    from .conftest import LiveServer
+
+    state, _ = recording()
+    app = create_app(state)
+
+    @app.post("/boom")
+    def boom(body: dict) -> dict:  # type: ignore[type-arg]
+        raise ValueError(f"cannot handle {body['text']}")
+
+    caplog.set_level(logging.INFO)
+    with LiveServer(app) as live:
+        r = httpx.post(live.url + "/boom", json={"text": "my locker code is 739204"}, timeout=10)
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert "ValueError" in caplog.text and "/boom" in caplog.text
+    assert "739204" not in caplog.text

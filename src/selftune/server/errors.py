@@ -3,8 +3,6 @@ codes OpenAI clients expect; a SelftuneError anywhere becomes one of these at th
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,13 +12,11 @@ from selftune.errors import SelftuneError
 from selftune.server.batcher import QueueFull
 from selftune.server.state import UnknownModel
 
-log = logging.getLogger("selftune.server")
-
 TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
-    404: "not_found_error",
     403: "permission_error",
+    404: "not_found_error",
     408: "timeout_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
@@ -81,12 +77,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             400, f"{where or 'request'}: {first.get('msg', 'invalid')}", None, where
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):  # type: ignore[no-untyped-def]
-        # the type and the route only: an exception's message may quote what the client sent
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__})", "internal_error")
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):  # type: ignore[no-untyped-def]

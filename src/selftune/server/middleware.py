@@ -1,5 +1,6 @@
 """What every request passes before any route sees it: the Host check (DNS rebinding) and the
-body size limit. Plain ASGI, so a refused request costs no parsing and no memory.
+body size limit; and what every failure passes on its way out: a JSON 500 without the details.
+Plain ASGI, so a refused request costs no parsing and no memory.
 
 - Without an API key the server answers only requests addressed to a loopback name
   (`127.0.0.1`, `localhost`, `[::1]`): a web page that rebinds its own domain to 127.0.0.1 sends
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from selftune.config import is_loopback
 
+log = logging.getLogger("selftune.server")
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -63,7 +66,7 @@ class Guardrails:
             if int(length) > self.max_body_bytes:
                 return await _refuse(send, 413, self._too_big(), "body_too_large")
         if scope.get("method") in ("GET", "HEAD", "OPTIONS") and not length:
-            return await self.app(scope, receive, send)
+            return await self._run(scope, receive, send)
         body, more = [], True
         size = 0
         while more:
@@ -89,7 +92,28 @@ class Guardrails:
                 return {"type": "http.request", "body": whole, "more_body": False}
             return await receive()
 
-        return await self.app(scope, replay, send)
+        return await self._run(scope, replay, send)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, with anything it did not handle turned into a JSON 500 whose log line names
+        the exception type and the route only: a traceback or an exception's message may quote
+        what the client sent (the full traceback is logged at DEBUG level)."""
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error(
+                "unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path")
+            )
+            log.debug("traceback", exc_info=True)
+            if not started:
+                await _refuse(send, 500, f"internal error ({type(exc).__name__})", "internal_error")
 
     def _too_big(self) -> str:
         return (
