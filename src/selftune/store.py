@@ -6,7 +6,9 @@ The store always keeps the original text; scrubbing happens later, in the datase
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -133,6 +135,9 @@ class Store:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.exists():
+            with contextlib.suppress(FileExistsError):  # created private: it holds messages
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.db = sqlite3.connect(self.path)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -449,6 +454,48 @@ class Store:
         flags = {r["name"]: dict(r) for r in self.db.execute("SELECT * FROM people")}
         excluded = {name for name, f in flags.items() if f["excluded"]}
         return excluded | {name for name in flags if self._main_name(name, flags) in excluded}
+
+    def excluded_keys(self) -> set[str]:
+        """Case-folded names, aliases and author ids of everyone excluded: a message is left out
+        when its author or author id is one of these (a renamed contact with the same id too)."""
+        keys = {n.casefold() for n in self.excluded_people()}
+        if not keys:
+            return keys
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT DISTINCT author, author_id FROM messages WHERE lower(author) IN ({marks})"
+            f" OR lower(coalesce(author_id, '')) IN ({marks})",
+            (*keys, *keys),
+        )
+        for author, author_id in rows:
+            keys |= {v.casefold() for v in (author, author_id) if v}
+        return keys
+
+    def match_person(self, name: str) -> list[str]:
+        """Every spelling in the store of the person `name` names, in any letter case: message
+        authors, author ids, and names the owner gave in `selftune people`."""
+        key = " ".join(name.split()).casefold()
+        found = self.db.execute(
+            "SELECT author FROM messages WHERE lower(author) = ?"
+            " UNION SELECT author_id FROM messages WHERE lower(author_id) = ?"
+            " UNION SELECT name FROM people WHERE lower(name) = ?",
+            (key, key, key),
+        ).fetchall()
+        spellings = {r[0] for r in found if r[0]}
+        if not spellings:  # lower() in SQLite folds ASCII only
+            names = self.db.execute(
+                "SELECT author FROM messages UNION SELECT author_id FROM messages"
+                " UNION SELECT name FROM people"
+            ).fetchall()
+            spellings = {r[0] for r in names if r[0] and " ".join(r[0].split()).casefold() == key}
+        return sorted(spellings)
+
+    def known_names(self) -> list[str]:
+        """Every author and name in the store (for 'did you mean')."""
+        rows = self.db.execute(
+            "SELECT author FROM messages WHERE author != '' UNION SELECT name FROM people"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
 
     def counts(self) -> dict[str, int]:
         one = self.db.execute
