@@ -134,17 +134,12 @@ def sample(
     )
     result = eng.generate([request])[0]
     clean = guard(ws)
-<<<<<<< HEAD
-    candidates = [clean(t).strip("\n") for t in result.texts]
+    candidates = [clean(t, prompt).strip("\n") for t in result.texts]
     ranker = load_ranker(ws.root) if rank else None
     if ranker is not None:
         candidates = ranker.order(candidates)
     params = {"n": settings.n, "chat": chat}  # `chat`: rebuild the prompt as a reply (distill)
     sample_log(ws).add("cli-sample", eng.model_id, prompt, params, candidates)
-=======
-    candidates = [clean(t, prompt).strip("\n") for t in result.texts]
-    sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
->>>>>>> main
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
         return

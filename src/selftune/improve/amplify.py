@@ -75,9 +75,10 @@ def generate_candidates(
             )
             for p in chunk
         ]
-        for result in engine.generate(requests):
+        for request, result in zip(requests, engine.generate(requests), strict=True):
             raw = [t.strip("\n") for t in result.texts]
-            clean = [guard(t) for t in raw] if guard is not None else raw
+            # the prompt is the guard's context: a fact split across prompt and reply is caught
+            clean = [guard(t, request.prompt) for t in raw] if guard is not None else raw
             flags = ["redacted"] if clean != raw else []
             out.append((clean, flags))
         if progress is not None:
