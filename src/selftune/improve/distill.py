@@ -102,23 +102,13 @@ def replay_records(train: list[dict[str, Any]], count: int, seed: int) -> list[d
     return out
 
 
-def load_parent(parent: RunDir) -> tuple[Any, Any]:
-    """(base with the parent's LoRA adapter, trainable; tokenizer), in float32."""
-    from peft import PeftModel
-
-    from selftune.models import load_model, load_tokenizer
-
+def require_adapter(parent: RunDir) -> RunDir:
     if parent.weights != "adapter":
         raise SelftuneError(
             f"run {parent.id} is a full fine-tune; distill continues a LoRA adapter. Train a "
             "LoRA run (`selftune train --method lora`) or pass --run"
         )
-    tokenizer = load_tokenizer(parent.base)
-    model = PeftModel.from_pretrained(
-        load_model(parent.base), parent.adapter_dir, is_trainable=True
-    )
-    model.config.use_cache = False
-    return model, tokenizer
+    return parent
 
 
 def _train_config(parent: RunDir, settings: ImproveConfig) -> TrainConfig:
@@ -128,14 +118,12 @@ def _train_config(parent: RunDir, settings: ImproveConfig) -> TrainConfig:
         {
             "learning_rate": settings.learning_rate,
             "epochs": settings.epochs,
-            "minutes": settings.minutes,
-            "max_steps": None,
             "seed": settings.seed,
             "precision": "fp32",
-            "early_stopping_patience": None,
         },
     )
-    config.max_steps = None
+    # distill's own budget, not the parent's; no validation split, so no early stopping
+    config.minutes, config.max_steps, config.early_stopping_patience = settings.minutes, None, None
     return config
 
 
@@ -297,7 +285,7 @@ def run_distill(
         method, why = saved["method"], saved["why"]
     else:
         apply_overrides(settings, (overrides or {}) | {"method": method, "minutes": minutes})
-        parent = ws.artefacts.run(parent_id)
+        parent = require_adapter(ws.artefacts.run(parent_id))
         trained_ids, held_ids = set(), []
     twin = Twin.from_config(ws.config)
     guard = OutputGuard(ws.config.build.private_facts or [])
@@ -340,7 +328,7 @@ def run_distill(
         phases["sft"] = json.loads((sft_dir / "done.json").read_text())
         say("sft phase already done; going on from it")
     else:
-        model, tokenizer = load_parent(parent)
+        model, tokenizer = _from_phase(parent, parent.adapter_dir)
         sft_dir.mkdir(parents=True, exist_ok=True)
         records = sft_records(picks) + replayed
         say(f"Phase sft: {len(picks.kept)} kept + {len(replayed)} replayed examples")
@@ -397,7 +385,8 @@ def run_distill(
 
 
 def _from_phase(parent: RunDir, adapter: Path) -> tuple[Any, Any]:
-    """The base with a phase's saved adapter, trainable (a fresh load keeps phases apart)."""
+    """(the base with `adapter` — the parent's, or a phase's — trainable, in float32; tokenizer).
+    A fresh load per phase keeps phases apart."""
     from peft import PeftModel
 
     from selftune.models import load_model, load_tokenizer
