@@ -64,3 +64,16 @@ def test_auto_chooses_dpo_with_pairs_and_resume_finishes_the_run(improve_ws):
     resumed, again = run_distill(improve_ws, resume_id="latest")
     assert again == run_dir and resumed["distill"]["method"] == "dpo"
     assert (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_a_full_fine_tune_parent_is_refused_before_anything_is_written(improve_ws):
+    from selftune.improve import run_distill
+
+    full = improve_ws.runs_dir / "20300101-000000"
+    (full / "model").mkdir(parents=True)
+    (full / "model" / "config.json").write_text("{}")
+    (full / "run.json").write_text(json.dumps({"base": "x", "dataset": "d1"}))
+    add_picks(improve_ws, 6)
+    with pytest.raises(SelftuneError, match="full fine-tune; distill continues a LoRA adapter"):
+        run_distill(improve_ws)
+    assert sorted(p.name for p in improve_ws.runs_dir.iterdir()) == [PARENT, full.name]
