@@ -2,6 +2,7 @@
 
 Run: PYTHONPATH=src python benchmarks/improve.py [--rounds 3] [--prompts 12] [-n 4]
      [--train-minutes 4] [--distill-minutes 2] [--contexts 16] [--out results.json]
+     [--owner closest|random] [--exports PATH ... --me NAME]  (someone else's exports)
 
 A temporary workspace ingests examples/marguerite, builds, and trains a first twin (the cpu
 preset, `--train-minutes`). Then, each round:
@@ -51,16 +52,17 @@ def load() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def setup(root: Path, train_minutes: float, echo) -> object:
+def setup(root: Path, train_minutes: float, echo, exports: list[Path], me: list[str]) -> object:
     from selftune.build import run_build
     from selftune.demo import example_dir
     from selftune.ingest.runner import ingest_paths
     from selftune.training import run_train
     from selftune.workspace import init_workspace
 
-    ws = init_workspace(root / "twin", ["Mags"])
+    paths = exports or [example_dir() / "whatsapp", example_dir() / "notes"]
+    ws = init_workspace(root / "twin", me)
     with ws.open_store() as store:
-        ingest_paths(store, [example_dir() / "whatsapp", example_dir() / "notes"], ("Mags",))
+        ingest_paths(store, paths, tuple(me))
     run_build(ws)
     run_train(ws, preset="cpu", overrides={"minutes": train_minutes}, echo=echo)
     return ws
@@ -181,6 +183,18 @@ def main() -> None:
         default="closest",
         help="closest: keep the candidate nearest the real reply; random: a control owner",
     )
+    parser.add_argument(
+        "--exports",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="someone else's exports (files or folders) instead of the bundled example",
+    )
+    parser.add_argument(
+        "--me",
+        action="append",
+        help="the owner's names in those exports (repeatable; default Mags)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -193,7 +207,7 @@ def main() -> None:
 
     started = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        ws = setup(Path(tmp), args.train_minutes, echo)
+        ws = setup(Path(tmp), args.train_minutes, echo, args.exports, args.me or ["Mags"])
         first = ws.artefacts.run()
         dataset = ws.artefacts.dataset_of(first)
         train, valid = dataset.read_split("train"), dataset.read_split("valid")
@@ -206,7 +220,8 @@ def main() -> None:
             ws.config.improve.seed = r
             rows.append(one_round(ws, r, args, contexts, valid, classifier, echo))
     result = {
-        "settings": vars(args) | {"out": str(args.out) if args.out else None},
+        "settings": vars(args)
+        | {"out": str(args.out) if args.out else None, "exports": [str(p) for p in args.exports]},
         "rounds": rows,
         "cpu_minutes_total": round((time.process_time() - started) / 60, 1),
         "cores": len(os.sched_getaffinity(0)),
