@@ -117,6 +117,33 @@ def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_memory_index(db: sqlite3.Connection) -> None:
+    """The memory's search index over messages (selftune.memory.index fills and queries it):
+    full-text (FTS5, external content: the text stays in `messages` only), each indexed
+    message's UTC time and conversation, and who wrote in which conversation."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            text, content='messages', content_rowid='rowid',
+            tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE memory_meta (
+            rowid INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            conversation_id TEXT NOT NULL
+        );
+        CREATE INDEX memory_meta_by_conversation ON memory_meta (conversation_id, ts);
+        CREATE TABLE memory_contacts (
+            author TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            PRIMARY KEY (author, conversation_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

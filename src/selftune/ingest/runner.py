@@ -112,6 +112,9 @@ def ingest_paths(
                 continue
             summaries.append(_ingest_one(store, path, parser, me, progress))
     store.apply_identity(me)
+    from selftune.memory import on_ingest
+
+    on_ingest(store)  # the memory's search index follows the store, incrementally
     return summaries
 
 
