@@ -23,7 +23,8 @@ from selftune.memory.block import Block, Moment, memory_block
 from selftune.memory.facts import Facts, load_facts, private_facts
 from selftune.memory.index import conversation_by_title, update_index
 from selftune.store import Store
-from selftune.twin import Twin, now
+from selftune import twin as twin_prompt
+from selftune.twin import Twin
 
 
 def on_ingest(store: Store) -> int:
@@ -96,7 +97,7 @@ class Memory:
                 cid = conversation_by_title(store, conversation, (platform or "").lower() or None)
         moment = Moment(
             answered,
-            when or now(),
+            when or twin_prompt.now(),
             cid,
             tuple(dict.fromkeys(others)),
             frozenset(t.strip() for _, t in turns),
@@ -119,7 +120,7 @@ class Memory:
             return None
         moment = Moment(
             users[-1],
-            when or now(),
+            when or twin_prompt.now(),
             None,
             (contact,) if contact else (),
             frozenset((m.get("content") or "").strip() for m in messages),

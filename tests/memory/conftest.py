@@ -1,0 +1,72 @@
+"""Memory fixtures: a workspace whose store is written by hand (times, contacts, words chosen so
+that what memory may and may not recall is known), and facts.yaml with a private fact."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from selftune.records import Message
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+SECRET = "4711"  # a private fact's keyword: never in a prompt, a dataset or an answer
+
+FACTS = f"""\
+facts:
+  - fact: I live in Porthmellin, above the old chapel.
+    topic: home
+    keywords: [Porthmellin]
+  - fact: My dog is called Biscuit.
+    topic: pet
+    keywords: [Biscuit]
+  - fact: The code of my bike lock is {SECRET}.
+    topic: bike
+    keywords: ["{SECRET}"]
+    private: true
+"""
+
+
+def msg(author: str, text: str, hours: float, conversation: str = "c-tobias",
+        title: str = "Tobias") -> Message:  # fmt: skip
+    return Message(
+        source="whatsapp",
+        conversation_id=conversation,
+        conversation_title=title,
+        timestamp=T0 + timedelta(hours=hours),
+        author=author,
+        text=text,
+        is_me=author == "Mags",
+        conversation_kind="direct",
+    )
+
+
+def history() -> list[Message]:
+    """Two direct chats over 40 days; every message says 'honey' and its own hour ("h17")."""
+    out = []
+    for day in range(40):
+        h = day * 24
+        out += [
+            msg("Tobias", f"h{h} how is the honey harvest going?", h),
+            msg("Mags", f"h{h + 1} honey is grand, the bees are busy", h + 1),
+            msg("Juno", f"h{h + 2} any honey left for the gig?", h + 2, "c-juno", "Juno"),
+            msg("Mags", f"h{h + 3} a jar of honey for you juno", h + 3, "c-juno", "Juno"),
+        ]
+    out.append(msg("Tobias", f"my old bike lock was {SECRET}, honey", 5))
+    return out
+
+
+@pytest.fixture
+def memory_workspace(tmp_path: Path):
+    from selftune.ingest.runner import ingest_paths  # noqa: F401  (the index hook lives there)
+    from selftune.memory import on_ingest
+    from selftune.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "twin", ["Mags"])
+    (ws.root / "facts.yaml").write_text(FACTS, encoding="utf-8")
+    with ws.open_store() as store:
+        store.add_messages(history())
+        store.apply_identity(["Mags"])
+        on_ingest(store)
+    return ws
