@@ -18,12 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from selftune import twin as twin_prompt
 from selftune.config import MemoryConfig
 from selftune.memory.block import Block, Moment, memory_block
 from selftune.memory.facts import Facts, load_facts, private_facts
 from selftune.memory.index import conversation_by_title, update_index
 from selftune.store import Store
-from selftune import twin as twin_prompt
 from selftune.twin import Twin
 
 
