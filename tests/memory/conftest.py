@@ -28,13 +28,13 @@ facts:
 """
 
 
-def msg(author: str, text: str, hours: float, conversation: str = "c-tobias",
+def msg(author: str, text: str, minutes: float, conversation: str = "c-tobias",
         title: str = "Tobias") -> Message:  # fmt: skip
     return Message(
         source="whatsapp",
         conversation_id=conversation,
         conversation_title=title,
-        timestamp=T0 + timedelta(hours=hours),
+        timestamp=T0 + timedelta(minutes=minutes),
         author=author,
         text=text,
         is_me=author == "Mags",
@@ -43,17 +43,20 @@ def msg(author: str, text: str, hours: float, conversation: str = "c-tobias",
 
 
 def history() -> list[Message]:
-    """Two direct chats over 40 days; every message says 'honey' and its own hour ("h17")."""
+    """Two direct chats over 40 days, a session a day in each; every message says 'honey' and
+    the minute it was sent ("m1445")."""
     out = []
     for day in range(40):
-        h = day * 24
+        t = day * 1440
         out += [
-            msg("Tobias", f"h{h} how is the honey harvest going?", h),
-            msg("Mags", f"h{h + 1} honey is grand, the bees are busy", h + 1),
-            msg("Juno", f"h{h + 2} any honey left for the gig?", h + 2, "c-juno", "Juno"),
-            msg("Mags", f"h{h + 3} a jar of honey for you juno", h + 3, "c-juno", "Juno"),
+            msg("Tobias", f"m{t} how is the honey harvest going?", t),
+            msg("Mags", f"m{t + 1} honey is grand, the bees are busy", t + 1),
+            msg("Tobias", f"m{t + 2} lovely, save me a jar", t + 2),
+            msg("Mags", f"m{t + 3} always x", t + 3),
+            msg("Juno", f"m{t + 4} any honey left for the gig?", t + 4, "c-juno", "Juno"),
+            msg("Mags", f"m{t + 5} a jar of honey for you juno", t + 5, "c-juno", "Juno"),
         ]
-    out.append(msg("Tobias", f"my old bike lock was {SECRET}, honey", 5))
+    out.append(msg("Tobias", f"my old bike lock was {SECRET}, honey", 300))
     return out
 
 

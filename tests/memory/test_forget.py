@@ -34,7 +34,7 @@ def test_forget_removes_a_contact_everywhere(memory_workspace):
     assert result.exit_code == 0, result.output
     assert "Forgot Juno" in result.output
 
-    late = T0 + timedelta(days=60)
+    late = T0 + timedelta(days=80)
     with ws.open_store() as store:
         indexed = store.db.execute(
             "SELECT count(*) FROM memory_meta WHERE conversation_id = 'c-juno'"
@@ -45,7 +45,9 @@ def test_forget_removes_a_contact_everywhere(memory_workspace):
         ).fetchone()[0]
         assert hits == 0
         # a new import of the same chat, with a new message, does not bring her back
-        store.add_messages([msg("Juno", "h9999 honey for the gig please", 1400, "c-juno", "Juno")])
+        store.add_messages(
+            [msg("Juno", "m99999 honey for the gig please", 99999, "c-juno", "Juno")]
+        )
         on_ingest(store)
         settings = MemoryConfig(exchanges=10, recent_turns=10, max_tokens=4000)
         for moment in (
@@ -77,4 +79,4 @@ def test_people_shows_what_memory_holds_for_a_contact(memory_workspace):
         cli, ["people", "--memory", "Tobias", "-w", str(memory_workspace.root)]
     )
     assert result.exit_code == 0, result.output
-    assert "81 messages in memory from 1 conversation(s)" in result.output
+    assert "161 messages in memory from 1 conversation(s)" in result.output

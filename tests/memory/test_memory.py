@@ -15,7 +15,7 @@ from selftune.memory.facts import load_facts, private_facts
 from selftune.memory.index import update_index
 from selftune.twin import MEMORY_MARK, without_memory
 
-HOUR = re.compile(r"\bh(\d+)\b")
+MINUTE = re.compile(r"\bm(\d+)\b")
 
 
 def words(text: str) -> int:
@@ -26,14 +26,14 @@ def test_memory_never_recalls_a_message_later_than_the_one_answered(memory_works
     settings = MemoryConfig(max_tokens=2000, exchanges=8, recent_turns=8)
     facts = load_facts(memory_workspace.root)
     with memory_workspace.open_store() as store:
-        for hour in (0, 1, 2, 30, 241, 500, 777, 959):
-            when = T0 + timedelta(hours=hour)
+        for minute in (0, 1, 2, 1441, 1444, 14403, 30000, 57000):
+            when = T0 + timedelta(minutes=minute)
             moment = Moment("how is the honey, any left?", when, "c-tobias", ("Tobias",))
             block = memory_block(store, facts, settings, moment, "Mags")
-            recalled = [int(h) for h in HOUR.findall(block.text)]
-            assert all(h < hour for h in recalled), (hour, recalled)
+            recalled = [int(h) for h in MINUTE.findall(block.text)]
+            assert all(m < minute for m in recalled), (minute, recalled)
             assert all(m.ts < when.timestamp() for m in block.messages())
-            if hour > 30:  # there is a past, and it is used
+            if minute > 1440:  # there is a past, and it is used
                 assert block.recent and block.exchanges
 
 
@@ -46,10 +46,10 @@ def test_each_training_example_remembers_only_its_own_past(memory_workspace):
     with_memory = 0
     for e in chats:
         system = e.record["messages"][0]["content"]
-        own = [int(h) for m in e.record["messages"][1:] for h in HOUR.findall(m["content"])]
+        own = [int(h) for m in e.record["messages"][1:] for h in MINUTE.findall(m["content"])]
         if MEMORY_MARK in system:
             with_memory += 1
-            recalled = [int(h) for h in HOUR.findall(system.split(MEMORY_MARK)[1])]
+            recalled = [int(h) for h in MINUTE.findall(system.split(MEMORY_MARK)[1])]
             assert max(recalled) < min(own), (recalled, own)
     assert with_memory >= len(chats) - 2  # all but the very first sessions remember something
 
@@ -107,9 +107,9 @@ def test_the_block_keeps_to_its_token_budget(memory_workspace):
 def test_the_index_follows_the_store_incrementally(memory_workspace):
     with memory_workspace.open_store() as store:
         assert update_index(store) == 0  # ingest already indexed everything
-        store.add_messages([msg("Tobias", "h5000 brand new honey question", 5000)])
+        store.add_messages([msg("Tobias", "m90000 brand new honey question", 90000)])
         assert update_index(store) == 1
         assert update_index(store) == 0
-        moment = Moment("brand new question", T0 + timedelta(hours=6000), "c-tobias")
+        moment = Moment("brand new question", T0 + timedelta(minutes=90001), "c-tobias")
         block = memory_block(store, load_facts(memory_workspace.root), MemoryConfig(), moment, "M")
-    assert "h5000" in block.text
+    assert "m90000" in block.text
