@@ -120,13 +120,13 @@ def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
 @migration
 def m003_memory_index(db: sqlite3.Connection) -> None:
     """The memory's search index over messages (selftune.memory.index fills and queries it):
-    full-text (FTS5, external content: the text stays in `messages` only), each indexed
+    full-text (FTS5 with English stemming, external content: the text stays in `messages`), each indexed
     message's UTC time and conversation, and who wrote in which conversation."""
     db.executescript(
         """
         CREATE VIRTUAL TABLE memory_fts USING fts5(
             text, content='messages', content_rowid='rowid',
-            tokenize='unicode61 remove_diacritics 2'
+            tokenize='porter unicode61 remove_diacritics 2'
         );
         CREATE TABLE memory_meta (
             rowid INTEGER PRIMARY KEY,
@@ -135,7 +135,7 @@ def m003_memory_index(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX memory_meta_by_conversation ON memory_meta (conversation_id, ts);
         CREATE TABLE memory_contacts (
-            author TEXT NOT NULL,
+            author TEXT NOT NULL COLLATE NOCASE,
             conversation_id TEXT NOT NULL,
             PRIMARY KEY (author, conversation_id)
         ) WITHOUT ROWID;

@@ -53,6 +53,20 @@ TOPIC_WORDS = {
 }
 
 
+def variants(words: set[str]) -> set[str]:
+    """Each word and its bare forms ("building" → "build", "builde"; "hives" → "hive"), so a
+    question and a fact meet on the word, not on its ending."""
+    out = set(words)
+    for w in words:
+        if len(w) > 5 and w.endswith("ing"):
+            out |= {w[:-3], w[:-3] + "e"}
+        elif len(w) > 4 and w.endswith("ed"):
+            out |= {w[:-2], w[:-1]}
+        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            out.add(w[:-1])
+    return out
+
+
 class Fact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,7 +83,7 @@ class Fact(BaseModel):
         found = set(terms(f"{self.fact} {self.topic} {' '.join(self.keywords)}", limit=64))
         for word in terms(self.topic, limit=8):
             found |= set(TOPIC_WORDS.get(word, []))
-        return found
+        return variants(found)
 
     def secrets(self) -> list[str]:
         """What must never be output for a private fact: its keywords, or its whole text."""
@@ -104,8 +118,11 @@ class Facts:
         """Public facts that share words with `text`, the most shared first (ties: file order)."""
         if limit <= 0:
             return []
-        words = set(terms(text, limit=64))
-        scored = [(len(words & f.words()), i, f) for i, f in enumerate(self.public)]
+        asked = [variants({w}) for w in terms(text, limit=64)]
+        scored = [
+            (sum(bool(forms & f.words()) for forms in asked), i, f)
+            for i, f in enumerate(self.public)
+        ]
         return [f for n, _, f in sorted(scored, key=lambda x: (-x[0], x[1])) if n > 0][:limit]
 
 

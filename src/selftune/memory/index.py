@@ -35,6 +35,13 @@ _STOP_TEXT = """a about above after again against all am an and any are aren't a
 STOPWORDS = frozenset(_STOP_TEXT.split())
 MAX_TERMS = 16
 BATCH = 5000
+# a word in more than this share of messages says little about any of them (and ranking all
+# its messages costs hundreds of milliseconds on a big store): it is left out of the search
+MAX_DOC_SHARE = 0.01
+MIN_DOC_LIMIT = 50
+SEARCH_TERMS = 8
+_DF_CACHE: dict[tuple[str, int], dict[str, int]] = {}
+TOTAL = "\x00all"  # the cache's entry for the number of indexed messages
 
 
 def terms(text: str, limit: int = MAX_TERMS) -> list[str]:
@@ -162,10 +169,38 @@ def _hits(store: Store, rows: Iterable[sqlite3.Row | tuple]) -> list[Hit]:
 HIT_COLUMNS = "x.rowid, x.ts, x.conversation_id, m.author, coalesce(m.is_me, 0), m.text"
 
 
+def document_counts(store: Store, words: list[str]) -> dict[str, int]:
+    """How many indexed messages hold each word (cached until the index grows)."""
+    generation = int(_state(store.db, "last_rowid"))
+    key = (str(store.path.resolve()), generation)
+    cache = _DF_CACHE.get(key)
+    if cache is None:
+        _DF_CACHE.clear()  # one store, one generation at a time is all a process needs
+        cache = _DF_CACHE[key] = {}
+    if TOTAL in words and TOTAL not in cache:
+        cache[TOTAL] = store.db.execute("SELECT count(*) FROM memory_meta").fetchone()[0]
+    for word in words:
+        if word not in cache:
+            cache[word] = store.db.execute(
+                "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?",
+                (match_expression([word]),),
+            ).fetchone()[0]
+    return {w: cache[w] for w in words}
+
+
+def informative(store: Store, words: list[str]) -> list[str]:
+    """The words worth searching for: held by some messages but not by too many, rarest first."""
+    counts = document_counts(store, [*words, TOTAL])
+    limit = max(MIN_DOC_LIMIT, int(counts.pop(TOTAL) * MAX_DOC_SHARE))
+    kept = sorted((n, w) for w, n in counts.items() if 0 < n <= limit)
+    return [w for _, w in kept[:SEARCH_TERMS]]
+
+
 def search(store: Store, words: list[str], before: float, limit: int = 50) -> list[Hit]:
-    """Messages matching any of `words`, most relevant first (bm25), all strictly before
-    `before` (epoch seconds). The top of the ranking is read first; only when too little of it
-    is old enough is the time filter applied inside the query (slower on big stores)."""
+    """Messages matching any of `words` (the informative ones), most relevant first (bm25), all
+    strictly before `before` (epoch seconds). The top of the ranking is read first; only when
+    too little of it is old enough is the time filter applied inside the query."""
+    words = informative(store, words)
     if not words:
         return []
     expr = match_expression(words)
@@ -222,13 +257,12 @@ def around(store: Store, hit: Hit, before: float) -> list[Hit]:
 
 def contact_conversations(store: Store, contacts: Iterable[str]) -> set[str]:
     """Conversations in which any of `contacts` wrote (any case)."""
-    names = {c.casefold() for c in contacts if c}
+    names = {c for c in contacts if c}
     if not names:
         return set()
     marks = ",".join("?" * len(names))
-    rows = store.db.execute(
-        f"SELECT conversation_id FROM memory_contacts WHERE lower(author) IN ({marks})",
-        tuple(names),
+    rows = store.db.execute(  # the column compares without case (COLLATE NOCASE)
+        f"SELECT conversation_id FROM memory_contacts WHERE author IN ({marks})", tuple(names)
     )
     return {r[0] for r in rows}
 
