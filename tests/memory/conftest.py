@@ -53,7 +53,13 @@ def history() -> list[Message]:
             msg("Mags", f"m{t + 1} honey is grand, the bees are busy", t + 1),
             msg("Tobias", f"m{t + 2} lovely, save me a jar", t + 2),
             msg("Mags", f"m{t + 3} always x", t + 3),
-            msg("Juno", f"m{t + 4} any honey left for the gig?", t + 4, "c-juno", "Juno"),
+            msg(
+                "Juno",
+                f"m{t + 4} any honey left for the gig?" + " the harvest?" * (day % 4 == 0),
+                t + 4,
+                "c-juno",
+                "Juno",
+            ),  # fmt: skip
             msg("Mags", f"m{t + 5} a jar of honey for you juno", t + 5, "c-juno", "Juno"),
         ]
     out.append(msg("Tobias", f"my old bike lock was {SECRET}, honey", 300))

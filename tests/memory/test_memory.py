@@ -57,7 +57,8 @@ def test_each_training_example_remembers_only_its_own_past(memory_workspace):
 def test_the_same_contact_comes_first(memory_workspace):
     settings = MemoryConfig(exchanges=2, recent_turns=0)
     with memory_workspace.open_store() as store:
-        moment = Moment("honey", T0 + timedelta(days=30), None, ("Juno",))
+        # "harvest" is in 40 of Tobias's messages and 10 of Juno's
+        moment = Moment("how was the harvest?", T0 + timedelta(days=30), None, ("Juno",))
         block = memory_block(store, load_facts(memory_workspace.root), settings, moment, "Mags")
     assert block.exchanges
     assert all(h.conversation_id == "c-juno" for h in block.exchanges[0])

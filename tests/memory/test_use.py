@@ -70,7 +70,9 @@ def test_reply_and_chat_get_the_memory_block_but_never_a_private_fact(served):
         assert r.status_code == 200, r.text
         c = client.post(
             "/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "how's the honey? bike lock?"}]},
+            json={
+                "messages": [{"role": "user", "content": "honey for the gig? and the bike lock?"}]
+            },
         )
         assert c.status_code == 200, c.text
     answers = r.json()["candidates"] + [ch["message"]["content"] for ch in c.json()["choices"]]
@@ -78,7 +80,7 @@ def test_reply_and_chat_get_the_memory_block_but_never_a_private_fact(served):
     reply_prompt, chat_prompt = engine.prompts
     assert "Memory:" in reply_prompt and "Porthmellin" in reply_prompt
     assert "Earlier in this chat:" in reply_prompt  # the stored chat called 'Tobias'
-    assert "Memory:" in chat_prompt and "honey" in chat_prompt.split("Memory:")[1]
+    assert "Memory:" in chat_prompt and "gig" in chat_prompt.split("Memory:")[1]
     assert all(SECRET not in p for p in engine.prompts)
 
 
