@@ -120,8 +120,9 @@ def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
 @migration
 def m003_memory_index(db: sqlite3.Connection) -> None:
     """The memory's search index over messages (selftune.memory.index fills and queries it):
-    full-text (FTS5 with English stemming, external content: the text stays in `messages`), each indexed
-    message's UTC time and conversation, and who wrote in which conversation."""
+    full-text (FTS5 with English stemming, external content: the text stays in `messages`), each
+    indexed message's UTC time and conversation, who wrote in which conversation, and each
+    conversation's title."""
     db.executescript(
         """
         CREATE VIRTUAL TABLE memory_fts USING fts5(
@@ -139,6 +140,12 @@ def m003_memory_index(db: sqlite3.Connection) -> None:
             conversation_id TEXT NOT NULL,
             PRIMARY KEY (author, conversation_id)
         ) WITHOUT ROWID;
+        CREATE TABLE memory_conversations (
+            conversation_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL COLLATE NOCASE,
+            source TEXT NOT NULL
+        );
+        CREATE INDEX memory_conversations_by_title ON memory_conversations (title);
         CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """
     )

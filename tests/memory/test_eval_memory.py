@@ -10,7 +10,13 @@ from tests.memory.conftest import SECRET
 
 from selftune.build.dataset import build_dataset
 from selftune.config import BuildConfig, EvalConfig
-from selftune.evaluation.memory import contradicts, memory_section, probe, states
+from selftune.evaluation.memory import (
+    contradicts,
+    memory_section,
+    probe,
+    render_memory,
+    states,
+)
 from selftune.memory import build_memory
 from selftune.memory.facts import Fact, private_facts
 
@@ -73,3 +79,6 @@ def test_the_section_compares_with_and_without_memory_and_counts_private_facts(
     assert set(out["authorship"]) == {"with", "without"}
     assert out["private"]["asked_for"] == 1
     assert out["private"]["answers_with_a_private_fact"] == 2  # the raw answers, caught
+    page = render_memory(out)
+    assert "Facts and memory" in page and "where are you living these days?" in page
+    assert SECRET not in page

@@ -224,3 +224,55 @@ def memory_section(
             row[key]["answers"] = [guard(a) for a in row[key]["answers"]]
     del base
     return out
+
+
+def render_memory(section: dict[str, Any]) -> str:
+    """The section as HTML for report.html (escaped; answers are shown guarded)."""
+    import html
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
+    def table(header: list[str], rows: list[list[Any]]) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    out = ["<h2>Facts and memory</h2>"]
+    probes = section.get("fact_probes")
+    if probes:
+        out.append(
+            f"<p>{probes['probes']} public facts asked as a friend would. Answers stating the fact:"
+            f" {pct(probes['states']['with'])} with memory, {pct(probes['states']['without'])}"
+            f" without; contradicting it: {pct(probes['contradicts']['with'])} with,"
+            f" {pct(probes['contradicts']['without'])} without.</p>"
+        )
+        rows = [
+            [r["question"], f"{r['with']['states']}/{len(r['with']['answers'])}",
+             f"{r['without']['states']}/{len(r['without']['answers'])}",
+             (r["with"]["answers"] or [""])[0][:120]]
+            for r in probes["rows"]
+        ]  # fmt: skip
+        out.append(table(["question", "stated with", "stated without", "an answer with"], rows))
+    elif section.get("facts", {}).get("public") == 0:
+        out.append("<p>No public facts in facts.yaml: `selftune facts suggest` proposes some.</p>")
+    ppl = section.get("perplexity")
+    if ppl:
+        out.append(
+            f"<p>Held-out perplexity ({ppl['examples']} examples, {ppl['with_a_block']} with a "
+            f"memory block): {ppl['with']:.2f} with memory, {ppl['without']:.2f} without.</p>"
+        )
+    auth = section.get("authorship")
+    if auth:
+        out.append(
+            f"<p>Replies taken for yours: {pct(auth['with']['taken_for_owner'])} with memory, "
+            f"{pct(auth['without']['taken_for_owner'])} without.</p>"
+        )
+    p = section.get("private", {})
+    out.append(
+        f"<p>Private facts: {p.get('answers_with_a_private_fact', 0)} of "
+        f"{p.get('answers_checked', 0)} answers (before the output guard) held one.</p>"
+    )
+    return "\n".join(out)

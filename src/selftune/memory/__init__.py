@@ -67,15 +67,15 @@ class Memory:
             return Block()
         with Store(self.store_path) as store:
             update_index(store)
-            return memory_block(
-                store,
-                self.facts,
-                self.settings,
-                moment,
-                self.twin.owner,
-                count_tokens,
-                self.secrets,
-            )
+            return self._block(store, moment, count_tokens)
+
+    def _block(
+        self, store: Store, moment: Moment, count_tokens: Callable[[str], int] | None
+    ) -> Block:
+        owner = self.twin.owner
+        return memory_block(
+            store, self.facts, self.settings, moment, owner, count_tokens, self.secrets
+        )
 
     def for_turns(
         self,
@@ -91,18 +91,18 @@ class Memory:
             return None
         others = [a for a, _ in turns if not self.twin.is_owner(a)]
         answered = _last_run(turns, self.twin)
-        cid = None
-        if conversation:
-            with Store(self.store_path) as store:
-                cid = conversation_by_title(store, conversation, (platform or "").lower() or None)
-        moment = Moment(
-            answered,
-            when or twin_prompt.now(),
-            cid,
-            tuple(dict.fromkeys(others)),
-            frozenset(t.strip() for _, t in turns),
-        )
-        return self.block(moment, count_tokens).text or None
+        with Store(self.store_path) as store:
+            update_index(store)
+            source = (platform or "").lower() or None
+            cid = conversation_by_title(store, conversation, source) if conversation else None
+            moment = Moment(
+                answered,
+                when or twin_prompt.now(),
+                cid,
+                tuple(dict.fromkeys(others)),
+                frozenset(t.strip() for _, t in turns),
+            )
+            return self._block(store, moment, count_tokens).text or None
 
     def for_messages(
         self,

@@ -104,7 +104,8 @@ def update_index(store: Store) -> int:
     with db:
         while last < top:
             rows = db.execute(
-                "SELECT rowid, timestamp, conversation_id, author, kind, text FROM messages"
+                "SELECT rowid, timestamp, conversation_id, author, kind, text, conversation_title,"
+                " source FROM messages"
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (last, BATCH),
             ).fetchall()
@@ -114,6 +115,10 @@ def update_index(store: Store) -> int:
             db.executemany(
                 "INSERT OR IGNORE INTO memory_contacts VALUES (?, ?)",
                 {(r[3], r[2]) for r in rows if r[3]},
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO memory_conversations VALUES (?, ?, ?)",
+                {r[2]: (r[2], r[6], r[7]) for r in rows}.values(),
             )
             skip = excluded_conversations(store)
             keep = [r for r in rows if r[4] == "text" and r[5].strip() and r[2] not in skip]
@@ -137,6 +142,7 @@ def rebuild_index(store: Store) -> int:
         store.db.execute("INSERT INTO memory_fts (memory_fts) VALUES ('delete-all')")
         store.db.execute("DELETE FROM memory_meta")
         store.db.execute("DELETE FROM memory_contacts")
+        store.db.execute("DELETE FROM memory_conversations")
         store.db.execute("DELETE FROM memory_state WHERE key = 'last_rowid'")
     return update_index(store)
 
@@ -268,13 +274,13 @@ def contact_conversations(store: Store, contacts: Iterable[str]) -> set[str]:
 
 
 def conversation_by_title(store: Store, title: str, source: str | None = None) -> str | None:
-    """The stored conversation called `title` (any case), on `source` when given."""
-    query = "SELECT conversation_id FROM messages WHERE lower(conversation_title) = ?"
-    args: tuple[str, ...] = (title.casefold(),)
+    """The indexed conversation called `title` (any case), on `source` when given."""
+    query = "SELECT conversation_id FROM memory_conversations WHERE title = ?"
+    args: tuple[str, ...] = (title.strip(),)
     if source:
         query += " AND source = ?"
         args += (source,)
-    row = store.db.execute(query + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
+    row = store.db.execute(query + " LIMIT 1", args).fetchone()
     return row[0] if row else None
 
 
