@@ -90,7 +90,8 @@ def facts_probes(tuned: Any, memory: Memory, config: EvalConfig) -> dict[str, An
     for i, fact in enumerate(memory.facts.public):
         question, values = probe(fact)
         block = memory.for_turns([(FRIEND, question)])
-        row: dict[str, Any] = {"fact": fact.fact, "question": question, "in_memory": bool(block)}
+        in_block = bool(block) and fact.fact.strip() in (block or "")
+        row: dict[str, Any] = {"fact": fact.fact, "question": question, "in_memory": in_block}
         for key, mem in (("without", None), ("with", block)):
             answers = _answers(tuned, twin, question, mem, config, config.seed + i)
             row[key] = {
