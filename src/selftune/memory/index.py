@@ -1,6 +1,6 @@
 """The memory's search index over the store: SQLite FTS5 over message text (external content, so
 the text is kept once, in `messages`), each message's UTC time and conversation, and who wrote in
-which conversation. Tables come from the store's migration `m003_memory_index`.
+which conversation. Tables come from the store's migration `m004_memory_index`.
 
 `update_index` is incremental (only rows added since the last call) and is run by `ingest`; the
 memory also calls it before it answers, so an index is never behind the store. Messages of
@@ -80,17 +80,27 @@ def _state(db: sqlite3.Connection, key: str, default: str = "0") -> str:
     return row[0] if row else default
 
 
-def excluded_conversations(store: Store) -> set[str]:
-    """Conversations in which an excluded (or forgotten) contact wrote: never in memory."""
+_EXCLUDED_CACHE: dict[tuple, set[str]] = {}
+
+
+def excluded_conversations(store: Store, cached: bool = True) -> set[str]:
+    """Conversations in which an excluded (or forgotten) contact wrote, matched as the build
+    matches them (`Store.excluded_keys`: names, aliases and author ids, in any case): never in
+    memory. Cached until the index grows or the exclusions change."""
     names = store.excluded_people()
     if not names:
         return set()
-    marks = ",".join("?" * len(names))
-    rows = store.db.execute(
-        f"SELECT DISTINCT conversation_id FROM memory_contacts WHERE author IN ({marks})",
-        tuple(names),
-    )
-    return {r[0] for r in rows}
+    key = (str(store.path), _state(store.db, "last_rowid"), frozenset(names))
+    if key not in _EXCLUDED_CACHE or not cached:
+        keys = store.excluded_keys()
+        marks = ",".join("?" * len(keys))
+        rows = store.db.execute(  # memory_contacts.author compares without case
+            f"SELECT DISTINCT conversation_id FROM memory_contacts WHERE author IN ({marks})",
+            tuple(keys),
+        )
+        _EXCLUDED_CACHE.clear()
+        _EXCLUDED_CACHE[key] = {r[0] for r in rows}
+    return _EXCLUDED_CACHE[key]
 
 
 def update_index(store: Store) -> int:
@@ -120,7 +130,7 @@ def update_index(store: Store) -> int:
                 "INSERT OR REPLACE INTO memory_conversations VALUES (?, ?, ?)",
                 {r[2]: (r[2], r[6], r[7]) for r in rows}.values(),
             )
-            skip = excluded_conversations(store)
+            skip = excluded_conversations(store, cached=False)  # this batch's contacts count
             keep = [r for r in rows if r[4] == "text" and r[5].strip() and r[2] not in skip]
             db.executemany(
                 "INSERT OR REPLACE INTO memory_meta VALUES (?, ?, ?)",

@@ -15,8 +15,10 @@ from selftune.server.state import UnknownModel
 TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     408: "timeout_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
     499: "cancelled",
     500: "server_error",
