@@ -26,6 +26,8 @@ def test_forget_removes_a_contact_everywhere(memory_workspace):
     log = SampleLog(ws.store_path)
     log.add("reply", "twin", [{"author": "Juno", "text": "any honey?"}], {}, ["yes"])
     log.add("reply", "twin", [{"author": "Tobias", "text": "any honey?"}], {}, ["yes"])
+    chat = [{"role": "system", "content": "Memory:\nJuno: any honey left for the gig?"}]
+    log.add("chat", "twin", chat + [{"role": "user", "content": "hi"}], {}, ["hey"])
     with ws.open_store() as store:
         Suggestions.load(ws.root).refresh(store, load_facts(ws.root))
     assert any("Juno" in c.fact for c in Suggestions.load(ws.root).candidates)

@@ -67,18 +67,21 @@ def forget_contact(store: Store, root: Path, contact: str) -> Forgotten:
 
 
 def _forget_samples(store: Store, names: set[str]) -> int:
-    """Delete logged samples whose prompt has a turn by one of `names` (and their ratings)."""
+    """Delete logged samples whose prompt has a turn by one of `names`, or names them anywhere
+    (a memory block in a logged system prompt quotes them by name), and their ratings."""
     folded = {n.casefold() for n in names}
     doomed = []
     for sample_id, prompt in store.db.execute("SELECT id, prompt FROM samples"):
         try:
             shown = json.loads(prompt)
         except ValueError:
-            continue
+            shown = prompt
         turns = shown if isinstance(shown, list) else []
-        if any(
+        by_them = any(
             isinstance(t, dict) and str(t.get("author", "")).casefold() in folded for t in turns
-        ):
+        )
+        text = prompt.casefold()
+        if by_them or any(len(n) >= 3 and n in text for n in folded):
             doomed.append((sample_id,))
     with store.db:
         store.db.executemany("DELETE FROM ratings WHERE sample_id = ?", doomed)
