@@ -4,6 +4,7 @@ bundled example fact accuracy and held-out perplexity with vs without memory.
     PYTHONPATH=src python benchmarks/memory.py                  # 50 MB corpus + the example
     PYTHONPATH=src python benchmarks/memory.py --mb 5 --skip-model
     PYTHONPATH=src python benchmarks/memory.py --skip-scale --run RUN_DIR   # a trained twin
+    PYTHONPATH=src python benchmarks/memory.py --mb 0 --skip-model          # the 300k store only
 
 Scale: the generated corpus of benchmarks/ingest.py (same writers, same seed) is ingested with
 the index switched off, then the whole index is built once (time, and the bytes the memory
@@ -133,7 +134,7 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
               f"{(time.perf_counter() - started) * 1000:.1f} ms")  # fmt: skip
 
         rows = store.db.execute(
-            "SELECT text, timestamp, conversation_id, author FROM messages"
+            "SELECT text, timestamp, conversation_id, author, conversation_title FROM messages"
             " WHERE coalesce(is_me, 0) = 0 AND kind = 'text' ORDER BY random() LIMIT ?",
             (replies,),
         ).fetchall()
@@ -141,7 +142,7 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
         now = datetime.now().astimezone()
         for label, at in (("use time (all before now)", None), ("build time (its own past)", 1)):
             times, sizes, found = [], [], 0
-            for text, ts, cid, author in rows:
+            for text, ts, cid, author, _ in rows:
                 before = now if at is None else datetime.fromisoformat(ts)
                 moment = Moment(text, before, cid, (author,))
                 started = time.perf_counter()
@@ -157,6 +158,23 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
                 f"(mean block {statistics.mean(sizes):.0f} tokens est., past exchanges found "
                 f"for {found}), {load()}"
             )
+        # the whole use-time path of `reply` / `/v1/reply`: open the store, bring the index up
+        # to date, find the conversation by its title, build the block
+        from selftune.memory import Memory
+        from selftune.twin import Twin
+
+        memory = Memory(store.path, facts, settings, Twin(("Mags",), "You are {owner}."))
+        times = []
+        for text, _, _, author, title in rows:
+            started = time.perf_counter()
+            memory.for_turns([(author, text)], "whatsapp", title)
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        print(
+            f"  Memory.for_turns (reply, store opened each time): median "
+            f"{statistics.median(times):.1f} ms, p95 {times[int(0.95 * (len(times) - 1))]:.1f} ms,"
+            f" max {times[-1]:.1f} ms over {len(times)} replies, {load()}"
+        )
         store.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -231,7 +249,9 @@ def model(run_dir: Path | None, contexts: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mb", type=float, default=50, help="corpus size in MB (default 50)")
+    ap.add_argument(
+        "--mb", type=float, default=50, help="corpus size in MB (default 50; 0 skips it)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--replies", type=int, default=300, help="replies timed (default 300)")
     ap.add_argument(
@@ -244,7 +264,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"cpu: {os.cpu_count()} cores, {load()}")
     if not args.skip_scale:
-        scale(args.mb, args.seed, args.replies)
+        if args.mb > 0:
+            scale(args.mb, args.seed, args.replies)
         if args.zipf:
             scale(0, args.seed, args.replies, zipf=args.zipf)
     if not args.skip_model:
