@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
+from selftune.templates import chat_wrappers, default_system
 
 GGUF_TYPES = ("f16", "q8_0", "f32")
 # the Modelfile's FROM: f16 gives the trained model's own greedy text; q8_0 is half the size but
@@ -250,32 +251,6 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
         writer.add_chat_template(tokenizer.chat_template)
 
 
-def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
-    """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
-    mark = "\x00MARK\x00"
-    system = {"role": "system", "content": "S" + mark}
-
-    def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
-
-    sys_only = render([system])
-    wrappers = {"system": _split(sys_only, "S" + mark)}
-    for role in ("user", "assistant"):
-        text = render([system, {"role": role, "content": "X" + mark}])
-        wrappers[role] = _split(text[len(sys_only) :], "X" + mark)
-    with_user = render([system, {"role": "user", "content": "u"}])
-    prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
-    wrappers["generation"] = (prompt, "")
-    return wrappers
-
-
-def _split(text: str, content: str) -> tuple[str, str]:
-    if content not in text:
-        raise SelftuneError("the chat template drops message content; cannot derive a Modelfile")
-    before, after = text.split(content, 1)
-    return before, after
-
-
 def modelfile(
     tokenizer: Any, gguf_name: str, system: str | None = None, others: list[str] | None = None
 ) -> str:
@@ -317,17 +292,6 @@ def modelfile(
     lines += [f'PARAMETER stop "{esc(s)}"' for s in stops]
     lines += ["PARAMETER temperature 0.8", "PARAMETER top_p 0.95", ""]
     return "\n".join(lines)
-
-
-def default_system(tokenizer: Any) -> str:
-    """The system prompt the chat template adds by itself when a conversation has none."""
-    w = chat_wrappers(tokenizer)
-    bare = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
-    head = bare[: -len(w["user"][0] + "u" + w["user"][1])] if bare.endswith(w["user"][1]) else ""
-    prefix, suffix = w["system"]
-    if head.startswith(prefix) and head.endswith(suffix) and len(head) >= len(prefix + suffix):
-        return head[len(prefix) : len(head) - len(suffix)]
-    return ""
 
 
 def stop_strings(tokenizer: Any) -> list[str]:
