@@ -126,52 +126,66 @@ class RowSampler:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        out = torch.full_like(scores, float("-inf"))
+        raw = scores.float()
+        logits = raw.clone()
         generated = input_ids[:, self.width :]
-        for row, (ri, _) in enumerate(self.rows):
-            if self.tracker.done[row]:
-                out[row, self.engine.tokenizer.pad_token_id] = 0
-                continue
-            request = self.requests[ri]
-            token = self._choose(row, request, scores[row].float(), generated[row])
+        active = [row for row in range(len(self.rows)) if not self.tracker.done[row]]
+        requests = [self.requests[ri] for ri, _ in self.rows]
+        for row in active:
+            self._adjust(logits[row], requests[row], generated[row])
+        chosen = logits.argmax(dim=-1).cpu()  # the greedy rows' choice; sampled rows overwrite it
+        sampled = [row for row in active if requests[row].temperature > 0]
+        if sampled:
+            device = logits.device
+            index = torch.tensor(sampled, device=device)
+            temperature = torch.tensor([requests[r].temperature for r in sampled], device=device)
+            top_p = torch.tensor([requests[r].top_p for r in sampled], device=device)
+            probs = torch.softmax(logits[index] / temperature[:, None], dim=-1)
+            ordered, order = torch.sort(probs, dim=-1, descending=True)
+            # top-p keeps the smallest set of most likely tokens reaching top_p (at least one)
+            keep = (torch.cumsum(ordered, dim=-1) - ordered < top_p[:, None]) | (
+                top_p[:, None] >= 1
+            )
+            probs = torch.zeros_like(probs).scatter_(-1, order, ordered * keep).cpu()
+            for k, row in enumerate(sampled):
+                chosen[row] = torch.multinomial(probs[k], 1, generator=self.generators[row])[0]
+        wanted = [r for r in active if requests[r].logprobs or requests[r].top_logprobs]
+        if wanted:
+            self._record(raw, chosen, wanted, requests)
+        out = torch.full_like(scores, float("-inf"))
+        for row in range(len(self.rows)):
+            token = int(chosen[row]) if row in active else self.engine.tokenizer.pad_token_id
             out[row, token] = 0
         return out
 
-    def _choose(self, row: int, request: GenRequest, raw: Any, generated: Any) -> int:
+    @staticmethod
+    def _adjust(logits: Any, request: GenRequest, generated: Any) -> None:
+        """OpenAI's logit bias and presence/frequency penalties, in place on one row."""
         import torch
 
-        logits = raw.clone()
         if request.logit_bias:
-            ids = torch.tensor(list(request.logit_bias), dtype=torch.long)
-            logits[ids] += torch.tensor(list(request.logit_bias.values()), dtype=logits.dtype)
+            ids = torch.tensor(list(request.logit_bias), dtype=torch.long, device=logits.device)
+            bias = torch.tensor(list(request.logit_bias.values()), device=logits.device)
+            logits[ids] += bias.to(logits.dtype)
         if (request.presence_penalty or request.frequency_penalty) and generated.numel():
-            counts = torch.bincount(generated.cpu(), minlength=logits.shape[0]).to(logits)
+            counts = torch.bincount(generated, minlength=logits.shape[0]).to(logits)
             logits -= counts * request.frequency_penalty
             logits -= (counts > 0).to(logits) * request.presence_penalty
-        if request.temperature == 0:
-            token = int(torch.argmax(logits))
-        else:
-            probs = torch.softmax(logits / request.temperature, dim=-1)
-            if request.top_p < 1:
-                ordered, order = torch.sort(probs, descending=True)
-                keep = torch.cumsum(ordered, 0) - ordered < request.top_p  # always keeps one
-                probs = torch.zeros_like(probs).scatter_(0, order[keep], ordered[keep])
-            token = int(torch.multinomial(probs.cpu(), 1, generator=self.generators[row]))
-        if request.logprobs or request.top_logprobs:
-            self.logprobs[row].append(self._logprob(raw, token, request.top_logprobs))
-        return token
 
-    def _logprob(self, raw: Any, token: int, top: int) -> TokenLogprob:
+    def _record(self, raw: Any, chosen: Any, rows: list[int], requests: list[GenRequest]) -> None:
         import torch
 
-        lp = torch.log_softmax(raw, dim=-1)
-        alternatives = []
-        if top:
-            values, ids = torch.topk(lp, top)
-            alternatives = [self._entry(int(i), float(v)) for v, i in zip(values, ids, strict=True)]
-        entry = self._entry(token, float(lp[token]))
-        entry.top = alternatives
-        return entry
+        logprobs = torch.log_softmax(raw[rows], dim=-1).cpu()
+        top = max(requests[r].top_logprobs for r in rows)
+        values, ids = torch.topk(logprobs, top, dim=-1) if top else (None, None)
+        for k, row in enumerate(rows):
+            token = int(chosen[row])
+            entry = self._entry(token, float(logprobs[k, token]))
+            n = requests[row].top_logprobs
+            if n and values is not None:
+                entry.top = [self._entry(int(i), float(v)) for v, i in
+                             zip(values[k, :n], ids[k, :n], strict=True)]  # fmt: skip
+            self.logprobs[row].append(entry)
 
     def _entry(self, token: int, logprob: float) -> TokenLogprob:
         raw = self._bytes.get(token)
