@@ -261,7 +261,10 @@ def test_stream_sends_keep_alive_pings_while_output_is_held(make_state, monkeypa
         LiveServer(create_app(state)) as live,
         httpx.stream("POST", live.url + "/v1/chat/completions", json=body, timeout=30) as r,
     ):
-        lines = [line for line in r.iter_lines() if line]
+        raw = b"".join(r.iter_bytes())
+    # OpenAI's framing: events end with a blank line, "\n" only (the web page splits on "\n\n")
+    assert b"\r" not in raw and raw.endswith(b"data: [DONE]\n\n")
+    lines = [line for line in raw.decode().split("\n") if line]
     assert any(line.startswith(":") for line in lines), "no keep-alive comment was sent"
     data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert (

@@ -23,4 +23,7 @@ def event_stream(chunks: AsyncIterator[dict[str, Any] | str]) -> EventSourceResp
             data = chunk if isinstance(chunk, str) else json.dumps(chunk, ensure_ascii=False)
             yield {"data": data}
 
-    return EventSourceResponse(events(), ping=PING_S, headers={"Cache-Control": "no-cache"})
+    # "\n" separators, as OpenAI sends them (sse-starlette defaults to "\r\n")
+    return EventSourceResponse(
+        events(), ping=PING_S, sep="\n", headers={"Cache-Control": "no-cache"}
+    )
