@@ -164,7 +164,6 @@ def test_completion_logprobs_and_echo(live):
     ("fields", "param"),
     [
         ({"suffix": " the end"}, "suffix"),
-        ({"best_of": 3}, "best_of"),
         ({"echo": True, "logprobs": 1}, "echo"),
     ],
 )
@@ -173,6 +172,25 @@ def test_completion_fields_that_cannot_be_honoured_are_refused(live, fields, par
         client(live).completions.create(model="twin", prompt="a", max_tokens=2, **fields)
     assert err.value.body["code"] == "unsupported_parameter"
     assert err.value.body["param"] == param
+
+
+def test_best_of_returns_the_most_likely_candidates(live):
+    c = client(live)
+    args = dict(model="twin", prompt="Dear diary,", max_tokens=6, temperature=1.0, seed=3)
+    many = c.completions.create(n=4, logprobs=0, **args)
+
+    def mean(choice) -> float:  # type: ignore[no-untyped-def]
+        lp = choice.logprobs.token_logprobs
+        return sum(lp) / len(lp)
+
+    ranked = sorted(many.choices, key=mean, reverse=True)
+    best = c.completions.create(n=2, best_of=4, **args)
+    assert [ch.text for ch in best.choices] == [ch.text for ch in ranked[:2]]
+    assert best.choices[0].logprobs is None  # not asked for
+    assert best.usage.completion_tokens == many.usage.completion_tokens
+    with pytest.raises(openai.BadRequestError) as err:
+        c.completions.create(n=2, best_of=1, **args)
+    assert err.value.body["param"] == "best_of"
 
 
 def test_harmless_fields_are_accepted_and_unknown_ones_named(live):

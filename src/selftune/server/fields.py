@@ -105,13 +105,10 @@ def check_completion(body: CompletionRequest) -> None:
     """Refuse the legacy completion fields that cannot be honoured."""
     if body.suffix:
         raise refuse("suffix", "suffix (text insertion) is not supported; send the prompt only")
-    if body.best_of is not None and body.best_of != body.n:
-        if body.best_of < body.n:
-            raise invalid("best_of", f"best_of ({body.best_of}) must be at least n ({body.n})")
-        raise refuse(
-            "best_of",
-            "best_of > n is not supported; ask for n candidates (and pick with logprobs)",
-        )
+    if body.best_of is not None and body.best_of < body.n:
+        raise invalid("best_of", f"best_of ({body.best_of}) must be at least n ({body.n})")
+    if body.stream and (body.best_of or body.n) > body.n:
+        raise invalid("best_of", "best_of > n cannot stream (the best are known at the end)")
     if body.echo and body.logprobs is not None:
         raise refuse(
             "echo",
@@ -137,6 +134,16 @@ def logit_bias(raw: dict[str, float] | None, vocab_size: int | None = None) -> d
             raise invalid("logit_bias", f"logit_bias for {token} is {value}; use -100 to 100")
         out[token] = float(value)
     return out
+
+
+def best_of(engine: Any, model: str) -> None:
+    """best_of > n ranks candidates by their log-probabilities: the engine must give them."""
+    if "logprobs" not in getattr(engine, "supports", frozenset()):
+        raise refuse(
+            "best_of",
+            f"best_of > n needs log-probabilities, which the {getattr(engine, 'name', 'serving')} "
+            f"engine serving '{model}' does not give; ask for n candidates",
+        )
 
 
 def check_engine(engine: Any, gen: GenRequest, model: str) -> None:

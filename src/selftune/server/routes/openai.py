@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from selftune.engines.base import TokenLogprob, render_chat
+from selftune.engines.base import GenResult, TokenLogprob, render_chat
 from selftune.server import fields, runner
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -109,10 +109,13 @@ async def completions(body: CompletionRequest, request: Request, state: State):
             400, "send one prompt per request (use n for several candidates)", None, "prompt"
         )
     flags = runner.input_flags(state, prompts, request)
-    gen = runner.gen_request(state, body, prompts[0])
+    best_of = max(body.best_of or body.n, body.n)
+    gen = runner.gen_request(state, body, prompts[0], best_of)
     tokenizer = state.tokenizer(body.model)  # an unknown model fails here, before any stream
     fields.logit_bias(body.logit_bias, len(tokenizer))
-    gen.logprobs = body.logprobs is not None
+    if best_of > body.n:
+        fields.best_of(state.batcher(body.model).engine, body.model)
+    gen.logprobs = body.logprobs is not None or best_of > body.n
     gen.top_logprobs = body.logprobs or 0
     transform = runner.output_transform(state, body)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
@@ -123,10 +126,14 @@ async def completions(body: CompletionRequest, request: Request, state: State):
             _completion_chunks(state, body, gen, events, cid, prompts[0], flags, extra)
         )
     result = await runner.run(state, request, body.model, gen)
+    usage = runner.usage(result)  # all best_of candidates were generated
+    if best_of > body.n:
+        result = _best(result, body.n)
     texts = [transform(t) for t in result.texts]
     logprobs = _shown_logprobs(state, result.logprobs, len(texts), flags)
     sample_id = runner.log_sample(state, "completion", body.model, prompts[0], gen, texts, flags)
     echo = prompts[0] if body.echo else ""
+    shown = body.logprobs is not None
     return Completion(
         id=cid,
         created=int(time.time()),
@@ -136,14 +143,29 @@ async def completions(body: CompletionRequest, request: Request, state: State):
                 index=i,
                 text=echo + t,
                 finish_reason=_reason(r),
-                logprobs=_completion_logprobs(logprobs[i], len(prompts[0]))
-                if gen.logprobs
-                else None,
+                logprobs=_completion_logprobs(logprobs[i], len(prompts[0])) if shown else None,
             )
             for i, (t, r) in enumerate(zip(texts, result.finish_reasons, strict=True))
         ],
-        usage=runner.usage(result),
+        usage=usage,
         selftune={"sample_id": sample_id, "flags": flags, **extra},
+    )
+
+
+def _best(result: GenResult, n: int) -> GenResult:
+    """The `n` candidates with the highest mean log-probability per token (OpenAI's best_of)."""
+    entries = result.logprobs or [[] for _ in result.texts]
+
+    def score(i: int) -> float:
+        return sum(e.logprob for e in entries[i]) / len(entries[i]) if entries[i] else -1e9
+
+    best = sorted(range(len(result.texts)), key=score, reverse=True)[:n]
+    return GenResult(
+        [result.texts[i] for i in best],
+        result.prompt_tokens,
+        [result.completion_tokens[i] for i in best],
+        [result.finish_reasons[i] for i in best],
+        [entries[i] for i in best],
     )
 
 
