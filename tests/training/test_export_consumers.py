@@ -147,3 +147,20 @@ def test_export_names_the_gguf_after_the_twin_and_points_ollama_at_f16(tiny_mode
     assert "FROM ./model-f16.gguf" in lines
     assert any("q8_0" in line and line.startswith("#") for line in lines)
     assert not [p for p in Path(tmp_path / "export").rglob("*.bin")]
+
+
+def test_export_command_puts_the_twins_prompt_in_the_modelfile(tiny_model_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from selftune.cli import cli
+    from selftune.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "twin", ["Mags"], name="mags")
+    run = make_run(Path(tiny_model_dir), ws.new_artefact_dir("runs"), str(tiny_model_dir))
+    result = CliRunner().invoke(
+        cli, ["export", "--workspace", str(ws.root), "--format", "adapter", "--format", "f16"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (run / "export" / "Modelfile").read_text()
+    assert 'SYSTEM """You are Mags. You are chatting on WhatsApp' in text
+    assert "vLLM" in result.output
