@@ -164,3 +164,16 @@ def test_export_command_puts_the_twins_prompt_in_the_modelfile(tiny_model_dir, t
     text = (run / "export" / "Modelfile").read_text()
     assert 'SYSTEM """You are Mags. You are chatting on WhatsApp' in text
     assert "vLLM" in result.output
+
+
+def test_auto_serves_the_f16_export_not_q8_0(tmp_path):
+    """q8_0's greedy text drifts from the trained model's (docs/serving.md); f16's does not."""
+    from selftune.engines import ModelSpec, find_gguf
+
+    export = tmp_path / "run" / "export"
+    export.mkdir(parents=True)
+    for kind in ("q8_0", "f16"):
+        (export / f"model-{kind}.gguf").write_bytes(b"GGUF")
+    assert find_gguf(ModelSpec("twin", "embedded", tmp_path / "run")).name == "model-f16.gguf"
+    (export / "model-f16.gguf").unlink()
+    assert find_gguf(ModelSpec("twin", "embedded", tmp_path / "run")).name == "model-q8_0.gguf"
