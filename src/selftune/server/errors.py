@@ -20,6 +20,7 @@ TYPES = {
     403: "permission_error",
     404: "invalid_request_error",  # OpenAI's type for an unknown model too
     408: "timeout_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
     499: "cancelled",
     500: "server_error",
