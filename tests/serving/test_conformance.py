@@ -245,7 +245,7 @@ def test_same_seed_same_text_under_concurrent_load(live):
         if i % 2:
             results[i] = c.chat.completions.create(**args).choices[0].message.content
         else:  # others with other prompts and settings share the batches
-            c.completions.create(model="twin", prompt="x" * i, max_tokens=10, temperature=0.7)
+            c.completions.create(model="twin", prompt="x" * (i + 1), max_tokens=10, temperature=0.7)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
     for t in threads:
@@ -298,7 +298,7 @@ def test_cors_lets_browser_clients_send_their_headers(make_state):
 
     app = create_app(make_state(cors_origins=["https://roamresearch.com"]))
     headers = "authorization, content-type, x-selftune-unattended, x-stainless-os, x-stainless-lang"
-    r = TestClient(app).options(
+    r = TestClient(app, base_url="http://127.0.0.1").options(
         "/v1/chat/completions",
         headers={
             "Origin": "https://roamresearch.com",
@@ -309,7 +309,7 @@ def test_cors_lets_browser_clients_send_their_headers(make_state):
     assert r.status_code == 200
     allowed = r.headers["access-control-allow-headers"].lower()
     assert "x-selftune-unattended" in allowed and "x-stainless-os" in allowed
-    refused = TestClient(app).options(
+    refused = TestClient(app, base_url="http://127.0.0.1").options(
         "/v1/chat/completions",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
