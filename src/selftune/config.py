@@ -51,6 +51,11 @@ class BuildConfig(Section):
         "You are {owner}. You are chatting on {platform} in '{conversation}'. Reply as {owner} would.",
         description="System prompt of chat examples; {owner}, {platform}, {conversation} are filled in.",
     )
+    start_with_user: bool = Field(
+        False,
+        description="Begin every chat example at a user turn (strict chat templates, "
+        "LLaMA-Factory): your opening turns before anyone else speaks are cut from it.",
+    )
     include_notes: bool = Field(True, description="Train on notes as completion text.")
     note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
     min_note_tokens: int = Field(

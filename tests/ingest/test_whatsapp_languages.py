@@ -74,6 +74,9 @@ def test_the_edited_mark_of_german_exports_keeps_its_full_stop_out_of_the_text()
         ("IMG-20240314-WA0001.jpg (file attached)", "media", "IMG-20240314-WA0001.jpg"),
         ("Ana Lima.vcf (archivo adjunto)", "media", "Ana Lima.vcf"),
         ("<Media omitted>\nLook at this", "text", "Look at this"),
+        ("<Medien ausgeschlossen> Der Garten", "text", "Der Garten"),
+        ("IMG-20240314-WA0001.jpg (file attached) our garden", "text", "our garden"),
+        ("<b> is bold in HTML", "text", None),
         # iOS: the caption, then the attachment
         ("Look at this \u200e<attached: 00000012-PHOTO-2024-03-15.jpg>", "text", "Look at this"),
         ("Look at this \u200eimage omitted", "text", "Look at this"),

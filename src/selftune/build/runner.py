@@ -30,7 +30,7 @@ def run_build(
     are written: the place to add examples to `data.train`. `canaries` random secrets are
     planted in the training split that way (see selftune.build.canaries).
     """
-    from selftune.build.card import card, serialise, write_dataset
+    from selftune.build.card import card, serialise, start_at_user_turn, write_dataset
     from selftune.build.dataset import BatchTokenCounter, build_dataset
     from selftune.memory import build_memory
     from selftune.memory.facts import private_facts
@@ -50,7 +50,9 @@ def run_build(
         from selftune.build.canaries import plant_canaries
 
         planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
-    files = serialise(data)
+    if ws.config.build.start_with_user:
+        start_at_user_turn(data)
+    files = serialise(data, _tokenizer(ws.config.train.base))
     info = card(data, settings, ws.config.train.base, files)
     info["memory"] = ws.config.memory.model_dump() | {
         "facts_yaml": memory is not None and bool(memory.facts.items)

@@ -392,9 +392,11 @@ def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: o
         memory=memory(ws),
     )
     state.batcher("twin")  # load the default model before taking requests
+    engine = state.engines["twin"]
+    weights = f" on {engine.gguf.name}" if getattr(engine, "gguf", None) else ""
     click.echo(
         f"Serving {the_twin(ws).owner}'s twin on http://{settings.host}:{settings.port}/ "
-        f"(API: /v1, engine: {state.engines['twin'].name}). Ctrl-C stops.",
+        f"(API: /v1, engine: {engine.name}{weights}). Ctrl-C stops.",
         err=True,
     )
     uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level="warning")

@@ -226,12 +226,19 @@ def classify(author: str, text: str) -> tuple[str, str, dict]:
         )
         if placeholder:  # Android: "<Media omitted>" then the caption on the next lines
             return _with_caption(rest, {"attachment": bare})
-        attached = wa.ATTACHED_FILE.match(bare) if last == ")" else None
+        if bare[:1] == "<" and "> " in bare:  # "<Media omitted> the caption" on one line
+            head, _, caption = bare.partition("> ")
+            if head + ">" in wa.MEDIA_SET:
+                return _with_caption(
+                    caption + ("\n" + rest if rest else ""), {"attachment": head + ">"}
+                )
+        attached = wa.ATTACHED_FILE.match(bare) if ") " in bare or last == ")" else None
         if attached:
             extra = {"attachment": attached["file"]}
             if attached["file"].lower().endswith(".vcf"):
                 extra["contact_card"] = True
-            return _with_caption(rest, extra)
+            caption = attached["caption"] or ""
+            return _with_caption(caption + ("\n" + rest if rest else ""), extra)
         location = wa.LOCATION.match(bare) if not rest and "maps.google" in bare else None
         if location:
             return "media", text, {"location": location["url"]}

@@ -177,7 +177,9 @@ EDITED_MARK = re.compile(
     re.I,
 )
 MEDIA_NAMED = re.compile(rf"^<?(?:{MEDIA_WORDS}) (?:{MEDIA_OMIT_WORDS})>?$", re.I)
-ATTACHED_FILE = re.compile(rf"^(?P<file>\S.*?\.\w{{1,5}}) \((?:{FILE_ATTACHED})\)$", re.I)
+ATTACHED_FILE = re.compile(
+    rf"^(?P<file>\S.*?\.\w{{1,5}}) \((?:{FILE_ATTACHED})\)(?: (?P<caption>.+))?$", re.I
+)
 IOS_ATTACHED = re.compile(r"^(?P<caption>.*?)[\s\u200e]*<attached: (?P<file>[^>]+)>$", re.S)
 LOCATION = re.compile(
     r"^[^\s:]{1,20}(?: [^\s:]{1,20})? ?: ?(?P<url>https://maps\.google\.com/\?q=\S+)$"
