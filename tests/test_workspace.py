@@ -133,7 +133,9 @@ def test_eval_export_and_serve_take_the_newest_finished_run(runs_workspace, monk
     ws, finished = runs_workspace
     used = {}
     monkeypatch.setattr(
-        export_module, "export_run", lambda run, out, formats: used.setdefault("export", run) and {}
+        export_module,
+        "export_run",
+        lambda run, out, formats, *_, **__: used.setdefault("export", run) and {},
     )
     invoke(ws, "export", "--format", "merged")
     assert used["export"] == finished

@@ -51,6 +51,11 @@ class BuildConfig(Section):
         "You are {owner}. You are chatting on {platform} in '{conversation}'. Reply as {owner} would.",
         description="System prompt of chat examples; {owner}, {platform}, {conversation} are filled in.",
     )
+    start_with_user: bool = Field(
+        False,
+        description="Begin every chat example at a user turn (strict chat templates, "
+        "LLaMA-Factory): your opening turns before anyone else speaks are cut from it.",
+    )
     include_notes: bool = Field(True, description="Train on notes as completion text.")
     note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
     min_note_tokens: int = Field(
@@ -167,8 +172,16 @@ class SampleConfig(Section):
 
 
 EVAL_SECTIONS = (
-    "perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii", "picks",
-)  # fmt: skip
+    "perplexity",
+    "style",
+    "authorship",
+    "judge",
+    "canaries",
+    "regurgitation",
+    "pii",
+    "memory",
+    "picks",
+)
 
 
 class EvalConfig(Section):
@@ -306,6 +319,27 @@ class ImproveConfig(Section):
     seed: int = Field(0, description="Random seed for prompts, replay and training.")
 
 
+class MemoryConfig(Section):
+    enabled: bool = Field(
+        True,
+        description="Give the twin a memory block in its system prompt (training and use alike): "
+        "earlier turns of the chat, relevant past exchanges, matching public facts (facts.yaml).",
+    )
+    max_tokens: int = Field(
+        256, ge=16, le=4096, description="Most tokens of the memory block in one prompt."
+    )
+    recent_turns: int = Field(
+        6, ge=0, description="Earlier messages of the same conversation put in the block."
+    )
+    exchanges: int = Field(
+        3, ge=0, description="Most past exchanges (a message and the replies around it) retrieved."
+    )
+    facts: int = Field(4, ge=0, description="Most public facts put in the block.")
+    same_contact_boost: float = Field(
+        2.0, ge=1, description="How much more an exchange with the same contact counts."
+    )
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -321,6 +355,10 @@ class TwinConfig(Section):
     )
     improve: ImproveConfig = Field(
         default_factory=ImproveConfig, description="selftune amplify, distill and rank"
+    )
+    memory: MemoryConfig = Field(
+        default_factory=MemoryConfig,
+        description="Memory and facts (docs/memory.md): build, reply, chat, serve and eval",
     )
 
 

@@ -15,15 +15,40 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from selftune import __version__
+from selftune.errors import SelftuneError
 from selftune.records import Block, Message, Note
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
 
 def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
-    """Register a schema migration; they run in definition order, each exactly once."""
+    """Register a schema migration; they run in definition order, each exactly once, each in one
+    transaction with the schema version (`PRAGMA user_version`) it brings the store to."""
     MIGRATIONS.append(fn)
     return fn
+
+
+class _InTransaction:
+    """The connection a migration is given: `executescript` runs the script statement by
+    statement, so it stays inside the migration's transaction (sqlite3's own commits first)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        statement = ""
+        for piece in script.split(";"):
+            statement += piece + ";"
+            if sqlite3.complete_statement(statement):  # a ';' inside a string or trigger is not
+                if statement.strip(" \t\n;"):
+                    self._db.execute(statement)
+                statement = ""
+        if statement.strip(" \t\n;"):
+            self._db.execute(statement)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 @migration
@@ -126,6 +151,40 @@ def m003_import_status(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE imports ADD COLUMN status TEXT NOT NULL DEFAULT 'done'")
 
 
+@migration
+def m004_memory_index(db: sqlite3.Connection) -> None:
+    """The memory's search index over messages (selftune.memory.index fills and queries it):
+    full-text (FTS5 with English stemming, external content: the text stays in `messages`), each
+    indexed message's UTC time and conversation, who wrote in which conversation, and each
+    conversation's title."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            text, content='messages', content_rowid='rowid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE memory_meta (
+            rowid INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            conversation_id TEXT NOT NULL
+        );
+        CREATE INDEX memory_meta_by_conversation ON memory_meta (conversation_id, ts);
+        CREATE TABLE memory_contacts (
+            author TEXT NOT NULL COLLATE NOCASE,
+            conversation_id TEXT NOT NULL,
+            PRIMARY KEY (author, conversation_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE memory_conversations (
+            conversation_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL COLLATE NOCASE,
+            source TEXT NOT NULL
+        );
+        CREATE INDEX memory_conversations_by_title ON memory_conversations (title);
+        CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -148,13 +207,42 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+        """Bring the store to the newest schema, one transaction per migration (a kill midway
+        leaves the store at the last whole version); refuse a store from a newer selftune."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and (version := self._legacy_version()):
+            self.db.execute(f"PRAGMA user_version = {version}")
+        if version > len(MIGRATIONS):
+            raise SelftuneError(
+                f"{self.path} was written by a newer selftune (store schema {version}; this "
+                f"selftune {__version__} knows {len(MIGRATIONS)}). Upgrade selftune to open it "
+                "(pip install -U selftune); nothing was changed"
+            )
+        for number, fn in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                fn(_InTransaction(self.db))  # type: ignore[arg-type]
+                # the names too, for a selftune from before user_version opening this store
+                self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+                self.db.execute("INSERT OR IGNORE INTO _migrations VALUES (?)", (fn.__name__,))
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _legacy_version(self) -> int:
+        """The version of a store from before user_version: its leading `_migrations` names."""
+        exists = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
         done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
-        for fn in MIGRATIONS:
-            if fn.__name__ not in done:
-                with self.db:
-                    fn(self.db)
-                    self.db.execute("INSERT INTO _migrations VALUES (?)", (fn.__name__,))
+        version = 0
+        while version < len(MIGRATIONS) and MIGRATIONS[version].__name__ in done:
+            version += 1
+        return version
 
     def close(self) -> None:
         self.db.close()

@@ -46,6 +46,7 @@ from selftune.cli import (  # noqa: E402
     demo_command,
     eval_commands,
     improve_commands,
+    memory_commands,
     train_commands,
     use_commands,
 )
@@ -57,6 +58,7 @@ for module in (
     eval_commands,
     use_commands,
     improve_commands,
+    memory_commands,
     demo_command,
 ):
     for command in module.COMMANDS:

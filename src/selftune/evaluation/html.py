@@ -413,6 +413,10 @@ def render_html(report: dict[str, Any]) -> str:
         from selftune.evaluation.picks import picks_html
 
         h.append(picks_html(report["picks"]))
+    if report.get("memory"):
+        from selftune.evaluation.memory import render_memory
+
+        h.append(render_memory(report["memory"]))
     if report.get("timings_s"):
         h.append(
             "<h2>Timings</h2>"

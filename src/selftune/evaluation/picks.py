@@ -61,8 +61,7 @@ def margin_summary(margins: list[float]) -> dict[str, Any]:
 
 def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
     """The held-out picks for a run: those its distill kept back, else the most recent share."""
-    from selftune.guards import OutputGuard
-    from selftune.improve.picks import build_picks, split_held_out, tags_of
+    from selftune.improve.picks import build_picks, guard_of, split_held_out, tags_of
     from selftune.samples import SampleLog
     from selftune.twin import Twin
 
@@ -75,7 +74,7 @@ def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
         _, held = split_held_out(
             [s for s in reviewed if s["id"] not in trained], ws.config.improve.held_out
         )
-    guard = OutputGuard(ws.config.build.private_facts or [])
+    guard = guard_of(ws)
     return build_picks(held, Twin.from_config(ws.config), tags_of(ws.config), guard)
 
 

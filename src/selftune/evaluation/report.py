@@ -215,9 +215,12 @@ def evaluate_run(
     judge_endpoint: Any = None,
     progress: Callable[[str], Any] | None = None,
     picks: Callable[[], dict[str, Any]] | None = None,
+    memory: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report for a finished run. With neither `config` nor `sections` only perplexity is
-    computed (seconds; what the demo needs); `selftune eval` runs `config.sections`."""
+    computed (seconds; what the demo needs); `selftune eval` runs `config.sections`.
+    `memory(base, tuned, train, valid)` computes the facts and memory section
+    (selftune.evaluation.memory; it needs the workspace, so `run_eval` passes it)."""
     from selftune.evaluation.html import verdict
     from selftune.evaluation.sides import load_sides
 
@@ -305,6 +308,8 @@ def evaluate_run(
         )
     if "picks" in sections and picks is not None:  # needs the store: see evaluation.picks
         report["picks"] = timed("picks", picks)
+    if "memory" in sections and memory is not None:
+        report["memory"] = timed("memory", lambda: memory(base, tuned, train, valid))
     report["verdict"] = verdict(report)
     return report
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
+from selftune.improve.picks import guard_of
 from selftune.improve.prompts import Prompt, file_prompts, training_prompts
 from selftune.samples import SampleLog
 from selftune.twin import Twin
@@ -114,7 +115,7 @@ def run_amplify(
 
         run = ws.artefacts.run(run_id)
         engine = open_engine(ModelSpec(run.id, run.base, run.path), ws.config.serve.engine)
-    guard = OutputGuard(ws.config.build.private_facts or [], enabled=ws.config.serve.guard_output)
+    guard = guard_of(ws, training=False)
     n = n or settings.n
     results = generate_candidates(
         engine,

@@ -27,8 +27,7 @@ from selftune import __version__
 from selftune.artefacts import RUN_INFO, RUN_SETTINGS, RunDir
 from selftune.config import ImproveConfig, TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
-from selftune.guards import OutputGuard
-from selftune.improve.picks import Picks, build_picks, split_held_out, tags_of
+from selftune.improve.picks import Picks, build_picks, guard_of, split_held_out, tags_of
 from selftune.samples import SampleLog
 from selftune.twin import Twin
 from selftune.workspace import Workspace
@@ -288,7 +287,7 @@ def run_distill(
         parent = require_adapter(ws.artefacts.run(parent_id))
         trained_ids, held_ids = set(), []
     twin = Twin.from_config(ws.config)
-    guard = OutputGuard(ws.config.build.private_facts or [])
+    guard = guard_of(ws)
     reviewed = SampleLog(ws.store_path).reviewed()
     if resume_id is None:
         train_samples, held = split_held_out(reviewed, settings.held_out)

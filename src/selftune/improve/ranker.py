@@ -161,13 +161,12 @@ def load_ranker(root: Path) -> Ranker | None:
 
 def train_ranker(ws: Any, progress: Any = None) -> Ranker:
     """`selftune rank --train`: fit on the reviewed picks (held-out ones kept back), save."""
-    from selftune.guards import OutputGuard
-    from selftune.improve.picks import reviewed_picks, tags_of
+    from selftune.improve.picks import guard_of, reviewed_picks, tags_of
     from selftune.samples import SampleLog
     from selftune.twin import Twin
 
     settings = ws.config.improve
-    guard = OutputGuard(ws.config.build.private_facts or [])
+    guard = guard_of(ws)
     train, held = reviewed_picks(
         SampleLog(ws.store_path),
         Twin.from_config(ws.config),

@@ -64,7 +64,9 @@ def create_app(state: ServerState) -> FastAPI:
             CORSMiddleware,
             allow_origins=state.serve.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            # any request header from an allowed origin: X-Selftune-Unattended (Roam SmartBlock),
+            # the OpenAI SDK's x-stainless-* (a list that grows with each SDK release)
+            allow_headers=["*"],
         )
     app.add_middleware(
         Guardrails,

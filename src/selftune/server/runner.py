@@ -12,6 +12,7 @@ from fastapi import Request
 
 from selftune.engines.base import GenRequest, GenResult
 from selftune.guards import GuardedStream, looks_like_injection
+from selftune.server import fields
 from selftune.server.errors import APIError
 from selftune.server.schemas import Sampling, Usage
 from selftune.server.state import ServerState
@@ -63,7 +64,18 @@ def gen_request(
     if body.seed is not None and not 0 <= body.seed <= MAX_SEED:
         raise APIError(400, f"seed must be between 0 and {MAX_SEED}", None, "seed")
     check_prompt_length(state, body.model, prompt, max_tokens)
-    return GenRequest(prompt, n, body.temperature, body.top_p, max_tokens, stop, body.seed)
+    return GenRequest(
+        prompt,
+        n,
+        body.temperature,
+        body.top_p,
+        max_tokens,
+        stop,
+        body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        logit_bias=fields.logit_bias(body.logit_bias),
+    )
 
 
 def context_length(engine: Any) -> int | None:
@@ -162,6 +174,7 @@ def usage(result: GenResult) -> Usage:
 async def run(state: ServerState, request: Request, model: str, gen: GenRequest) -> GenResult:
     """Queue `gen` on the model's batcher and wait; cancels it if the client disconnects."""
     batcher = state.batcher(model)
+    fields.check_engine(batcher.engine, gen, model)
     job = batcher.submit(gen)
     future = asyncio.wrap_future(job.future)
     while True:
@@ -195,7 +208,9 @@ def open_stream(
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     gen.on_text = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
-    job = state.batcher(model).submit(gen)
+    batcher = state.batcher(model)
+    fields.check_engine(batcher.engine, gen, model)
+    job = batcher.submit(gen)
     return _events(job, events, gen.n, state, transform)
 
 
@@ -258,4 +273,7 @@ def log_sample(
         "stop": gen.stop,
         "seed": gen.seed,
     }
+    params.update({name: getattr(gen, name) for name in gen.optional_fields()})
+    if gen.logit_bias:
+        params["logit_bias"] = {str(k): v for k, v in gen.logit_bias.items()}
     return state.log.add(endpoint, model, prompt, params, texts, flags)
