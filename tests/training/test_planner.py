@@ -1,0 +1,114 @@
+"""The run planner: --minutes fills its budget, evaluations are frequent enough, early stopping
+ends a run whose validation loss rises, and --epochs / --max-steps win over the plan."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selftune.config import TrainConfig
+from selftune.training.planner import eval_interval, make_plan, scaled_learning_rate
+from selftune.training.trainer import train
+
+
+def test_a_time_plan_fits_steps_and_evaluations_into_the_budget():
+    config = TrainConfig(minutes=2)
+    plan = make_plan(
+        config, steps_per_epoch=3, has_valid=True, step_s=1.0, eval_s=0.5, budget_s=120
+    )
+    assert plan.decided_by == "minutes"
+    used = plan.max_steps * 1.0 + plan.evaluations * 0.5
+    assert 0.85 * 120 <= used <= 120  # fills the budget, less the safety margin
+    assert plan.eval_every <= 3  # at least every epoch
+    assert plan.evaluations >= 8
+    assert plan.epochs == pytest.approx(plan.max_steps / 3)
+    assert plan.warmup_steps >= 1
+
+
+def test_small_data_is_evaluated_at_least_eight_times():
+    assert eval_interval(steps=40, steps_per_epoch=20, min_evals=8) == 5
+    assert eval_interval(steps=400, steps_per_epoch=2, min_evals=8) == 2  # every epoch
+    assert eval_interval(steps=3, steps_per_epoch=50, min_evals=8) == 1
+
+
+def test_epochs_and_max_steps_win_over_the_time_plan():
+    by_epochs = make_plan(TrainConfig(minutes=2, epochs=2), 5, True, 1.0, 0.5, 120)
+    assert by_epochs.decided_by == "epochs" and by_epochs.max_steps == 10
+    assert any("only cap" in n for n in by_epochs.notes)
+    by_steps = make_plan(TrainConfig(minutes=2, epochs=2, max_steps=7), 5, True, 1.0, 0.5, 120)
+    assert by_steps.decided_by == "max_steps" and by_steps.max_steps == 7
+    assert make_plan(TrainConfig(), 5, True).max_steps == 15  # 3 epochs without any budget
+
+
+def test_learning_rate_is_scaled_to_the_run_unless_given():
+    assert scaled_learning_rate(4e-4, 400) == 4e-4
+    assert scaled_learning_rate(4e-4, 25) == pytest.approx(8e-4)
+    assert scaled_learning_rate(4e-4, 1) == pytest.approx(8e-4)  # at most 2x
+    assert make_plan(TrainConfig(max_steps=25), 5, True).learning_rate == pytest.approx(8e-4)
+    assert make_plan(TrainConfig(max_steps=25, learning_rate=1e-4), 5, True).learning_rate == 1e-4
+
+
+def test_minutes_plans_a_run_that_fills_the_budget(tiny_dataset, tiny_config, tmp_path):
+    run_dir = tmp_path / "runs" / "planned"
+    run_dir.mkdir(parents=True)
+    tiny_config.eval_every = None
+    tiny_config.minutes = 0.25  # 15 s
+    summary = train(tiny_dataset, run_dir, tiny_config)
+    plan = summary["plan"]
+    assert plan["decided_by"] == "minutes" and plan["step_seconds"] > 0
+    assert summary["stopped_by"] in ("planned_steps", "time limit")
+    # the old budget was only a cap: 3 epochs here are 21 steps, a fraction of a second each
+    assert summary["steps"] > 3 * plan["steps_per_epoch"]
+    assert 0.6 * 15 <= summary["seconds"] <= 15 + 5
+    assert summary["evaluations"] >= 8
+    saved = json.loads((run_dir / "plan.json").read_text())
+    assert saved["max_steps"] == plan["max_steps"]
+
+
+def _overfitting_dataset(tmp_path):
+    """Training on one reply repeated; validation on other, varied text: the validation loss
+    falls at first (the template), then rises as the model learns only the repeated reply."""
+    folder = tmp_path / "datasets" / "overfit"
+    folder.mkdir(parents=True)
+    train_rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": "zebra zebra zebra zebra zebra zebra"},
+            ]
+        }
+        for i in range(8)
+    ]
+    words = ["apple pie recipe", "the tide is low", "violin varnish", "my queen bee"]
+    valid_rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"tell me {i}"},
+                {"role": "assistant", "content": f"{words[i % 4]} and then {words[(i + 1) % 4]}"},
+            ]
+        }
+        for i in range(4)
+    ]
+    for name, rows in (("train", train_rows), ("valid", valid_rows)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_early_stopping_ends_a_run_whose_validation_loss_rises(tiny_config, tmp_path):
+    dataset = _overfitting_dataset(tmp_path)
+    run_dir = tmp_path / "runs" / "overfit"
+    run_dir.mkdir(parents=True)
+    tiny_config.max_steps = 200
+    tiny_config.learning_rate = 3e-2
+    tiny_config.eval_every = 2
+    tiny_config.early_stopping_patience = 3
+    summary = train(dataset, run_dir, tiny_config)
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [e["eval_loss"] for e in log if "eval_loss" in e]
+    assert summary["stopped_by"] == "early_stopping"
+    assert summary["steps"] < 200
+    assert max(evals[evals.index(min(evals)) :]) > min(evals)  # it did rise after the best
+    # the saved adapter is the best checkpoint, not the last step
+    assert summary["valid_loss"] == pytest.approx(min(evals))
+    assert summary["best_step"] < summary["steps"]
