@@ -48,6 +48,22 @@ def print_summary(report: dict, folder: Path) -> None:
         click.echo(
             f"Context fit ({j['judge']}): real {j['real']['mean']}, base {j['base']['mean']}, tuned {j['tuned']['mean']}"
         )
+    notes = report.get("notes", {})
+    if notes.get("style"):
+        d = notes["style"]["distance"]
+        click.echo(
+            f"Notes ({notes['prompts']} held-out beginnings continued): style distance base "
+            f"{d['base']['distance']} → tuned {d['tuned']['distance']}"
+        )
+    if notes.get("authorship", {}).get("tuned"):
+        a = notes["authorship"]
+        click.echo(
+            f"Notes authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
+            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
+        )
+    budget = report.get("budget", {})
+    for line in budget.get("left_out", []):
+        click.echo(f"Left out for the {budget['minutes']:g}-minute budget: {line}")
     click.echo(f"Report: {folder / 'report.html'}")
 
 
@@ -63,6 +79,11 @@ def print_summary(report: dict, folder: Path) -> None:
 @click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
 @click.option("--contexts", type=int, help="Held-out messages the twin replies to.")
 @click.option("--candidates", type=int, help="Replies generated per held-out message.")
+@click.option(
+    "--minutes",
+    type=float,
+    help="Time budget: every section's sample is sized to fit (default 3 on a CPU; 0: none).",
+)
 @click.option(
     "--judge",
     type=click.Choice(["tuned", "base", "endpoint", "none"]),

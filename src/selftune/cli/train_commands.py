@@ -22,7 +22,11 @@ from selftune.workspace import Workspace
 @click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="What is trained.")
 @click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--minutes", type=float, help="Stop after M minutes of training.")
+@click.option(
+    "--minutes",
+    type=float,
+    help="Plan the run to take M minutes (steps that fit, best checkpoint, early stop).",
+)
 @click.option("--epochs", type=float, help="Passes over the training data.")
 @click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
 @click.option("--batch-size", type=int, help="Packed rows per step per device.")
@@ -84,10 +88,18 @@ def train(
     if not is_main_process():
         return
     valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
+    plan = summary["plan"]
+    if plan["decided_by"] == "minutes":
+        click.echo(
+            f"Plan: {plan['max_steps']} steps ({plan['epochs']:.1f} epochs) at "
+            f"{plan['step_seconds']:.1f}s a step, validation every {plan['eval_every']} steps, "
+            f"peak learning rate {plan['learning_rate']:.2g}"
+        )
     click.echo(
         f"Done ({summary['stopped_by']}): {summary['steps']} steps, {summary['epochs']} epochs in "
         f"{summary['seconds']:.0f}s ({summary['tokens_per_second']:.0f} tokens/s, "
-        f"{summary['precision']}); train loss {summary['train_loss']:.3f}, validation loss {valid}."
+        f"{summary['precision']}); train loss {summary['train_loss']:.3f}, validation loss {valid}"
+        + (f" (best, step {summary['best_step']})." if summary.get("best_step") else ".")
     )
     if summary["interrupted"]:
         click.echo(f"Interrupted; continue with: selftune train --resume {run_dir.name}")
