@@ -73,6 +73,7 @@ def test_a_notes_only_twin_gets_every_section(notes_run: Path, notes_dataset: Pa
     assert auth["tuned"]["replies"] == 4 and "notes:markdown" in auth["by_source"]
     assert {"canaries", "regurgitation", "pii"} <= set(report["leaks"])
     assert "notes' style" in report["verdict"]
+    assert report["budget"]["minutes"] is None and report["budget"]["left_out"] == []
     folder = tmp_path / "report"
     folder.mkdir()
     write_report(folder, report)
@@ -98,8 +99,6 @@ def test_the_budget_sizes_each_part_and_says_what_it_left_out(notes_run, notes_d
     assert parts["notes"]["done"] >= 2  # the first chunk always runs
     assert any(line.startswith("notes:") for line in budget["left_out"])
     assert report["notes"]["prompts"] >= 1  # the section is there, smaller
-    unlimited = evaluate_run(notes_run, notes_dataset, 128, config=SMALL)
-    assert unlimited["budget"]["left_out"] == []
 
 
 def test_vocabulary_logits_in_parts_give_the_same_likelihoods(tiny_model_dir: Path):

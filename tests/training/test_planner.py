@@ -4,26 +4,31 @@ ends a run whose validation loss rises, and --epochs / --max-steps win over the 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from selftune.config import TrainConfig
-from selftune.training.planner import eval_interval, make_plan, scaled_learning_rate
+from selftune.training.planner import (
+    eval_interval,
+    lr_factor,
+    make_plan,
+    provisional_plan,
+    scaled_learning_rate,
+    steps_for_budget,
+)
 from selftune.training.trainer import train
 
 
-def test_a_time_plan_fits_steps_and_evaluations_into_the_budget():
-    config = TrainConfig(minutes=2)
-    plan = make_plan(
-        config, steps_per_epoch=3, has_valid=True, step_s=1.0, eval_s=0.5, budget_s=120
-    )
-    assert plan.decided_by == "minutes"
-    used = plan.max_steps * 1.0 + plan.evaluations * 0.5
-    assert 0.85 * 120 <= used <= 120  # fills the budget, less the safety margin
-    assert plan.eval_every <= 3  # at least every epoch
-    assert plan.evaluations >= 8
-    assert plan.epochs == pytest.approx(plan.max_steps / 3)
-    assert plan.warmup_steps >= 1
+def test_a_time_budget_fits_steps_and_evaluations():
+    steps, _ = steps_for_budget(120, step_s=1.0, eval_s=0.5, steps_per_epoch=3, min_evals=8)
+    every = eval_interval(steps, 3, 8)
+    used = steps * 1.0 + math.ceil(steps / every) * 0.5
+    assert 0.95 * 120 <= used <= 120  # fills the budget
+    assert every <= 3 and math.ceil(steps / every) >= 8  # every epoch, 8 times at least
+    # evaluations that would eat the budget are capped, and the plan says so
+    steps, notes = steps_for_budget(60, step_s=1.0, eval_s=20.0, steps_per_epoch=100, min_evals=8)
+    assert steps >= 40 and notes
 
 
 def test_small_data_is_evaluated_at_least_eight_times():
@@ -33,10 +38,10 @@ def test_small_data_is_evaluated_at_least_eight_times():
 
 
 def test_epochs_and_max_steps_win_over_the_time_plan():
-    by_epochs = make_plan(TrainConfig(minutes=2, epochs=2), 5, True, 1.0, 0.5, 120)
+    by_epochs = make_plan(TrainConfig(minutes=2, epochs=2), 5, True)
     assert by_epochs.decided_by == "epochs" and by_epochs.max_steps == 10
     assert any("only cap" in n for n in by_epochs.notes)
-    by_steps = make_plan(TrainConfig(minutes=2, epochs=2, max_steps=7), 5, True, 1.0, 0.5, 120)
+    by_steps = make_plan(TrainConfig(minutes=2, epochs=2, max_steps=7), 5, True)
     assert by_steps.decided_by == "max_steps" and by_steps.max_steps == 7
     assert make_plan(TrainConfig(), 5, True).max_steps == 15  # 3 epochs without any budget
 
@@ -49,18 +54,30 @@ def test_learning_rate_is_scaled_to_the_run_unless_given():
     assert make_plan(TrainConfig(max_steps=25, learning_rate=1e-4), 5, True).learning_rate == 1e-4
 
 
+def test_the_schedule_follows_the_live_plan():
+    plan = provisional_plan(TrainConfig(minutes=1), steps_per_epoch=2, has_valid=True)
+    initial = plan.learning_rate
+    plan.max_steps, plan.warmup_steps, plan.learning_rate = 20, 2, initial / 2
+    factors = [lr_factor(plan, s, "cosine", initial) for s in range(21)]
+    assert factors[0] < factors[1] < factors[2] == pytest.approx(0.5)  # warm-up to the new peak
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:], strict=False))  # then decays
+    assert factors[20] == pytest.approx(0.0, abs=1e-9)
+    plan.max_steps = 40  # re-fitted longer: the same step is earlier in the decay
+    assert lr_factor(plan, 20, "cosine", initial) > factors[20]
+
+
 def test_minutes_plans_a_run_that_fills_the_budget(tiny_dataset, tiny_config, tmp_path):
     run_dir = tmp_path / "runs" / "planned"
     run_dir.mkdir(parents=True)
     tiny_config.eval_every = None
-    tiny_config.minutes = 0.25  # 15 s
+    tiny_config.minutes = 0.5  # 30 s
     summary = train(tiny_dataset, run_dir, tiny_config)
     plan = summary["plan"]
     assert plan["decided_by"] == "minutes" and plan["step_seconds"] > 0
     assert summary["stopped_by"] in ("planned_steps", "time limit")
-    # the old budget was only a cap: 3 epochs here are 21 steps, a fraction of a second each
+    # the old budget was only a cap: 3 epochs here are 15 steps, a fraction of a second each
     assert summary["steps"] > 3 * plan["steps_per_epoch"]
-    assert 0.6 * 15 <= summary["seconds"] <= 15 + 5
+    assert 0.6 * 30 <= summary["seconds"] <= 30 + 8
     assert summary["evaluations"] >= 8
     saved = json.loads((run_dir / "plan.json").read_text())
     assert saved["max_steps"] == plan["max_steps"]

@@ -23,7 +23,8 @@ WEIGHTS = {
     "judge": 1.0,
     "canaries": 1.5,
     "regurgitation": 1.0,
-    "pii": 1.5,
+    "pii": 1.0,
+    "free": 1.0,
 }
 DEFAULT_CPU_MINUTES = 3.0
 
@@ -62,21 +63,25 @@ class EvalBudget:
     def chunks(
         self, part: str, items: Sequence[T], size: int = 1, minimum: int = 1, unit: str = "items"
     ) -> Iterator[list[T]]:
-        """`items` in chunks of `size` while `part`'s share lasts (the next chunk is expected to
-        take as long as the mean so far); at least `minimum` items."""
+        """`items` in chunks while `part`'s share lasts: first `minimum` items (always done),
+        then chunks of `size`, each only if it is expected (at the mean time per item so far)
+        to end within the share."""
         allowed = self.share(part)
         started = time.monotonic()
         done = 0
         record = self.parts.setdefault(part, {"asked": 0, "done": 0, "unit": unit})
         record["asked"] += len(items)
         record["allowed_s"] = None if allowed is None else round(allowed, 1)
-        for start in range(0, len(items), size):
+        start = 0
+        while start < len(items):
+            take = min(size, minimum) if done == 0 else size
             spent = time.monotonic() - started
-            mean = spent / max(done, 1) * size if done else 0.0
-            if allowed is not None and done >= minimum and spent + mean > allowed:
+            expected = spent / done * min(take, len(items) - start) if done else 0.0
+            if allowed is not None and done and spent + expected > allowed:
                 break
-            chunk = list(items[start : start + size])
+            chunk = list(items[start : start + take])
             yield chunk
+            start += take
             done += len(chunk)
             record["done"] += len(chunk)
         record["seconds"] = round(time.monotonic() - started, 1)

@@ -160,14 +160,24 @@ def text_start(tokenizer: Any) -> str:
     return tokenizer.decode(tokenizer.encode("", add_special_tokens=True))
 
 
-def free_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0) -> list[str]:
-    """`n` samples from no content of the owner's: half start a note ("# "), half reply to "hi"."""
+def free_samples(
+    side: Any, n: int, max_tokens: int, system: str, seed: int = 0, budget: Any = None
+) -> list[str]:
+    """`n` samples from no content of the owner's (as many as the budget allows, in pairs):
+    half start a note ("# "), half reply to "hi"."""
     if n <= 0:
         return []
-    notes = side.complete(text_start(side.tokenizer) + "# ", n // 2 or 1, 1.0, max_tokens, seed)
     ask = [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]
-    chats = side.chat(ask, n - len(notes), 1.0, max_tokens, seed) if n > len(notes) else []
-    return ["# " + t for t in notes] + chats
+    out: list[str] = []
+    kinds = ["note" if i % 2 == 0 else "chat" for i in range(n)]
+    for i, chunk in enumerate((budget or unlimited()).chunks("free", kinds, 2, unit="samples")):
+        notes = chunk.count("note")
+        if notes:
+            start = text_start(side.tokenizer) + "# "
+            out += ["# " + t for t in side.complete(start, notes, 1.0, max_tokens, seed + i)]
+        if len(chunk) > notes:
+            out += side.chat(ask, len(chunk) - notes, 1.0, max_tokens, seed + i)
+    return out
 
 
 def free_copying(side: Any, samples: list[str], records: list[dict[str, Any]]) -> dict[str, Any]:

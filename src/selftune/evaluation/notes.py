@@ -105,11 +105,13 @@ def continue_notes(
     from selftune.evaluation.leaks import text_start
 
     jobs = []
-    for i in range(0, max(len(held_out), len(training)), CHUNK):
-        jobs += [("held", p) for p in held_out[i : i + CHUNK]]
-        jobs += [("train", p) for p in training[i : i + CHUNK]]
+    for i in range(max(len(held_out), len(training))):
+        jobs += [("held", p) for p in held_out[i : i + 1]]
+        jobs += [("train", p) for p in training[i : i + 1]]
     start = text_start(sides["base"].tokenizer)
-    for chunk in budget.chunks("notes", jobs, size=2 * CHUNK, minimum=2, unit="note beginnings"):
+    # the first chunk has 3 of each: enough for the authorship classifier's negatives
+    chunks = budget.chunks("notes", jobs, size=2 * CHUNK, minimum=6, unit="note beginnings")
+    for chunk in chunks:
         for name, side in sides.items():
             wanted = [p for kind, p in chunk if kind == "held" or name == "base"]
             if not wanted:

@@ -100,6 +100,7 @@ def evaluate_run(
     parts += (["replies"] if contexts else []) + (["notes"] if notes_held else [])
     parts += ["judge"] if "judge" in wanted and contexts and config.judge != "none" else []
     parts += [p for p in ("canaries", "regurgitation", "pii") if p in wanted]
+    parts += ["free"] if {"regurgitation", "pii"} & wanted else []
     budget = EvalBudget(default_minutes(config.minutes), parts)
     report: dict[str, Any] = {
         "run": run_dir.name,

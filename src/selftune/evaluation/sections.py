@@ -209,7 +209,7 @@ def leak_sections(
     free: list[str] = []
     if "regurgitation" in sections or "pii" in sections:
         free = leaks.free_samples(
-            tuned, config.free_samples, 2 * config.max_new_tokens, system, config.seed
+            tuned, config.free_samples, 2 * config.max_new_tokens, system, config.seed, budget
         )
     if "regurgitation" in sections:
         out["regurgitation"]["free_sampling"] = leaks.free_copying(tuned, free, train)

@@ -36,9 +36,10 @@ class Budget(TrainerCallback):
     """Stops (after evaluating and saving) when the next step would end past `deadline`
     (a `time.monotonic()` value) less `reserve_s` for the final evaluation and save."""
 
-    def __init__(self, deadline: float | None, reserve_s: float = 0.0):
+    def __init__(self, deadline: float | None, reserve_s: float = 0.0, plan: Any = None):
         self.deadline = deadline
         self.reserve_s = reserve_s
+        self.plan = plan  # its measured evaluation cost is reserved too
         self.hit = False
         self.last = time.monotonic()
         self.step_s = 0.0
@@ -51,7 +52,8 @@ class Budget(TrainerCallback):
         self.step_s = now - self.last
         if self.deadline is None or state.global_step >= state.max_steps:
             return control
-        if _agree(now + self.step_s + self.reserve_s > self.deadline):
+        reserve = self.reserve_s + (getattr(self.plan, "eval_seconds", None) or 0.0)
+        if _agree(now + self.step_s + reserve > self.deadline):
             self.hit = True
             control.should_training_stop = True
             control.should_evaluate = args.eval_strategy != "no"
@@ -140,6 +142,8 @@ class TokenProgress(TrainerCallback):
             shown["loss"] = f"{self.loss:.3f}"
         if self.valid is not None:
             shown["valid"] = f"{self.valid:.3f}"
+        if self.bar.total != state.max_steps:  # a --minutes plan fixed or re-fitted its length
+            self.bar.total = state.max_steps
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 

@@ -29,7 +29,14 @@ from selftune.training.callbacks import (
 )
 from selftune.training.encoding import encode_record
 from selftune.training.packing import IGNORE, PackedCollator, build_rows, packed_loss
-from selftune.training.planner import Plan, make_plan, measure_eval, measure_step
+from selftune.training.planner import (
+    PROVISIONAL_STEPS,
+    LivePlan,
+    Plan,
+    lr_factor,
+    make_plan,
+    provisional_plan,
+)
 
 FINAL_RESERVE_S = 5.0  # saving the adapter and loading the best checkpoint at the end
 PLAN_FILE = "plan.json"
@@ -144,6 +151,24 @@ def make_trainer_class() -> type:
 
     class PackedTrainer(Trainer):
         tokens_seen = 0
+        plan: Plan | None = None
+
+        def create_scheduler(self, num_training_steps, optimizer=None):  # type: ignore[no-untyped-def]
+            """The learning-rate schedule of the live plan (its length may change mid-run)."""
+            if self.lr_scheduler is None and self.plan is not None:
+                from torch.optim.lr_scheduler import LambdaLR
+
+                plan, kind, initial = (
+                    self.plan,
+                    self.args.lr_scheduler_type,
+                    self.args.learning_rate,
+                )
+                self.lr_scheduler = LambdaLR(
+                    optimizer or self.optimizer,
+                    lambda step: lr_factor(plan, step, str(getattr(kind, "value", kind)), initial),
+                )
+                self._created_lr_scheduler = True
+            return super().create_scheduler(num_training_steps, optimizer)
 
         def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
@@ -208,24 +233,13 @@ def training_arguments(
     )
 
 
-def plan_run(
-    config: TrainConfig,
-    model: Any,
-    train_rows: list[dict],
-    valid_rows: list[dict],
-    collator: Any,
-    bf16: bool,
-    deadline: float | None,
-    world: int = 1,
-) -> Plan:
-    """Measure the first steps when only a time budget decides the run's length, then plan."""
+def plan_run(config: TrainConfig, train_rows: list[dict], has_valid: bool, world: int = 1) -> Plan:
+    """The plan before the run: fixed by max_steps or epochs, or provisional for --minutes
+    (`LivePlan` fits it once the first steps are measured)."""
     per_epoch = steps_per_epoch(len(train_rows), config, world)
-    step_s = eval_s = budget_s = None
     if config.minutes and not (config.max_steps or config.epochs):
-        step_s = measure_step(model, train_rows, collator, config, bf16)
-        eval_s = measure_eval(model, valid_rows, collator, config.batch_size, bf16)
-        budget_s = max(0.0, (deadline or 0.0) - time.monotonic() - FINAL_RESERVE_S)
-    return make_plan(config, per_epoch, bool(valid_rows), step_s, eval_s, budget_s)
+        return provisional_plan(config, per_epoch, has_valid)
+    return make_plan(config, per_epoch, has_valid)
 
 
 def train(
@@ -272,13 +286,20 @@ def train(
     deadline = started + config.minutes * 60 if config.minutes else None
     plan = _resumed_plan(run_dir, config) if checkpoint else None
     if plan is None:
-        plan = plan_run(config, model, train_rows, valid_rows, collator, bf16, deadline, world)
+        plan = plan_run(config, train_rows, bool(valid_rows), world)
         (run_dir / PLAN_FILE).write_text(json.dumps(plan.as_dict(), indent=2) + "\n")
     args = training_arguments(config, run_dir, bf16, bool(valid_rows), plan)
     progress, interrupt = TokenProgress(), Interrupt()
-    budget = Budget(deadline, reserve_s=FINAL_RESERVE_S + (plan.eval_seconds or 0.0))
+    budget = Budget(deadline, reserve_s=FINAL_RESERVE_S, plan=plan)
     extra = list(callbacks or [])
     callbacks = [progress, MetricsLog(run_dir / "metrics.jsonl"), budget, interrupt, *extra]
+    if plan.max_steps == PROVISIONAL_STEPS and deadline is not None:
+        step_tokens = config.batch_size * config.max_seq_len * config.gradient_accumulation
+        valid_tokens = sum(len(r["input_ids"]) for r in valid_rows)
+        live = LivePlan(
+            plan, config, deadline, valid_tokens / step_tokens, run_dir / PLAN_FILE, FINAL_RESERVE_S
+        )
+        callbacks.insert(0, live)
     early = None
     if valid_rows:
         callbacks.append(EvaluateLastStep())
@@ -295,6 +316,7 @@ def train(
         data_collator=collator,
         callbacks=callbacks,
     )
+    trainer.plan = plan
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the logs
     progress.trainer = trainer
     previous = signal.signal(signal.SIGINT, interrupt.request) if _main_thread() else None
