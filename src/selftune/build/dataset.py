@@ -34,7 +34,6 @@ from selftune.build.sessions import (
     merge_turns,
     skip_reason,
     split_sessions,
-    system_message,
     windows,
 )
 from selftune.build.split import (
@@ -48,6 +47,7 @@ from selftune.config import BuildConfig
 from selftune.errors import SelftuneError
 from selftune.records import Message
 from selftune.store import Store
+from selftune.twin import system_message
 
 TokenCounter = Callable[[str], int]
 CUT_MARK = " […]"

@@ -6,11 +6,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from selftune.twin import Twin
 from selftune.workspace import Workspace
-
-
-def owner_name(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
 
 
 @lru_cache(maxsize=2)
@@ -39,7 +36,7 @@ def run_build(
     counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
     with ws.open_store() as store:
         store.apply_identity(ws.config.me)
-        data = build_dataset(store, ws.config.build, owner_name(ws), counter)
+        data = build_dataset(store, ws.config.build, Twin.from_config(ws.config).owner, counter)
     if prepare is not None:
         prepare(data)
     planted = []

@@ -5,29 +5,23 @@ from __future__ import annotations
 import click
 
 from selftune.build import run_build
-from selftune.cli.options import workspace_option
-from selftune.config import apply_overrides
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import BuildConfig, apply_overrides
 from selftune.workspace import Workspace
+
+B = BuildConfig
 
 
 @click.command()
 @workspace_option
 @click.option("--dry-run", is_flag=True, help="Print the dataset card without writing anything.")
-@click.option(
-    "--session-gap", type=float, metavar="MINUTES", help="Silence that starts a new session."
-)
-@click.option("--valid-fraction", type=float, help="Share of each source held out.")
-@click.option(
-    "--split",
-    type=click.Choice(["chronological", "conversation"]),
-    help="Hold out the most recent sessions (default) or whole conversations.",
-)
-@click.option("--no-notes", is_flag=True, help="Leave notes out of the dataset.")
-@click.option("--no-scrub", is_flag=True, help="Keep emails, phone numbers etc. as they are.")
-@click.option(
-    "--dedupe", type=click.Choice(["off", "exact", "near"]), help="Which repeats to leave out."
-)
-@click.option("--language", "languages", multiple=True, help="Keep only this language (repeat).")
+@config_option(B, "session_gap_minutes", "--session-gap", metavar="MINUTES")
+@config_option(B, "valid_fraction")
+@config_option(B, "split")
+@config_option(B, "include_notes", "--notes/--no-notes")
+@config_option(B, "scrub_pii", "--scrub/--no-scrub")
+@config_option(B, "dedupe")
+@config_option(B, "languages", "--language")
 @click.option(
     "--canaries",
     type=click.IntRange(min=0),
@@ -38,14 +32,8 @@ from selftune.workspace import Workspace
 def build(
     ws: Workspace,
     dry_run: bool,
-    session_gap: float | None,
-    valid_fraction: float | None,
-    split: str | None,
-    no_notes: bool,
-    no_scrub: bool,
-    dedupe: str | None,
-    languages: tuple[str, ...],
     canaries: int,
+    **options: object,
 ) -> None:
     """Turn the store into a training dataset under datasets/<id>/.
 
@@ -65,18 +53,7 @@ def build(
       selftune build --language en --language de --no-notes
       selftune build --canaries 5
     """
-    apply_overrides(
-        ws.config.build,
-        {
-            "session_gap_minutes": session_gap,
-            "valid_fraction": valid_fraction,
-            "split": split,
-            "include_notes": False if no_notes else None,
-            "scrub_pii": False if no_scrub else None,
-            "dedupe": dedupe,
-            "languages": list(languages) or None,
-        },
-    )
+    apply_overrides(ws.config.build, overrides(options))
     from selftune.build.card import card_markdown
 
     info, dataset_id = run_build(ws, dry_run, canaries=canaries)

@@ -7,16 +7,13 @@ from pathlib import Path
 
 import click
 
-from selftune.cli.options import workspace_option
-from selftune.config import EVAL_SECTIONS, apply_overrides
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import EVAL_SECTIONS, EvalConfig, apply_overrides
 from selftune.errors import SelftuneError
 from selftune.evaluation import QUICK, run_eval
 from selftune.evaluation.runner import endpoint
+from selftune.twin import Twin
 from selftune.workspace import Workspace
-
-
-def _owner(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
 
 
 def print_summary(report: dict, folder: Path) -> None:
@@ -77,18 +74,10 @@ def print_summary(report: dict, folder: Path) -> None:
     help=f"Comma-separated sections (default: all): {', '.join(EVAL_SECTIONS)}.",
 )
 @click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
-@click.option("--contexts", type=int, help="Held-out messages the twin replies to.")
-@click.option("--candidates", type=int, help="Replies generated per held-out message.")
-@click.option(
-    "--minutes",
-    type=float,
-    help="Time budget: every section's sample is sized to fit (default 3 on a CPU; 0: none).",
-)
-@click.option(
-    "--judge",
-    type=click.Choice(["tuned", "base", "endpoint", "none"]),
-    help="Who judges context fit.",
-)
+@config_option(EvalConfig, "contexts")
+@config_option(EvalConfig, "candidates")
+@config_option(EvalConfig, "minutes")
+@config_option(EvalConfig, "judge")
 @click.option("--open", "open_it", is_flag=True, help="Open report.html in a browser when done.")
 def eval_command(
     ws: Workspace,
@@ -97,7 +86,7 @@ def eval_command(
     sections: str | None,
     quick: bool,
     open_it: bool,
-    **overrides: object,
+    **options: object,
 ) -> None:
     """Is it me? Does it leak? Compare the tuned model with its base on your held-out messages.
 
@@ -116,7 +105,7 @@ def eval_command(
     """
     if quick:
         apply_overrides(ws.config.eval, QUICK)
-    apply_overrides(ws.config.eval, overrides)
+    apply_overrides(ws.config.eval, overrides(options))
     chosen = [s.strip() for s in sections.split(",")] if sections else None
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     report, folder = run_eval(ws, run_id, sections=chosen, progress=echo)
@@ -213,9 +202,7 @@ def bench(
             if ws.config.eval.judge == "endpoint"
             else (sides or {}).get(ws.config.eval.judge)
         )
-    system = ws.config.build.system_prompt.format(
-        owner=_owner(ws), platform="WhatsApp", conversation="a chat"
-    )
+    system = Twin.from_config(ws.config).system()
     results = run_bench(cases, answering, system, judge, seed)
     results |= {"bench": str(bench_file), "model": model}
     folder = ws.new_artefact_dir("reports")

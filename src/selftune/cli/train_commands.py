@@ -6,42 +6,32 @@ from pathlib import Path
 
 import click
 
-from selftune.cli.options import workspace_option
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import TrainConfig
 from selftune.training import is_main_process, run_train
 from selftune.workspace import Workspace
+
+T = TrainConfig
 
 
 @click.command()
 @workspace_option
-@click.option(
-    "--preset",
-    type=click.Choice(["cpu", "gpu", "multi-gpu"]),
-    help="Hardware preset for settings twin.yaml does not give (docs/training.md).",
-)
-@click.option("--base", metavar="MODEL", help="'embedded' (default), a model id, or a local path.")
-@click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="What is trained.")
+@config_option(T, "preset")
+@config_option(T, "base", metavar="MODEL")
+@config_option(T, "method")
 @click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option(
-    "--minutes",
-    type=float,
-    help="Plan the run to take M minutes (steps that fit, best checkpoint, early stop).",
-)
-@click.option("--epochs", type=float, help="Passes over the training data.")
-@click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
-@click.option("--batch-size", type=int, help="Packed rows per step per device.")
-@click.option("--gradient-accumulation", "--grad-accum", type=int, help="Steps per update.")
-@click.option("--max-seq-len", type=int, help="Row length in tokens.")
-@click.option("--no-packing", is_flag=True, default=None, help="One example per row.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="Numeric precision.")
-@click.option("--eval-every", type=int, help="Validation loss and checkpoint every N steps.")
-@click.option(
-    "--report-to",
-    type=click.Choice(["tensorboard", "wandb", "mlflow"]),
-    multiple=True,
-    help="Also log to this tracker (repeatable).",
-)
-@click.option("--seed", type=int, help="Random seed.")
+@config_option(T, "max_steps")
+@config_option(T, "minutes")
+@config_option(T, "epochs")
+@config_option(T, "learning_rate", "--lr")
+@config_option(T, "batch_size")
+@config_option(T, "gradient_accumulation", "--grad-accum")
+@config_option(T, "max_seq_len")
+@config_option(T, "packing")
+@config_option(T, "precision")
+@config_option(T, "eval_every")
+@config_option(T, "report_to")
+@config_option(T, "seed")
 @click.option(
     "--resume",
     "resume_id",
@@ -55,10 +45,8 @@ def train(
     ws: Workspace,
     dataset: str | None,
     preset: str | None,
-    no_packing: bool | None,
-    report_to: tuple[str, ...],
     resume_id: str | None,
-    **overrides: object,
+    **options: object,
 ) -> None:
     """Fine-tune on the latest dataset (LoRA by default); saves the run under runs/<id>/.
 
@@ -75,14 +63,12 @@ def train(
       selftune train --resume
       accelerate launch --config_file configs/accelerate/ddp.yaml -m selftune train --preset multi-gpu
     """
-    overrides["packing"] = False if no_packing else None
-    overrides["report_to"] = list(report_to) or None
     summary, run_dir = run_train(
         ws,
         dataset=dataset,
         preset=preset,
         resume_id=resume_id,
-        overrides=overrides,
+        overrides=overrides(options),
         echo=click.echo,
     )
     if not is_main_process():

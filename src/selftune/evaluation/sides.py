@@ -197,8 +197,15 @@ class Endpoint:
 
 
 def load_sides(run_dir: Any) -> tuple[Side, Side]:
-    """(base, tuned) for a finished run, sharing one loaded model."""
-    from selftune.models import load_tuned
+    """(base, tuned) for a finished run: one loaded model with the adapter switched off for the
+    base, or, for a full fine-tune, the base loaded beside the tuned model."""
+    from selftune.artefacts import RunDir
+    from selftune.models import load_model, load_tuned
 
     model, tokenizer = load_tuned(run_dir)
+    run = RunDir(run_dir)
+    if run.weights == "full":
+        base = load_model(run.base)
+        base.eval()
+        return Side("base", base, tokenizer, True), Side("tuned", model, tokenizer, True)
     return Side("base", model, tokenizer, False), Side("tuned", model, tokenizer, True)
