@@ -91,15 +91,17 @@ def eval_command(
     """Is it me? Does it leak? Compare the tuned model with its base on your held-out messages.
 
     Perplexity of your own words (per source and kind of chat), style and authorship of replies
-    generated for held-out messages, a judge's view of context fit, and leak tests: planted
-    canaries, verbatim copies of training text, personal information. Writes
-    reports/<id>/report.html, report.json and blind_pairs.jsonl. Sample sizes come from `eval:`
-    in twin.yaml; on a CPU the defaults take a few minutes with the embedded model.
+    generated for held-out messages and of continuations of your held-out notes, a judge's view
+    of context fit, and leak tests: planted canaries, verbatim copies of training text, personal
+    information. Writes reports/<id>/report.html, report.json and blind_pairs.jsonl. Sample sizes
+    come from `eval:` in twin.yaml, cut to fit --minutes (3 on a CPU by default); the report
+    says what was left out.
 
     \b
     Examples:
       selftune eval
       selftune eval --quick --open
+      selftune eval --minutes 10
       selftune eval --sections perplexity,canaries --json | jq .leaks
       selftune eval --judge endpoint   # uses eval.judge_endpoint from twin.yaml
     """
