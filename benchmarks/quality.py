@@ -2,7 +2,7 @@
 `selftune train --minutes M`, on the bundled example person and on a notes-only subset of her.
 
 Run: PYTHONPATH=src python benchmarks/quality.py [--minutes 2 4 8] [--eval-minutes 3]
-         [--twins example notes] [--out benchmarks/quality.json]
+         [--twins notes example] [--sections perplexity,style,authorship] [--out FILE]
 
 Each twin is ingested and built once in a temporary workspace; then for each M, `selftune train
 --minutes M` and `selftune eval --minutes E` run as their own processes under /usr/bin/time -v
@@ -78,11 +78,14 @@ def latest(folder: Path) -> Path:
     return sorted(p for p in folder.iterdir() if p.is_dir())[-1]
 
 
-def measure(ws: Path, minutes: float, eval_minutes: float) -> dict:
+def measure(ws: Path, minutes: float, eval_minutes: float, sections: str | None = None) -> dict:
     load_before = os.getloadavg()
     train_s, train_rss, _ = timed_run(["train", "-w", str(ws), "--minutes", str(minutes)])
     run = json.loads((latest(ws / "runs") / "run.json").read_text())
-    eval_s, eval_rss, _ = timed_run(["eval", "-w", str(ws), "--minutes", str(eval_minutes)])
+    chosen = ["--sections", sections] if sections else []
+    eval_s, eval_rss, _ = timed_run(
+        ["eval", "-w", str(ws), "--minutes", str(eval_minutes), *chosen]
+    )
     report = json.loads((latest(ws / "reports") / "report.json").read_text())
     load_after = os.getloadavg()
     ppl = report.get("perplexity", {})
@@ -169,6 +172,9 @@ def main() -> None:
     parser.add_argument("--eval-minutes", type=float, default=3)
     parser.add_argument("--twins", nargs="+", default=["notes", "example"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "quality.json")
+    parser.add_argument(
+        "--sections", help="eval sections (default: all), e.g. perplexity,style,authorship"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
     results = []
@@ -181,7 +187,7 @@ def main() -> None:
                 flush=True,
             )
             for minutes in args.minutes:
-                row = measure(ws, minutes, args.eval_minutes) | {
+                row = measure(ws, minutes, args.eval_minutes, args.sections) | {
                     "twin": kind,
                     "dataset": {"train": info["train"], "valid": info["valid"]},
                 }

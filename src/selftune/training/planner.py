@@ -194,6 +194,8 @@ class LivePlan(TrainerCallback):
         big_first = self.first_step > 0.15 * (self.deadline - self.step_started)
         if not self.planned and (self.step_times or big_first):
             self._first_plan(state)
+            if state.global_step >= state.max_steps:  # the first step already used the budget
+                control.should_training_stop = True
         return control
 
     def on_evaluate(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
@@ -224,7 +226,7 @@ class LivePlan(TrainerCallback):
         step_s, every = self._step_s(), self.plan.eval_every
         per_step = step_s + (self.plan.eval_seconds or 0.0) / every
         more = int(max(self._left() * (1 - MARGIN), 0.0) // max(per_step, 1e-9))
-        self._set(state, state.global_step + more)
+        self._set(state, state.global_step + max(more, 1))  # the step about to start runs
 
     def _set(self, state: Any, total: int) -> None:
         total = max(total, state.global_step)
