@@ -70,7 +70,9 @@ def test_a_notes_only_twin_gets_every_section(notes_run: Path, notes_dataset: Pa
     auth = notes["authorship"]
     assert auth["trained_on"]["yours"] >= 3 and auth["trained_on"]["base_continuations"] >= 3
     assert auth["held_out_accuracy"] is not None
-    assert auth["tuned"]["replies"] == 4 and "notes:markdown" in auth["by_source"]
+    assert (
+        auth["tuned"]["replies"] == 4 * SMALL.candidates and "notes:markdown" in auth["by_source"]
+    )
     assert {"canaries", "regurgitation", "pii"} <= set(report["leaks"])
     assert "notes' style" in report["verdict"]
     assert report["budget"]["minutes"] is None and report["budget"]["left_out"] == []

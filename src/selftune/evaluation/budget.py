@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 # relative cost of a part's full default sample on a CPU with the embedded model
 WEIGHTS = {
-    "perplexity": 1.0,
+    "perplexity": 3.0,  # the headline number, and cheap: it should rarely be cut
     "replies": 3.0,
     "notes": 3.0,
     "judge": 1.0,

@@ -15,6 +15,7 @@ from typing import Any
 BLIND_PAIRS = "blind_pairs.jsonl"
 BLIND_RESULTS = "blind_results.jsonl"  # one {"pair": i, "correct": bool} per guess
 IMPROVES = 0.95  # tuned perplexity below 95% of the base's counts as closer
+TRUSTED_ACCURACY = 0.6  # an authorship classifier at or below chance says nothing
 
 
 def _label(source: str) -> str:
@@ -65,7 +66,13 @@ def verdict(report: dict[str, Any]) -> str:
             f"({b:.2f} → {t:.2f})"
         )
     note_auth = notes.get("authorship", {})
-    if note_auth.get("tuned", {}).get("taken_for_owner") is not None:
+    trusted = (note_auth.get("held_out_accuracy") or 0) >= TRUSTED_ACCURACY
+    if note_auth.get("tuned", {}).get("taken_for_owner") is not None and not trusted:
+        parts.append(
+            "authorship cannot tell your notes from the base model's continuations "
+            f"(classifier accuracy {note_auth['held_out_accuracy']:.0%}), so it says nothing here"
+        )
+    elif note_auth.get("tuned", {}).get("taken_for_owner") is not None:
         parts.append(
             f"note continuations taken for yours {note_auth['tuned']['taken_for_owner']:.0%} "
             f"(base {note_auth['base']['taken_for_owner']:.0%}, "

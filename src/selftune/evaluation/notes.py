@@ -1,5 +1,6 @@
 """ "Is it me?" for notes: the base and the tuned model continue the beginnings of held-out notes,
-and their continuations are compared with what the owner really wrote next.
+and their continuations (`candidates` of each) are compared with what the owner really wrote
+next.
 
 A held-out note piece is cut after its first lines (the title and the first blocks, about
 `PROMPT_SHARE` of its tokens); the real continuation is the next `max_new_tokens` tokens of it,
@@ -118,13 +119,13 @@ def continue_notes(
                 continue
             texts = side.complete_many(
                 [start + p["prompt"] for p in wanted],
-                1,
+                config.candidates,
                 config.temperature,
                 config.max_new_tokens,
                 config.seed,
             )
             for p, out in zip(wanted, texts, strict=True):
-                p[name] = out[0] if out else ""
+                p[name] = out
 
 
 def notes_section(
@@ -143,12 +144,18 @@ def notes_section(
     out: dict[str, Any] = {
         "prompts": len(done),
         "examples": [
-            {k: p.get(k) for k in ("source", "prompt", "real", "base", "tuned")} for p in done[:3]
+            {"source": p["source"], "prompt": p["prompt"], "real": p["real"]}
+            | {k: (p[k] or [""])[0] for k in ("base", "tuned")}
+            for p in done[:3]
         ],
     }
     if not done:
         return out
-    texts = {k: [p[k] for p in done] for k in ("real", "base", "tuned")}
+
+    def flat(key: str, rows: list[dict[str, Any]]) -> list[str]:
+        return [p["real"] for p in rows] if key == "real" else [x for p in rows for x in p[key]]
+
+    texts = {k: flat(k, done) for k in ("real", "base", "tuned")}
     if "style" in wanted:
         out["style"] = {
             "profile": {k: style.profile(v) for k, v in texts.items()},
@@ -158,8 +165,8 @@ def notes_section(
             "by_source": {
                 source: {
                     k: style.distance(
-                        [p[k] for p in done if p["source"] == source],
-                        [p["real"] for p in done if p["source"] == source],
+                        flat(k, [p for p in done if p["source"] == source]),
+                        flat("real", [p for p in done if p["source"] == source]),
                         reference,
                     )["distance"]
                     for k in ("base", "tuned")
@@ -168,7 +175,7 @@ def notes_section(
                 for source in sorted({p["source"] for p in done})
             },
         }
-    negatives = [p["base"] for p in training if p.get("base", "").strip()]
+    negatives = [x for p in training for x in p.get("base", []) if x.strip()]
     if "authorship" in wanted:
         if len(negatives) < 3 or len(reference) < 3:
             out["authorship"] = {
@@ -186,7 +193,7 @@ def notes_section(
                 "by_source": {
                     source: {
                         k: authorship.taken_for_owner(
-                            model, [p[k] for p in done if p["source"] == source]
+                            model, flat(k, [p for p in done if p["source"] == source])
                         )["taken_for_owner"]
                         for k in ("real", "base", "tuned")
                     }
