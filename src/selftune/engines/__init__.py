@@ -15,7 +15,9 @@ from selftune.engines.base import Engine, GenRequest, GenResult, StopScanner, re
 from selftune.errors import SelftuneError
 
 EngineKind = Literal["auto", "transformers", "llamacpp"]
-GGUF_PREFERENCE = ("q8_0", "f16", "bf16", "f32")
+# f16 first: it gives the trained model's own greedy text (16 of 16 tokens on the embedded model),
+# q8_0 drifted after 2 (docs/serving.md); export writes both, `auto` serves f16 when it is there
+GGUF_PREFERENCE = ("f16", "bf16", "f32", "q8_0")
 
 __all__ = [
     "Engine",

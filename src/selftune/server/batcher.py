@@ -16,7 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult
+from selftune.engines.base import GenRequest
+from selftune.server.isolation import generate_isolated
 
 log = logging.getLogger("selftune.server")
 
@@ -111,14 +112,11 @@ class Batcher:
     def _execute(self, batch: list[Job]) -> None:
         self.batches += 1
         self.batch_sizes.append(sum(j.request.n for j in batch))
-        try:
-            results: list[GenResult] = self.engine.generate([j.request for j in batch])
-        except Exception as exc:  # the worker must survive anything one batch does
-            log.exception("generation failed for a batch of %d requests", len(batch))
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        for job, result in zip(batch, results, strict=True):
-            if not job.future.done():
-                job.future.set_result(result)
+        outcomes = generate_isolated(self.engine, [j.request for j in batch])
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
