@@ -75,7 +75,7 @@ def train(
         return
     valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
     plan = summary["plan"]
-    if plan["decided_by"] == "minutes":
+    if plan["decided_by"] == "minutes" and plan["step_seconds"] is not None:
         click.echo(
             f"Plan: {plan['max_steps']} steps ({plan['epochs']:.1f} epochs) at "
             f"{plan['step_seconds']:.1f}s a step, validation every {plan['eval_every']} steps, "
