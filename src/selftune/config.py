@@ -231,7 +231,9 @@ class ServeConfig(Section):
         64, ge=1, description="Requests waiting beyond this are refused with 429 (back-pressure)."
     )
     batch_wait_ms: float = Field(
-        10, ge=0, description="How long the batcher waits for more requests to join a batch."
+        10,
+        ge=0,
+        description="transformers engine: how long to wait for more requests to join a batch.",
     )
     timeout_s: float = Field(120, gt=0, description="A request still unfinished after this fails.")
     max_n: int = Field(16, ge=1, description="Most candidates one request may ask for.")

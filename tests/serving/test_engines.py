@@ -60,19 +60,6 @@ def test_generate_wrappers_keep_their_signatures(tiny_engine):
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
 
 
-@pytest.fixture(scope="module")
-def llama_engine(tokenizer_dir):
-    pytest.importorskip("llama_cpp", reason="pip install 'selftune[llamacpp]'")
-    from transformers import AutoTokenizer
-
-    from selftune.engines.llamacpp_engine import LlamaCppEngine
-    from selftune.models import embedded_gguf_path
-
-    return LlamaCppEngine(
-        embedded_gguf_path(), AutoTokenizer.from_pretrained(tokenizer_dir), "base", n_ctx=512
-    )
-
-
 def chat(tokenizer, text: str) -> str:  # type: ignore[no-untyped-def]
     return render_chat(tokenizer, [{"role": "user", "content": text}])
 

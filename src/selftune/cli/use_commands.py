@@ -328,7 +328,7 @@ def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
         log=log,
         reports_dir=ws.reports_dir,
     )
-    state.batcher("twin")  # load the default model before taking requests
+    state.scheduler("twin")  # load the default model before taking requests
     click.echo(
         f"Serving {owner_name(ws)}'s twin on http://{settings.host}:{settings.port}/ "
         f"(API: /v1, engine: {state.engines['twin'].name}). Ctrl-C stops.",

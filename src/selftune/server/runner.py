@@ -1,4 +1,4 @@
-"""Running one API request on a model's batcher: input checks, waiting (with cancellation when
+"""Running one API request on a model's scheduler: input checks, waiting (with cancellation when
 the client goes away), the output guard, streaming, and logging to the store."""
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def usage(result: GenResult) -> Usage:
 
 
 async def run(state: ServerState, request: Request, model: str, gen: GenRequest) -> GenResult:
-    """Queue `gen` on the model's batcher and wait; cancels it if the client disconnects."""
-    batcher = state.batcher(model)
-    job = batcher.submit(gen)
+    """Queue `gen` on the model's scheduler and wait; cancels it if the client disconnects."""
+    scheduler = state.scheduler(model)
+    job = scheduler.submit(gen)
     future = asyncio.wrap_future(job.future)
     while True:
         done, _ = await asyncio.wait({future}, timeout=0.25)
@@ -95,7 +95,7 @@ async def run(state: ServerState, request: Request, model: str, gen: GenRequest)
     except TimeoutError:
         raise APIError(504, "timed out waiting in the queue", "timeout") from None
     if "cancelled" in result.finish_reasons and time.monotonic() > job.deadline:
-        raise APIError(504, f"generation took longer than {batcher.timeout_s:.0f}s", "timeout")
+        raise APIError(504, f"generation took longer than {scheduler.timeout_s:.0f}s", "timeout")
     return result
 
 
@@ -108,7 +108,7 @@ def open_stream(
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     gen.on_text = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
-    job = state.batcher(model).submit(gen)
+    job = state.scheduler(model).submit(gen)
     return _events(job, events, gen.n, state, transform)
 
 

@@ -1,4 +1,4 @@
-"""What a running server holds: the model catalog, one engine and batcher per loaded model, the
+"""What a running server holds: the model catalog, one engine and scheduler per loaded model, the
 sample log, the output guard and the settings. Built once by `create_app`."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from selftune.engines import ModelSpec, open_engine
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
 from selftune.samples import SampleLog
-from selftune.server.batcher import Batcher
+from selftune.server.scheduler import Scheduler
 
 
 class UnknownModel(SelftuneError):
@@ -31,7 +31,7 @@ class ServerState:
     reports_dir: Path | None = None
     engines: dict[str, Any] = field(default_factory=dict)
     engine_factory: Callable[[ModelSpec, str], Any] | None = None
-    batchers: dict[str, Batcher] = field(default_factory=dict)
+    schedulers: dict[str, Scheduler] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -46,11 +46,11 @@ class ServerState:
         names = list(self.catalog)
         return names + [n for n in self.engines if n not in self.catalog]
 
-    def batcher(self, model: str) -> Batcher:
-        """The batcher of `model`, loading the model on first use."""
+    def scheduler(self, model: str) -> Scheduler:
+        """The scheduler of `model`, loading the model on first use."""
         with self._lock:
-            if model in self.batchers:
-                return self.batchers[model]
+            if model in self.schedulers:
+                return self.schedulers[model]
             engine = self.engines.get(model)
             if engine is None:
                 spec = self.catalog.get(model)
@@ -63,14 +63,16 @@ class ServerState:
                 engine = factory(spec, self.serve.engine)
                 self.engines[model] = engine
             s = self.serve
-            self.batchers[model] = Batcher(
+            self.schedulers[model] = Scheduler(
                 engine, s.max_batch, s.queue_size, s.batch_wait_ms, s.timeout_s
             )
-            return self.batchers[model]
+            return self.schedulers[model]
+
+    batcher = scheduler  # the name callers used before the scheduler
 
     def tokenizer(self, model: str) -> Any:
-        return self.batcher(model).engine.tokenizer
+        return self.scheduler(model).engine.tokenizer
 
     def close(self) -> None:
-        for b in self.batchers.values():
-            b.close()
+        for scheduler in self.schedulers.values():
+            scheduler.close()
