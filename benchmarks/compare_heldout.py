@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from selftune.dataset import read_split
-from selftune.evaluate import perplexities
+from selftune.artefacts import read_split
+from selftune.evaluation.perplexity import perplexities
 from selftune.models import load_tuned
 
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def build_example_dataset(root: Path) -> Path:
-    from selftune.cli.build_commands import run_build
+    from selftune.build import run_build
     from selftune.demo import example_dir
     from selftune.ingest.runner import ingest_paths
     from selftune.workspace import init_workspace
@@ -77,7 +77,7 @@ def child_reference(dataset: Path, steps: int) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from selftune.models import load_model, load_tokenizer
-    from selftune.train import encode_split
+    from selftune.training.trainer import encode_split
 
     tokenizer = load_tokenizer("embedded")
     items = encode_split(tokenizer, dataset, "train", 768)
@@ -127,7 +127,7 @@ def child_selftune(dataset: Path, steps: int) -> dict:
     import torch
 
     from selftune.config import TrainConfig
-    from selftune.train import train
+    from selftune.training.trainer import train
 
     run_dir = dataset.parent.parent / "runs" / f"bench-{time.time_ns()}"
     run_dir.mkdir(parents=True)
@@ -153,7 +153,7 @@ def _trained_share(dataset: Path) -> float:
 
 def _items(dataset: Path) -> list[dict]:
     from selftune.models import load_tokenizer
-    from selftune.train import encode_split
+    from selftune.training.trainer import encode_split
 
     return encode_split(load_tokenizer("embedded"), dataset, "train", 768)
 

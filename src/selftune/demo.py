@@ -76,3 +76,84 @@ def timings_table(stages: dict[str, float]) -> str:
 
 def write_summary(root: Path, summary: dict[str, Any]) -> None:
     (root / "demo.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def run_demo(
+    root: Path,
+    minutes: float,
+    max_steps: int | None,
+    n: int,
+    echo: Callable[[str], Any],
+) -> dict[str, Any]:
+    """init → ingest → build → train → eval → sample on the bundled example person, through the
+    same entry points the commands use (so the demo's run resumes and its report opens like any
+    other); returns the summary written to demo.json."""
+    from selftune.build import run_build
+    from selftune.engines import GenRequest, ModelSpec, open_engine, render_chat
+    from selftune.evaluation import QUICK, run_eval
+    from selftune.guards import OutputGuard
+    from selftune.ingest.runner import ingest_paths
+    from selftune.models import ensure_embedded_checkpoint
+    from selftune.training import run_train
+    from selftune.twin import Twin
+    from selftune.workspace import init_workspace
+
+    timer = Timer(echo)
+    example = example_dir()
+    prepare_demo_dir(root)
+    ws = init_workspace(root, [EXAMPLE_OWNER], name="mags")
+    twin = Twin.from_config(ws.config)
+    with timer.stage("setup"):
+        echo(f"Base model: SmolLM2-135M-Instruct (embedded) → {ensure_embedded_checkpoint()}")
+    with timer.stage("ingest"), ws.open_store() as store:
+        for summary in ingest_paths(store, [example / "whatsapp", example / "notes"], twin.names):
+            echo(summary.line())
+    with timer.stage("build"):
+        info, dataset_id = run_build(ws)
+        echo(
+            f"Dataset {dataset_id}: {info['train']['examples']} training examples "
+            f"({info['train']['tokens']} tokens), {info['valid']['examples']} held out"
+        )
+    with timer.stage("train"):
+        run, run_dir = run_train(
+            ws, dataset_id, overrides={"minutes": minutes, "max_steps": max_steps}, echo=echo
+        )
+        echo(
+            f"{run['steps']} steps in {run['seconds']:.0f}s, "
+            f"{run['tokens_per_second']:.0f} tokens/s ({run['precision']})"
+        )
+    with timer.stage("eval"):
+        for key, value in QUICK.items():
+            setattr(ws.config.eval, key, value)
+        report, report_dir = run_eval(ws, run_dir.name, sections=["perplexity"], progress=echo)
+        echo(f"Report: {report_dir / 'report.html'}")
+    samples = []
+    with timer.stage("sample"):
+        engine = open_engine(ModelSpec(run_dir.name, ws.config.train.base, run_dir), "transformers")
+        guard = OutputGuard(ws.config.build.private_facts, enabled=ws.config.serve.guard_output)
+        for mode, prompt in DEMO_PROMPTS:
+            text = prompt
+            if mode == "chat":
+                messages = twin.chat_messages([{"role": "user", "content": prompt}])
+                text = render_chat(engine.tokenizer, messages)
+            request = GenRequest(text, n, temperature=0.8, max_tokens=48, seed=0)
+            outs = [guard(t).strip("\n") for t in engine.generate([request])[0].texts]
+            samples.append({"mode": mode, "prompt": prompt, "samples": outs})
+            echo(f"\n{'They say' if mode == 'chat' else 'Continue'}: {prompt!r}")
+            for i, out in enumerate(outs, 1):
+                echo(f"  [{i}] {out!r}")
+    summary = {
+        "perplexity": report["perplexity"],
+        "timings_s": timer.stages,
+        "train": run,
+        "report": report_dir.name,
+        "samples": samples,
+    }
+    write_summary(root, summary)
+    echo("\n== result ==")
+    ppl = report["perplexity"]
+    echo(
+        f"Held-out perplexity on Mags's own words: base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
+    )
+    echo(timings_table(timer.stages))
+    return summary

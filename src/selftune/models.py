@@ -110,16 +110,18 @@ def load_model(base: str, dtype: Any = None) -> Any:
 
 
 def load_tuned(run_dir: Path, dtype: Any = None) -> tuple[Any, Any]:
-    """(model with the run's LoRA adapter applied, tokenizer) for a finished training run."""
-    import json
+    """(tuned model, tokenizer) for a finished training run: the base with the run's LoRA adapter
+    applied, or the fully fine-tuned model of a `method: full` run."""
+    from selftune.artefacts import RunDir
 
-    from peft import PeftModel
-
-    info_path = run_dir / "run.json"
-    if not (run_dir / "adapter" / "adapter_config.json").exists() or not info_path.exists():
-        raise SelftuneError(f"{run_dir} holds no finished adapter; run `selftune train` first")
-    base = json.loads(info_path.read_text())["base"]
+    run = RunDir(run_dir).require_finished()
+    base = run.base
     tokenizer = load_tokenizer(base)
-    model = PeftModel.from_pretrained(load_model(base, dtype), run_dir / "adapter")
+    if run.weights == "full":
+        model = load_model(str(run.model_dir), dtype)
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_model(base, dtype), run.adapter_dir)
     model.eval()
     return model, tokenizer

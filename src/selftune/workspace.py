@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from selftune.artefacts import KINDS, Artefacts, Kind
 from selftune.config import TwinConfig, load_config, render_yaml
 from selftune.errors import SelftuneError
 from selftune.store import Store
 
 CONFIG_NAME = "twin.yaml"
 STORE_NAME = "store.sqlite"
-ARTEFACT_DIRS = ("datasets", "runs", "reports")
+ARTEFACT_DIRS = KINDS
 
 
 @dataclass
@@ -48,39 +48,21 @@ class Workspace:
     def open_store(self) -> Store:
         return Store(self.store_path)
 
-    def latest(self, kind: str) -> Path:
-        """The newest datasets/, runs/ or reports/ entry (ids sort by creation time)."""
-        folder = self.root / kind
-        entries = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
-        if not entries:
-            hint = {
-                "datasets": "selftune build",
-                "runs": "selftune train",
-                "reports": "selftune eval",
-            }
-            raise SelftuneError(f"no {kind} in {self.root} yet; run `{hint.get(kind, kind)}` first")
-        return entries[-1]
+    @property
+    def artefacts(self) -> Artefacts:
+        return Artefacts(self.root)
 
-    def resolve(self, kind: str, ref: str | None) -> Path:
-        """An artefact folder by id (or path), or the latest one when `ref` is None."""
-        if ref is None:
-            return self.latest(kind)
-        for candidate in (Path(ref), self.root / kind / ref):
-            if candidate.is_dir():
-                return candidate
-        raise SelftuneError(f"no {kind[:-1]} {ref!r} in {self.root / kind}")
+    def latest(self, kind: Kind, usable_only: bool = True) -> Path:
+        """The newest dataset, finished run or report (see `selftune.artefacts`)."""
+        return self.artefacts.latest(kind, usable_only)
 
-    def new_artefact_dir(self, kind: str) -> Path:
+    def resolve(self, kind: Kind, ref: str | None, usable_only: bool = True) -> Path:
+        """An artefact folder by id (or path), or the latest usable one when `ref` is None."""
+        return self.artefacts.resolve(kind, ref, usable_only)
+
+    def new_artefact_dir(self, kind: Kind) -> Path:
         """A fresh, time-ordered folder under datasets/, runs/ or reports/."""
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        path, n = folder / stamp, 1
-        while path.exists():
-            n += 1
-            path = folder / f"{stamp}-{n}"
-        path.mkdir()
-        return path
+        return self.artefacts.new(kind)
 
 
 def init_workspace(root: Path, me: list[str], name: str | None = None) -> Workspace:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selftune import authorship
 from selftune.errors import SelftuneError
+from selftune.evaluation import authorship
 
 from .conftest import OTHERS, OWNER, SYSTEM, chat
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from selftune.bench import Check, load_bench, run_bench, run_check
 from selftune.errors import ConfigError
+from selftune.evaluation.bench import Check, load_bench, run_bench, run_check
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bench.yaml"
 

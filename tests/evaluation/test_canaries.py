@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from selftune.canaries import (
+from selftune.build.canaries import (
     canary_exposure,
     exposure,
     plant_canaries,
     read_canaries,
     write_canaries,
 )
-from selftune.dataset import Example
+from selftune.build.dataset import Example
 
 from .conftest import OTHERS, OWNER, chat
 

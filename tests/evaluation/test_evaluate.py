@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from selftune.config import EVAL_SECTIONS, EvalConfig
-from selftune.evaluate import conversation_kind, evaluate_run, held_out_contexts
+from selftune.evaluation.perplexity import conversation_kind
+from selftune.evaluation.report import evaluate_run, held_out_contexts
 
 TINY = EvalConfig(
     contexts=2,
@@ -58,7 +59,7 @@ def test_conversation_kind():
 
 
 def test_held_out_contexts_pair_each_owner_turn_with_what_came_before(small_dataset: Path):
-    from selftune.dataset import read_split
+    from selftune.artefacts import read_split
 
     contexts = held_out_contexts(read_split(small_dataset, "valid"), 10, 0)
     assert len(contexts) == 2  # two chats, one owner turn each; the note is not a chat
@@ -78,8 +79,8 @@ def test_default_is_perplexity_only(untrained_run: Path, small_dataset: Path):
 
 
 def test_every_section_runs_and_base_equals_tuned(untrained_run: Path, small_dataset: Path):
-    from selftune.canaries import plant_canaries, write_canaries
-    from selftune.dataset import Example
+    from selftune.build.canaries import plant_canaries, write_canaries
+    from selftune.build.dataset import Example
 
     write_canaries(
         small_dataset,

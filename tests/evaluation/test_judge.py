@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selftune.judge import agreement, last_message, score_replies
+from selftune.evaluation.judge import agreement, last_message, score_replies
 
 
 class Scorer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selftune import leaks
+from selftune.evaluation import leaks
 
 from .conftest import chat
 

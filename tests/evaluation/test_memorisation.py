@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from selftune.canaries import plant_canaries, write_canaries
+from selftune.build.canaries import plant_canaries, write_canaries
+from selftune.build.dataset import Example
 from selftune.config import EvalConfig, TrainConfig
-from selftune.dataset import Example
 
 from .conftest import OTHERS, OWNER, chat, write_split
 
@@ -60,8 +60,8 @@ def canary_dataset(root: Path, repeats: int) -> Path:
 
 
 def train_and_check(model_dir: Path, root: Path, repeats: int, epochs: float, lr: float) -> dict:
-    from selftune.evaluate import evaluate_run
-    from selftune.train import train
+    from selftune.evaluation.report import evaluate_run
+    from selftune.training.trainer import train
 
     dataset = canary_dataset(root, repeats)
     run_dir = root / "runs" / f"r{repeats}"

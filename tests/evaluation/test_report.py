@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selftune.report_html import bar_chart, line_chart, render_html, verdict
+from selftune.evaluation.html import bar_chart, line_chart, render_html, verdict
 
 
 def report(**extra) -> dict:

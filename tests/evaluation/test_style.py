@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune import style
+from selftune.evaluation import style
 
 from .conftest import OTHERS, OWNER
 

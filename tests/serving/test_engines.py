@@ -52,7 +52,8 @@ def test_per_request_max_tokens_in_one_batch(tiny_engine):
 
 
 def test_generate_wrappers_keep_their_signatures(tiny_engine):
-    from selftune.generate import chat_prompt, sample
+    from selftune.engines.generate import sample
+    from selftune.twin import chat_prompt
 
     prompt = chat_prompt(tiny_engine.tokenizer, "You are Mags.", "hello")
     assert prompt.rstrip().endswith("assistant")

@@ -259,7 +259,7 @@ def test_logging_can_be_switched_off(make_state):
 
 
 def test_reply_messages_match_the_training_shape():
-    from selftune.generate import reply_messages
+    from selftune.engines.generate import reply_messages
 
     out = reply_messages(
         [("Tobias", "hi"), ("Juno", "hey"), ("Mags", "hello both"), ("Tobias", "sunday?")],

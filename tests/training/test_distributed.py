@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from selftune.packing import build_rows
+from selftune.training.packing import build_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _row_count(tokenizer_dir: Path, dataset: Path, max_len: int) -> int:
     from transformers import AutoTokenizer
 
-    from selftune.train import encode_split
+    from selftune.training.trainer import encode_split
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     return len(build_rows(encode_split(tokenizer, dataset, "train", max_len), max_len))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selftune.export import chat_wrappers, modelfile, render_like_modelfile, write_gguf
+from selftune.training.export import chat_wrappers, modelfile, render_like_modelfile, write_gguf
 
 CONVERSATION = [
     {"role": "system", "content": "You are Mags. Reply as Mags would."},
@@ -62,8 +62,8 @@ def test_exported_gguf_continues_like_transformers(tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from selftune.export import export_run
     from selftune.models import load_model, load_tokenizer, load_tuned
+    from selftune.training.export import export_run
 
     run_dir = tmp_path / "run"
     torch.manual_seed(0)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from selftune.encoding import IGNORE, encode_record
-from selftune.packing import build_rows, pack_examples, target_mask
+from selftune.training.encoding import IGNORE, encode_record
+from selftune.training.packing import build_rows, pack_examples, target_mask
 
 
 def _tokenizer(tokenizer_dir):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.packing import IGNORE, PackedCollator, build_rows, pack_examples, target_mask
+from selftune.training.packing import IGNORE, PackedCollator, build_rows, pack_examples, target_mask
 
 
 def test_first_fit_decreasing_fills_rows_within_limit():

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from selftune.config import TrainConfig
-from selftune.presets import PRESETS, apply_preset
-from selftune.train import train
+from selftune.training.presets import PRESETS, apply_preset
+from selftune.training.trainer import train
 
 SUMMARY_KEYS = {
     "id", "base", "dataset", "steps", "epochs", "train_loss", "valid_loss", "seconds",

@@ -2,86 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
-from typing import Any
-
 import click
 
-from selftune.cli.options import workspace_option
-from selftune.config import apply_overrides
+from selftune.build import run_build
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import BuildConfig, apply_overrides
 from selftune.workspace import Workspace
 
-
-def owner_name(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
-
-
-@lru_cache(maxsize=2)
-def _tokenizer(base: str) -> Any:
-    """The base tokenizer, loaded once per process (tests and the demo build several times)."""
-    from selftune.models import load_tokenizer
-
-    return load_tokenizer(base)
-
-
-def run_build(
-    ws: Workspace,
-    dry_run: bool = False,
-    prepare: Callable[[Any], None] | None = None,
-    canaries: int = 0,
-) -> tuple[dict, str | None]:
-    """Build a dataset from the store; returns (card, dataset id or None for a dry run).
-
-    `prepare`, when given, is called with the `Dataset` before the card is made and the files
-    are written: the place to add examples to `data.train`. `canaries` random secrets are
-    planted in the training split that way (see selftune.canaries).
-    """
-    from selftune.dataset import BatchTokenCounter, build_dataset, card, write_dataset
-    from selftune.dataset_card import serialise
-
-    counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
-    with ws.open_store() as store:
-        store.apply_identity(ws.config.me)
-        data = build_dataset(store, ws.config.build, owner_name(ws), counter)
-    if prepare is not None:
-        prepare(data)
-    planted = []
-    if canaries:
-        from selftune.canaries import plant_canaries
-
-        planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
-    files = serialise(data)
-    info = card(data, ws.config.build, ws.config.train.base, files)
-    if dry_run:
-        return info, None
-    folder = ws.new_artefact_dir("datasets")
-    info = write_dataset(data, folder, info, files)
-    if planted:
-        from selftune.canaries import write_canaries
-
-        write_canaries(folder, planted)
-    return info, folder.name
+B = BuildConfig
 
 
 @click.command()
 @workspace_option
 @click.option("--dry-run", is_flag=True, help="Print the dataset card without writing anything.")
-@click.option(
-    "--session-gap", type=float, metavar="MINUTES", help="Silence that starts a new session."
-)
-@click.option("--valid-fraction", type=float, help="Share of each source held out.")
-@click.option(
-    "--split",
-    type=click.Choice(["chronological", "conversation"]),
-    help="Hold out the most recent sessions (default) or whole conversations.",
-)
-@click.option("--no-notes", is_flag=True, help="Leave notes out of the dataset.")
-@click.option("--no-scrub", is_flag=True, help="Keep emails, phone numbers etc. as they are.")
-@click.option(
-    "--dedupe", type=click.Choice(["off", "exact", "near"]), help="Which repeats to leave out."
-)
-@click.option("--language", "languages", multiple=True, help="Keep only this language (repeat).")
+@config_option(B, "session_gap_minutes", "--session-gap", metavar="MINUTES")
+@config_option(B, "valid_fraction")
+@config_option(B, "split")
+@config_option(B, "include_notes", "--notes/--no-notes")
+@config_option(B, "scrub_pii", "--scrub/--no-scrub")
+@config_option(B, "dedupe")
+@config_option(B, "languages", "--language")
 @click.option(
     "--canaries",
     type=click.IntRange(min=0),
@@ -92,14 +32,8 @@ def run_build(
 def build(
     ws: Workspace,
     dry_run: bool,
-    session_gap: float | None,
-    valid_fraction: float | None,
-    split: str | None,
-    no_notes: bool,
-    no_scrub: bool,
-    dedupe: str | None,
-    languages: tuple[str, ...],
     canaries: int,
+    **options: object,
 ) -> None:
     """Turn the store into a training dataset under datasets/<id>/.
 
@@ -119,19 +53,8 @@ def build(
       selftune build --language en --language de --no-notes
       selftune build --canaries 5
     """
-    apply_overrides(
-        ws.config.build,
-        {
-            "session_gap_minutes": session_gap,
-            "valid_fraction": valid_fraction,
-            "split": split,
-            "include_notes": False if no_notes else None,
-            "scrub_pii": False if no_scrub else None,
-            "dedupe": dedupe,
-            "languages": list(languages) or None,
-        },
-    )
-    from selftune.dataset import card_markdown
+    apply_overrides(ws.config.build, overrides(options))
+    from selftune.build.card import card_markdown
 
     info, dataset_id = run_build(ws, dry_run, canaries=canaries)
     click.echo(card_markdown(info, dataset_id or "(dry run: nothing written)"))

@@ -7,41 +7,13 @@ from pathlib import Path
 
 import click
 
-from selftune.cli.options import workspace_option
-from selftune.config import EVAL_SECTIONS, apply_overrides
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import EVAL_SECTIONS, EvalConfig, apply_overrides
 from selftune.errors import SelftuneError
+from selftune.evaluation import QUICK, run_eval
+from selftune.evaluation.runner import endpoint
+from selftune.twin import Twin
 from selftune.workspace import Workspace
-
-
-def _owner(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
-
-
-def _endpoint(ws: Workspace, url: str | None = None, model: str | None = None):  # type: ignore[no-untyped-def]
-    from selftune.evalmodel import Endpoint
-
-    settings = ws.config.eval
-    url = url or settings.judge_endpoint
-    if not url:
-        raise SelftuneError(
-            "no endpoint configured: set eval.judge_endpoint in twin.yaml or pass an http(s) URL"
-        )
-    return Endpoint(
-        f"endpoint {model or settings.judge_model}",
-        url,
-        model or settings.judge_model,
-        settings.judge_api_key_env,
-    )
-
-
-def _run_dataset(ws: Workspace, run_id: str | None) -> tuple[Path, Path]:
-    run_dir = ws.resolve("runs", run_id)
-    info_path = run_dir / "run.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    dataset_dir = Path(info["dataset_path"]) if info.get("dataset_path") else None
-    if dataset_dir is None or not dataset_dir.is_dir():
-        dataset_dir = ws.resolve("datasets", info.get("dataset"))
-    return run_dir, dataset_dir
 
 
 def print_summary(report: dict, folder: Path) -> None:
@@ -86,13 +58,9 @@ def print_summary(report: dict, folder: Path) -> None:
     help=f"Comma-separated sections (default: all): {', '.join(EVAL_SECTIONS)}.",
 )
 @click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
-@click.option("--contexts", type=int, help="Held-out messages the twin replies to.")
-@click.option("--candidates", type=int, help="Replies generated per held-out message.")
-@click.option(
-    "--judge",
-    type=click.Choice(["tuned", "base", "endpoint", "none"]),
-    help="Who judges context fit.",
-)
+@config_option(EvalConfig, "contexts")
+@config_option(EvalConfig, "candidates")
+@config_option(EvalConfig, "judge")
 @click.option("--open", "open_it", is_flag=True, help="Open report.html in a browser when done.")
 def eval_command(
     ws: Workspace,
@@ -101,7 +69,7 @@ def eval_command(
     sections: str | None,
     quick: bool,
     open_it: bool,
-    **overrides: object,
+    **options: object,
 ) -> None:
     """Is it me? Does it leak? Compare the tuned model with its base on your held-out messages.
 
@@ -118,40 +86,12 @@ def eval_command(
       selftune eval --sections perplexity,canaries --json | jq .leaks
       selftune eval --judge endpoint   # uses eval.judge_endpoint from twin.yaml
     """
-    from selftune.evaluate import evaluate_run
-    from selftune.report_html import write_report
-
-    settings = ws.config.eval
     if quick:
-        apply_overrides(
-            settings,
-            {
-                "contexts": 8,
-                "candidates": 1,
-                "canary_candidates": 100,
-                "regurgitation_prompts": 4,
-                "free_samples": 4,
-            },
-        )
-    apply_overrides(settings, overrides)
-    chosen = [s.strip() for s in sections.split(",")] if sections else settings.sections
-    run_dir, dataset_dir = _run_dataset(ws, run_id)
-    endpoint = _endpoint(ws) if settings.judge == "endpoint" and "judge" in chosen else None
-    private_facts = list(getattr(ws.config.build, "private_facts", None) or [])
+        apply_overrides(ws.config.eval, QUICK)
+    apply_overrides(ws.config.eval, overrides(options))
+    chosen = [s.strip() for s in sections.split(",")] if sections else None
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    report = evaluate_run(
-        run_dir,
-        dataset_dir,
-        ws.config.train.max_seq_len,
-        config=settings,
-        sections=chosen,
-        private_facts=private_facts,
-        judge_endpoint=endpoint,
-        progress=echo,
-    )
-    folder = ws.new_artefact_dir("reports")
-    report["id"] = folder.name
-    write_report(folder, report)
+    report, folder = run_eval(ws, run_id, sections=chosen, progress=echo)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -174,11 +114,9 @@ def report(ws: Workspace, report_id: str | None, open_it: bool, as_json: bool) -
       selftune report --open
       selftune report 20261123-101500 --json
     """
-    from selftune.report_html import refresh_report
+    from selftune.evaluation.html import refresh_report
 
-    folder = ws.resolve("reports", report_id)
-    if not (folder / "report.json").exists():
-        raise SelftuneError(f"{folder} holds no report.json; run `selftune eval`")
+    folder = ws.artefacts.report(report_id).path
     data = refresh_report(folder)
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -225,31 +163,29 @@ def bench(
       selftune bench bench.yaml --model base
       selftune bench bench.yaml --model http://127.0.0.1:8000 --endpoint-model twin
     """
-    from selftune.bench import load_bench, run_bench
+    from selftune.evaluation.bench import load_bench, run_bench
 
     cases = load_bench(bench_file)
     needs_judge = any(c.judged for case in cases.cases for c in case.checks)
     sides = None
     if model in ("base", "tuned") or (needs_judge and ws.config.eval.judge in ("base", "tuned")):
-        from selftune.evalmodel import load_sides
+        from selftune.evaluation.sides import load_sides
 
-        sides = dict(zip(("base", "tuned"), load_sides(ws.resolve("runs", run_id)), strict=True))
+        sides = dict(zip(("base", "tuned"), load_sides(ws.artefacts.run(run_id).path), strict=True))
     if model in ("base", "tuned"):
         answering = sides[model]
     elif model.startswith(("http://", "https://")):
-        answering = _endpoint(ws, model, endpoint_model)
+        answering = endpoint(ws, model, endpoint_model)
     else:
         raise SelftuneError(f"--model {model!r}: use base, tuned, or an http(s):// URL")
     judge = None
     if needs_judge:
         judge = (
-            _endpoint(ws)
+            endpoint(ws)
             if ws.config.eval.judge == "endpoint"
             else (sides or {}).get(ws.config.eval.judge)
         )
-    system = ws.config.build.system_prompt.format(
-        owner=_owner(ws), platform="WhatsApp", conversation="a chat"
-    )
+    system = Twin.from_config(ws.config).system()
     results = run_bench(cases, answering, system, judge, seed)
     results |= {"bench": str(bench_file), "model": model}
     folder = ws.new_artefact_dir("reports")

@@ -2,71 +2,36 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
 
-from selftune.cli.options import workspace_option
-from selftune.config import TrainConfig, apply_overrides
-from selftune.errors import SelftuneError
+from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.config import TrainConfig
+from selftune.training import is_main_process, run_train
 from selftune.workspace import Workspace
 
-SETTINGS_FILE = "settings.json"
-
-
-def _distributed() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> Path:
-    """The run folder; under `accelerate launch` rank 0 makes it and tells the other ranks."""
-    if resume:
-        return ws.resolve("runs", resume_id)
-    if not _distributed():
-        return ws.new_artefact_dir("runs")
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group
-    names = [ws.new_artefact_dir("runs").name if state.is_main_process else None]
-    broadcast_object_list(names)
-    return ws.runs_dir / str(names[0])
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+T = TrainConfig
 
 
 @click.command()
 @workspace_option
-@click.option(
-    "--preset",
-    type=click.Choice(["cpu", "gpu", "multi-gpu"]),
-    help="Hardware preset for settings twin.yaml does not give (docs/training.md).",
-)
-@click.option("--base", metavar="MODEL", help="'embedded' (default), a model id, or a local path.")
-@click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="What is trained.")
+@config_option(T, "preset")
+@config_option(T, "base", metavar="MODEL")
+@config_option(T, "method")
 @click.option("--dataset", metavar="ID", help="Dataset id (default: the latest).")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--minutes", type=float, help="Stop after M minutes of training.")
-@click.option("--epochs", type=float, help="Passes over the training data.")
-@click.option("--learning-rate", "--lr", type=float, help="Peak learning rate.")
-@click.option("--batch-size", type=int, help="Packed rows per step per device.")
-@click.option("--gradient-accumulation", "--grad-accum", type=int, help="Steps per update.")
-@click.option("--max-seq-len", type=int, help="Row length in tokens.")
-@click.option("--no-packing", is_flag=True, default=None, help="One example per row.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="Numeric precision.")
-@click.option("--eval-every", type=int, help="Validation loss and checkpoint every N steps.")
-@click.option(
-    "--report-to",
-    type=click.Choice(["tensorboard", "wandb", "mlflow"]),
-    multiple=True,
-    help="Also log to this tracker (repeatable).",
-)
-@click.option("--seed", type=int, help="Random seed.")
+@config_option(T, "max_steps")
+@config_option(T, "minutes")
+@config_option(T, "epochs")
+@config_option(T, "learning_rate", "--lr")
+@config_option(T, "batch_size")
+@config_option(T, "gradient_accumulation", "--grad-accum")
+@config_option(T, "max_seq_len")
+@config_option(T, "packing")
+@config_option(T, "precision")
+@config_option(T, "eval_every")
+@config_option(T, "report_to")
+@config_option(T, "seed")
 @click.option(
     "--resume",
     "resume_id",
@@ -80,10 +45,8 @@ def train(
     ws: Workspace,
     dataset: str | None,
     preset: str | None,
-    no_packing: bool | None,
-    report_to: tuple[str, ...],
     resume_id: str | None,
-    **overrides: object,
+    **options: object,
 ) -> None:
     """Fine-tune on the latest dataset (LoRA by default); saves the run under runs/<id>/.
 
@@ -100,32 +63,14 @@ def train(
       selftune train --resume
       accelerate launch --config_file configs/accelerate/ddp.yaml -m selftune train --preset multi-gpu
     """
-    from selftune.presets import apply_preset
-    from selftune.train import train as run_training
-
-    config = ws.config.train
-    overrides["packing"] = False if no_packing else None
-    overrides["report_to"] = list(report_to) or None
-    resume = resume_id is not None
-    run_dir = shared_run_dir(ws, None if resume_id == "latest" else resume_id, resume)
-    if resume:
-        saved = run_dir / SETTINGS_FILE
-        if not saved.exists():
-            raise SelftuneError(f"{run_dir} was not started by `selftune train`; nothing to resume")
-        info = json.loads(saved.read_text())
-        config = TrainConfig.model_validate(info["settings"])
-        dataset = info["dataset"]
-    else:
-        apply_preset(config, preset or config.preset)
-    apply_overrides(config, overrides)
-    dataset_dir = ws.resolve("datasets", dataset)
-    if is_main_process():
-        (run_dir / SETTINGS_FILE).write_text(
-            json.dumps({"dataset": dataset_dir.name, "settings": config.model_dump()}, indent=2)
-        )
-        verb = "Resuming" if resume else "Training"
-        click.echo(f"{verb} {config.method} on {dataset_dir.name} → {run_dir}")
-    summary = run_training(dataset_dir, run_dir, config, resume=resume)
+    summary, run_dir = run_train(
+        ws,
+        dataset=dataset,
+        preset=preset,
+        resume_id=resume_id,
+        overrides=overrides(options),
+        echo=click.echo,
+    )
     if not is_main_process():
         return
     valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
@@ -163,7 +108,7 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
       selftune export --format q8_0 --out ~/models/mags
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
-    from selftune.export import export_run
+    from selftune.training.export import export_run
 
     run_dir = ws.resolve("runs", run_id)
     target = out or run_dir / "export"

@@ -13,15 +13,16 @@ from typing import Any
 
 import click
 
-from selftune.cli.options import workspace_option
-from selftune.config import apply_overrides
+from selftune.cli.options import config_option, workspace_option
+from selftune.config import SampleConfig, apply_overrides
+from selftune.twin import Twin
 from selftune.workspace import Workspace
 
 ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp"])
 
 
-def owner_name(ws: Workspace) -> str:
-    return ws.config.me[0] if ws.config.me else "the owner"
+def the_twin(ws: Workspace) -> Twin:
+    return Twin.from_config(ws.config)
 
 
 def model_option(fn):  # type: ignore[no-untyped-def]
@@ -43,8 +44,8 @@ def open_cli_engine(ws: Workspace, run_id: str | None, base_only: bool, engine: 
     if base_only:
         spec = ModelSpec("base", base)
     else:
-        run_dir = ws.resolve("runs", run_id)
-        spec = ModelSpec(run_dir.name, base, run_dir)
+        run = ws.artefacts.run(run_id)
+        spec = ModelSpec(run.id, run.base, run.path)
     return open_engine(spec, engine or ws.config.serve.engine)  # type: ignore[arg-type]
 
 
@@ -61,19 +62,13 @@ def guard(ws: Workspace):  # type: ignore[no-untyped-def]
     return OutputGuard(facts, enabled=ws.config.serve.guard_output)
 
 
-def system_prompt(ws: Workspace, platform: str = "WhatsApp", conversation: str = "a chat") -> str:
-    return ws.config.build.system_prompt.format(
-        owner=owner_name(ws), platform=platform, conversation=conversation
-    )
-
-
 @click.command()
 @workspace_option
 @click.argument("prompt")
-@click.option("-n", type=int, help="How many candidates (default from twin.yaml: 4).")
-@click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
-@click.option("--top-p", type=float, help="Nucleus sampling threshold.")
-@click.option("--max-tokens", type=int, help="Most new tokens per candidate.")
+@config_option(SampleConfig, "n", "-n")
+@config_option(SampleConfig, "temperature", "-t")
+@config_option(SampleConfig, "top_p")
+@config_option(SampleConfig, "max_tokens")
 @click.option("--seed", type=int, help="Random seed, for repeatable samples.")
 @click.option("--stop", multiple=True, help="Stop a candidate at this text (repeatable).")
 @click.option(
@@ -113,7 +108,7 @@ def sample(
     text = prompt
     if chat:
         messages = [
-            {"role": "system", "content": system_prompt(ws)},
+            {"role": "system", "content": the_twin(ws).system()},
             {"role": "user", "content": prompt},
         ]
         text = render_chat(eng.tokenizer, messages)
@@ -172,9 +167,9 @@ def chat(
     settings = ws.config.sample
     clean = guard(ws)
     log = sample_log(ws)
-    history: list[dict[str, str]] = [{"role": "system", "content": system_prompt(ws)}]
+    history: list[dict[str, str]] = [{"role": "system", "content": the_twin(ws).system()}]
     click.echo(
-        f"Chatting with {owner_name(ws)}'s twin ({eng.model_id}, {eng.name}). /quit to leave."
+        f"Chatting with {the_twin(ws).owner}'s twin ({eng.model_id}, {eng.name}). /quit to leave."
     )
     while True:
         try:
@@ -233,7 +228,13 @@ def parse_conversation(text: str) -> list[tuple[str, str]]:
 @click.option("-n", type=int, default=3, show_default=True, help="How many drafts.")
 @click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
 @click.option("--max-tokens", type=int, help="Most new tokens per draft.")
-@click.option("--platform", default="WhatsApp", show_default=True, help="Where the chat happens.")
+@click.option(
+    "--platform",
+    default="whatsapp",
+    show_default=True,
+    help="Where the chat happens (whatsapp, telegram, email, ...), as named in training.",
+)
+@click.option("--conversation", "title", default="a chat", help="The chat's name, as in training.")
 @model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the drafts as a JSON list.")
 def reply(
@@ -243,6 +244,7 @@ def reply(
     temperature: float | None,
     max_tokens: int | None,
     platform: str,
+    title: str,
     run_id: str | None,
     base_only: bool,
     engine: str | None,
@@ -259,7 +261,6 @@ def reply(
       printf 'Tobias: are you coming sunday?\\n' | selftune reply -
     """
     from selftune.engines import GenRequest, render_chat
-    from selftune.generate import reply_messages
     from selftune.guards import looks_like_injection
 
     turns = parse_conversation(conversation.read())
@@ -271,7 +272,7 @@ def reply(
         )
     eng = open_cli_engine(ws, run_id, base_only, engine)
     settings = ws.config.sample
-    messages = reply_messages(turns, ws.config.me or [owner_name(ws)], system_prompt(ws, platform))
+    messages = the_twin(ws).reply_messages(turns, platform, title)
     request = GenRequest(
         render_chat(eng.tokenizer, messages),
         n,
@@ -330,7 +331,7 @@ def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
     )
     state.scheduler("twin")  # load the default model before taking requests
     click.echo(
-        f"Serving {owner_name(ws)}'s twin on http://{settings.host}:{settings.port}/ "
+        f"Serving {the_twin(ws).owner}'s twin on http://{settings.host}:{settings.port}/ "
         f"(API: /v1, engine: {state.engines['twin'].name}). Ctrl-C stops.",
         err=True,
     )

@@ -44,16 +44,18 @@ class ModelSpec:
 
 
 def model_catalog(runs_dir: Path | None, base: str) -> dict[str, ModelSpec]:
-    """`twin` (latest run with an adapter, else the base), `base`, and every finished run."""
-    runs: list[Path] = []
-    if runs_dir is not None and runs_dir.exists():
-        runs = sorted(
-            p for p in runs_dir.iterdir() if (p / "adapter" / "adapter_config.json").exists()
-        )
-    catalog = {"twin": ModelSpec("twin", base, runs[-1] if runs else None)}
-    catalog["base"] = ModelSpec("base", base)
-    for run in runs:
-        catalog[run.name] = ModelSpec(run.name, base, run)
+    """`twin` (the latest finished run, adapter or full fine-tune, else the base), `base`, and
+    every finished run (each on the base it was trained from)."""
+    from selftune.artefacts import Artefacts
+
+    runs = Artefacts(runs_dir.parent).runs() if runs_dir is not None else []
+    specs = [ModelSpec(run.id, run.base, run.path) for run in runs]
+    twin = (
+        ModelSpec("twin", specs[-1].base, specs[-1].run_dir) if specs else ModelSpec("twin", base)
+    )
+    catalog = {"twin": twin, "base": ModelSpec("base", base)}
+    for spec in specs:
+        catalog[spec.name] = spec
     return catalog
 
 

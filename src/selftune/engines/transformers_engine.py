@@ -41,7 +41,7 @@ class TransformersEngine:
         from selftune.models import load_tuned
 
         model, tokenizer = load_tuned(run_dir)
-        if merge:
+        if merge and hasattr(model, "merge_and_unload"):  # a full fine-tune has nothing to merge
             model = model.merge_and_unload()
             model.eval()
         return cls(model, tokenizer, model_id)

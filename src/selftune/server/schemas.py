@@ -139,8 +139,10 @@ class ReplyRequest(Sampling):
 
     messages: list[Turn] = Field(min_length=1)
     n: int = Field(3, ge=1)
-    platform: str = "chat"
-    conversation: str = "a chat"
+    platform: str = Field(
+        "whatsapp", description="Where the conversation happens (whatsapp, telegram, email, ...)."
+    )
+    conversation: str = Field("a chat", description="The conversation's name, as in training.")
     unattended: bool = False
 
 

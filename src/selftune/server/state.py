@@ -15,6 +15,7 @@ from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
 from selftune.samples import SampleLog
 from selftune.server.scheduler import Scheduler
+from selftune.twin import Twin
 
 
 class UnknownModel(SelftuneError):
@@ -39,8 +40,12 @@ class ServerState:
         self.guard = OutputGuard(facts, enabled=self.serve.guard_output)
 
     @property
+    def twin(self) -> Twin:
+        return Twin(tuple(self.me), self.build.system_prompt, self.build.prompt_date)
+
+    @property
     def owner(self) -> str:
-        return self.me[0] if self.me else "the owner"
+        return self.twin.owner
 
     def model_names(self) -> list[str]:
         names = list(self.catalog)

@@ -45,6 +45,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
         for m in body.messages
         if m.role != "tool"
     ]
+    # no system message: the twin's own prompt, as in training (not the base model's stock one)
+    messages = state.twin.chat_messages(messages)
     flags = runner.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )

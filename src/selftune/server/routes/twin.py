@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from selftune.engines.base import render_chat
-from selftune.generate import reply_messages
 from selftune.server import runner
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -45,7 +44,7 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
     flags = runner.input_flags(state, [body.prompt], request, body.unattended)
     prompt = body.prompt
     if body.chat:
-        system = body.system or _system(state, "chat", "a chat")
+        system = body.system or state.twin.system()
         messages = [{"role": "system", "content": system}, {"role": "user", "content": body.prompt}]
         prompt = render_chat(state.tokenizer(body.model), messages)
     return await _candidates(state, request, body, prompt, body.prompt, "generate", flags)
@@ -57,8 +56,7 @@ async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateR
     mine = {m.casefold() for m in state.me}
     others = [text for author, text in turns if author.casefold() not in mine]
     flags = runner.input_flags(state, others, request, body.unattended)
-    system = _system(state, body.platform, body.conversation)
-    messages = reply_messages(turns, state.me or [state.owner], system)
+    messages = state.twin.reply_messages(turns, body.platform, body.conversation)
     prompt = render_chat(state.tokenizer(body.model), messages)
     shown = [{"author": a, "text": t} for a, t in turns]
     return await _candidates(state, request, body, prompt, shown, "reply", flags)
@@ -104,12 +102,6 @@ def blind_answer(body: BlindAnswer, state: State) -> dict[str, Any]:
     correct = body.options[body.choice] == state.guard(pair["real"])
     score = state.log.blind_answer(body.report, body.pair, correct)
     return {"correct": correct, "real": state.guard(pair["real"]), "score": score}
-
-
-def _system(state: ServerState, platform: str, conversation: str) -> str:
-    return state.build.system_prompt.format(
-        owner=state.owner, platform=platform, conversation=conversation
-    )
 
 
 async def _candidates(

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from selftune import __version__
+from selftune.artefacts import read_split
 from selftune.config import TrainConfig
-from selftune.dataset import read_split
-from selftune.encoding import encode_record
 from selftune.errors import SelftuneError
-from selftune.packing import IGNORE, PackedCollator, build_rows, packed_loss
-from selftune.train_callbacks import Budget, Interrupt, MetricsLog, TokenProgress
+from selftune.training.callbacks import Budget, Interrupt, MetricsLog, TokenProgress
+from selftune.training.encoding import encode_record
+from selftune.training.packing import IGNORE, PackedCollator, build_rows, packed_loss
 
 
 def cpu_has_bf16() -> bool:

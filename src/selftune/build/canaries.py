@@ -49,8 +49,8 @@ def plant_canaries(
     train_examples: list[Any], k: int, seed: int = 0, repeats: int = 1
 ) -> list[dict[str, Any]]:
     """Append `k` canary examples (each `repeats` times) to `train_examples`, a list of
-    `selftune.dataset.Example`; returns the canaries as records for `canaries.json`."""
-    from selftune.dataset import Example
+    `selftune.build.dataset.Example`; returns the canaries as records for `canaries.json`."""
+    from selftune.build.dataset import Example
 
     rng = random.Random(f"canaries-{seed}")
     chats = [e for e in train_examples if "messages" in e.record]
@@ -112,7 +112,7 @@ def canary_exposure(
 ) -> dict[str, Any]:
     """Rank of the true secret among `n_candidates - 1` random ones by the model's likelihood;
     `score` gives (summed negative log-likelihood, tokens) of encoded records."""
-    from selftune.encoding import encode_record
+    from selftune.training.encoding import encode_record
 
     rng = random.Random(f"exposure-{seed}-{canary['id']}")
     secrets = {canary["secret"]}

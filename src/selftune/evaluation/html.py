@@ -221,7 +221,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    from selftune.style import STATS
+    from selftune.evaluation.style import STATS
 
     h: list[str] = []
     h.append(f'<p class="verdict">{html.escape(report.get("verdict", ""))}</p>')

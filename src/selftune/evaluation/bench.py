@@ -116,12 +116,12 @@ def run_check(check: Check, reply: str, judge: Any = None, prompt: str = "") -> 
 
 
 def judged(judge: Any, question: str, prompt: str, reply: str) -> bool:
-    from selftune.judge import JUDGE_SYSTEM
+    from selftune.evaluation.judge import JUDGE_SYSTEM
 
     text = f"Message: {prompt}\n\nReply: {reply}\n\n{question} Answer Yes or No."
     messages = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": text}]
     if hasattr(judge, "option_probabilities"):
-        from selftune.evalmodel import render_chat
+        from selftune.evaluation.sides import render_chat
 
         yes, _ = judge.option_probabilities(render_chat(judge.tokenizer, messages), ["Yes", "No"])
         return yes >= 0.5

@@ -35,7 +35,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_ingest_fixture_gives_a_right_card(name, tmp_path, tokenizer_dir):
-    from selftune.cli.build_commands import run_build
+    from selftune.build import run_build
 
     ws = init_workspace(tmp_path / "twin", list(ME))
     ws.config.train.base = str(tokenizer_dir)

@@ -42,7 +42,7 @@ class Side:
         max_tokens: int = 48,
         seed: int | None = 0,
     ) -> list[str]:
-        from selftune.generate import sample
+        from selftune.engines.generate import sample
 
         with self._context():
             return sample(
@@ -82,7 +82,7 @@ class Side:
 
     def nll(self, batch: list[dict[str, list[int]]]) -> list[tuple[float, int]]:
         """(summed negative log-likelihood, scored tokens) of encoded records."""
-        from selftune.evaluate import token_nll
+        from selftune.evaluation.perplexity import token_nll
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with self._context():
@@ -156,8 +156,15 @@ class Endpoint:
 
 
 def load_sides(run_dir: Any) -> tuple[Side, Side]:
-    """(base, tuned) for a finished run, sharing one loaded model."""
-    from selftune.models import load_tuned
+    """(base, tuned) for a finished run: one loaded model with the adapter switched off for the
+    base, or, for a full fine-tune, the base loaded beside the tuned model."""
+    from selftune.artefacts import RunDir
+    from selftune.models import load_model, load_tuned
 
     model, tokenizer = load_tuned(run_dir)
+    run = RunDir(run_dir)
+    if run.weights == "full":
+        base = load_model(run.base)
+        base.eval()
+        return Side("base", base, tokenizer, True), Side("tuned", model, tokenizer, True)
     return Side("base", model, tokenizer, False), Side("tuned", model, tokenizer, True)

@@ -18,17 +18,6 @@ from selftune.records import Message
 
 MEDIA_PLACEHOLDER = "[media]"
 DAY = timedelta(days=1)
-PLATFORMS = {
-    "whatsapp": "WhatsApp",
-    "telegram": "Telegram",
-    "messenger": "Messenger",
-    "instagram": "Instagram",
-    "email": "email",
-    "discord": "Discord",
-    "slack": "Slack",
-    "imessage": "iMessage",
-    "twitter": "X",
-}
 
 
 @dataclass
@@ -163,18 +152,6 @@ def windows(turns: list[Turn], max_turns: int, max_tokens: int) -> list[tuple[in
         out.append((start, last_mine + 1))
         start = last_mine + 1
     return out
-
-
-def system_message(
-    template: str, owner: str, source: str, title: str, when: datetime | None, date: bool
-) -> str:
-    """The system prompt of a chat example: who, where, and (optionally) when."""
-    text = template.format(
-        owner=owner, platform=PLATFORMS.get(source, source.capitalize()), conversation=title
-    )
-    if date and when is not None:
-        text += f" It is {when:%B %Y}."
-    return text
 
 
 class Pseudonyms:

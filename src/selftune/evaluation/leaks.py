@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from selftune.canaries import canary_exposure
+from selftune.build.canaries import canary_exposure
 
 VERBATIM_TOKENS = 50
 VERBATIM_SHARE = 0.9
@@ -117,7 +117,7 @@ def regurgitation(
     side: Any, records: list[dict[str, Any]], n_prompts: int, prefix_tokens: int, seed: int = 0
 ) -> dict[str, Any]:
     """Prompt with prefixes of training targets; count verbatim continuations."""
-    from selftune.evalmodel import render_chat
+    from selftune.evaluation.sides import render_chat
 
     tok = side.tokenizer
     targets = [
@@ -225,7 +225,7 @@ def canary_checks(
     side: Any, canaries: list[dict[str, Any]], n_candidates: int, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Exposure of each planted canary, and whether the model writes the secret itself."""
-    from selftune.evalmodel import render_chat
+    from selftune.evaluation.sides import render_chat
 
     rows = []
     for canary in tqdm(canaries, desc=f"canaries {side.name}", leave=False):

@@ -12,11 +12,8 @@ Sections (each optional, see `EvalConfig.sections`):
 from __future__ import annotations
 
 import json
-import math
 import random
-import re
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,98 +21,9 @@ from typing import Any
 from tqdm import tqdm
 
 from selftune import __version__
+from selftune.artefacts import read_split
 from selftune.config import EVAL_SECTIONS, EvalConfig
-from selftune.dataset import read_split
-from selftune.encoding import IGNORE, encode_record
-
-SPEAKER_PREFIX = re.compile(r"^([^\n:]{1,40}): ")
-
-
-def token_nll(
-    model: Any, batch: list[dict[str, list[int]]], pad_id: int
-) -> list[tuple[float, int]]:
-    """(summed negative log-likelihood, scored tokens) for each item of a batch."""
-    import torch
-    import torch.nn.functional as F
-
-    width = max(len(item["input_ids"]) for item in batch)
-    ids = torch.full((len(batch), width), pad_id)
-    labels = torch.full((len(batch), width), IGNORE)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, item in enumerate(batch):
-        n = len(item["input_ids"])
-        ids[row, :n] = torch.tensor(item["input_ids"])
-        labels[row, :n] = torch.tensor(item["labels"])
-        mask[row, :n] = 1
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-    shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
-    losses = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
-        shift_labels.reshape(-1),
-        ignore_index=IGNORE,
-        reduction="none",
-    ).view(shift_labels.shape)
-    scored = (shift_labels != IGNORE).sum(dim=1)
-    return [(float(losses[i].sum()), int(scored[i])) for i in range(len(batch))]
-
-
-def conversation_kind(record: dict[str, Any]) -> str:
-    """'note', 'group' or 'direct': from the dataset's meta when it says, else from the record
-    (group chats name their speakers, "Name: text")."""
-    meta = record.get("_meta", {})
-    if meta.get("conversation_kind"):
-        return str(meta["conversation_kind"])
-    if "text" in record:
-        return "note"
-    names = set()
-    for m in record["messages"]:
-        if m["role"] == "user":
-            found = SPEAKER_PREFIX.match(m["content"])
-            if not found:
-                return "direct"
-            names.add(found.group(1))
-    return "group" if names else "direct"
-
-
-def perplexities(
-    model: Any,
-    tokenizer: Any,
-    records: list[dict[str, Any]],
-    max_len: int,
-    batch_size: int = 8,
-    label: str = "",
-    score: Callable[[list[dict[str, list[int]]]], list[tuple[float, int]]] | None = None,
-) -> dict[str, Any]:
-    """Token-weighted perplexity overall ('all'), per source and per conversation kind
-    ('kind:group', ...) over the records' trained tokens."""
-    items = [
-        (
-            r.get("_meta", {}).get("source", "unknown"),
-            "kind:" + conversation_kind(r),
-            encode_record(tokenizer, r, max_len),
-        )
-        for r in records
-    ]
-    items = [x for x in items if any(t != IGNORE for t in x[2]["labels"][1:])]
-    items.sort(key=lambda x: len(x[2]["input_ids"]))  # less padding per batch
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    score = score or (lambda batch: token_nll(model, batch, pad))
-    for start in tqdm(
-        range(0, len(items), batch_size), desc=f"perplexity {label}".strip(), leave=False
-    ):
-        chunk = items[start : start + batch_size]
-        for (source, kind, _), (nll, n) in zip(
-            chunk, score([it for _, _, it in chunk]), strict=True
-        ):
-            for key in ("all", source, kind):
-                totals[key][0] += nll
-                totals[key][1] += n
-    return {
-        key: {"perplexity": math.exp(nll / n) if n else None, "tokens": n}
-        for key, (nll, n) in sorted(totals.items())
-    }
+from selftune.evaluation.perplexity import conversation_kind, perplexities
 
 
 def held_out_contexts(records: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
@@ -179,7 +87,7 @@ def perplexity_section(
 
 
 def style_section(contexts: list[dict[str, Any]], reference: list[str]) -> dict[str, Any]:
-    from selftune import style
+    from selftune.evaluation import style
 
     def flat(key: str, rows: list[dict[str, Any]]) -> list[str]:
         return [x for c in rows for x in c[key]] if key != "real" else [c["real"] for c in rows]
@@ -207,7 +115,7 @@ def authorship_section(
     contexts: list[dict[str, Any]],
     seed: int,
 ) -> dict[str, Any]:
-    from selftune import authorship
+    from selftune.evaluation import authorship
 
     mine, others = authorship.chat_messages(train)
     classifier = authorship.fit(mine, others, seed)
@@ -225,7 +133,7 @@ def authorship_section(
 
 
 def judge_section(judge: Any, judge_name: str, contexts: list[dict[str, Any]]) -> dict[str, Any]:
-    from selftune.judge import last_message, score_replies
+    from selftune.evaluation.judge import last_message, score_replies
 
     out: dict[str, Any] = {"judge": judge_name}
     for key in ("real", "base", "tuned"):
@@ -247,8 +155,8 @@ def leak_sections(
     private_facts: list[str],
     system: str,
 ) -> dict[str, Any]:
-    from selftune import leaks
-    from selftune.canaries import read_canaries
+    from selftune.build.canaries import read_canaries
+    from selftune.evaluation import leaks
 
     out: dict[str, Any] = {}
     if "canaries" in sections:
@@ -309,8 +217,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """The report for a finished run. With neither `config` nor `sections` only perplexity is
     computed (seconds; what the demo needs); `selftune eval` runs `config.sections`."""
-    from selftune.evalmodel import load_sides
-    from selftune.report_html import verdict
+    from selftune.evaluation.html import verdict
+    from selftune.evaluation.sides import load_sides
 
     if sections is None:
         sections = config.sections if config is not None else ["perplexity"]
@@ -399,7 +307,7 @@ def evaluate_run(
 
 
 def _owner_messages(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    from selftune.authorship import chat_messages
+    from selftune.evaluation.authorship import chat_messages
 
     return chat_messages(records)
 

@@ -15,23 +15,18 @@ The same store and settings give byte-identical files.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
-from selftune.config import BuildConfig
-from selftune.errors import SelftuneError
-from selftune.filters import find_duplicates, language_filter
-from selftune.notes_chunks import note_chunks
-from selftune.records import Message
-from selftune.scrub import Scrubber
-from selftune.sessions import (
+from selftune.build.filters import find_duplicates, language_filter
+from selftune.build.notes_chunks import note_chunks
+from selftune.build.scrub import Scrubber
+from selftune.build.sessions import (
     Pseudonyms,
     Session,
     Turn,
@@ -39,10 +34,13 @@ from selftune.sessions import (
     merge_turns,
     skip_reason,
     split_sessions,
-    system_message,
     windows,
 )
+from selftune.config import BuildConfig
+from selftune.errors import SelftuneError
+from selftune.records import Message
 from selftune.store import Store
+from selftune.twin import system_message
 
 TokenCounter = Callable[[str], int]
 CUT_MARK = " […]"
@@ -461,35 +459,9 @@ def build_dataset(
     return data
 
 
-def read_split(folder: Path, split: str) -> list[dict[str, Any]]:
-    """Records of train.jsonl or valid.jsonl, each with its meta under '_meta'."""
-    path = folder / f"{split}.jsonl"
-    if not path.exists():
-        raise SelftuneError(f"{path} is missing; rebuild the dataset with `selftune build`")
-    meta_path = folder / f"{split}.meta.jsonl"
-    metas = meta_path.read_text(encoding="utf-8").splitlines() if meta_path.exists() else []
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SelftuneError(f"{path}:{i + 1}: not valid JSON ({exc.msg})") from exc
-        if "messages" not in record and "text" not in record:
-            raise SelftuneError(f"{path}:{i + 1}: expected a 'messages' or a 'text' field")
-        record["_meta"] = json.loads(metas[i]) if i < len(metas) else {}
-        out.append(record)
-    return out
-
-
-from selftune.dataset_card import card, card_markdown, write_dataset  # noqa: E402
-
 __all__ = [
     "BatchTokenCounter",
     "Dataset",
     "Example",
     "build_dataset",
-    "card",
-    "card_markdown",
-    "read_split",
-    "write_dataset",
 ]

@@ -17,7 +17,7 @@ from selftune import __version__
 from selftune.config import BuildConfig
 
 if TYPE_CHECKING:
-    from selftune.dataset import Dataset, Example
+    from selftune.build.dataset import Dataset, Example
 
 SPLITS = ("train", "valid")
 

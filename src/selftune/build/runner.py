@@ -1,0 +1,57 @@
+"""`run_build`: the build stage's one entry point (the CLI, the demo, benchmarks and tests call it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from selftune.twin import Twin
+from selftune.workspace import Workspace
+
+
+@lru_cache(maxsize=2)
+def _tokenizer(base: str) -> Any:
+    """The base tokenizer, loaded once per process (tests and the demo build several times)."""
+    from selftune.models import load_tokenizer
+
+    return load_tokenizer(base)
+
+
+def run_build(
+    ws: Workspace,
+    dry_run: bool = False,
+    prepare: Callable[[Any], None] | None = None,
+    canaries: int = 0,
+) -> tuple[dict, str | None]:
+    """Build a dataset from the store; returns (card, dataset id or None for a dry run).
+
+    `prepare`, when given, is called with the `Dataset` before the card is made and the files
+    are written: the place to add examples to `data.train`. `canaries` random secrets are
+    planted in the training split that way (see selftune.build.canaries).
+    """
+    from selftune.build.card import card, serialise, write_dataset
+    from selftune.build.dataset import BatchTokenCounter, build_dataset
+
+    counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
+    with ws.open_store() as store:
+        store.apply_identity(ws.config.me)
+        data = build_dataset(store, ws.config.build, Twin.from_config(ws.config).owner, counter)
+    if prepare is not None:
+        prepare(data)
+    planted = []
+    if canaries:
+        from selftune.build.canaries import plant_canaries
+
+        planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
+    files = serialise(data)
+    info = card(data, ws.config.build, ws.config.train.base, files)
+    if dry_run:
+        return info, None
+    folder = ws.new_artefact_dir("datasets")
+    info = write_dataset(data, folder, info, files)
+    if planted:
+        from selftune.build.canaries import write_canaries
+
+        write_canaries(folder, planted)
+    return info, folder.name

@@ -1,0 +1,71 @@
+"""`run_eval`: the evaluation stage's one entry point (the CLI, the demo, benchmarks and tests
+call it): evaluates a finished run against its dataset and writes `reports/<id>/`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selftune.errors import SelftuneError
+from selftune.workspace import Workspace
+
+# `selftune eval --quick`: small samples, a first look in about a minute
+QUICK = {
+    "contexts": 8,
+    "candidates": 1,
+    "canary_candidates": 100,
+    "regurgitation_prompts": 4,
+    "free_samples": 4,
+}
+
+
+def endpoint(ws: Workspace, url: str | None = None, model: str | None = None) -> Any:
+    """The OpenAI-compatible endpoint of `eval.judge_endpoint` (or `url`) as an eval side."""
+    from selftune.evaluation.sides import Endpoint
+
+    settings = ws.config.eval
+    url = url or settings.judge_endpoint
+    if not url:
+        raise SelftuneError(
+            "no endpoint configured: set eval.judge_endpoint in twin.yaml or pass an http(s) URL"
+        )
+    return Endpoint(
+        f"endpoint {model or settings.judge_model}",
+        url,
+        model or settings.judge_model,
+        settings.judge_api_key_env,
+    )
+
+
+def run_eval(
+    ws: Workspace,
+    run_id: str | None = None,
+    sections: list[str] | None = None,
+    progress: Callable[[str], Any] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a finished run (the newest by default) with `eval:` of twin.yaml; writes
+    report.json, report.html and blind_pairs.jsonl into a new reports/<id>/ and returns
+    (report, folder)."""
+    from selftune.evaluation.html import write_report
+    from selftune.evaluation.report import evaluate_run
+
+    settings = ws.config.eval
+    chosen = sections or settings.sections
+    run = ws.artefacts.run(run_id)
+    dataset = ws.artefacts.dataset_of(run)
+    judge = endpoint(ws) if settings.judge == "endpoint" and "judge" in chosen else None
+    report = evaluate_run(
+        run.path,
+        dataset.path,
+        ws.config.train.max_seq_len,
+        config=settings,
+        sections=chosen,
+        private_facts=list(ws.config.build.private_facts or []),
+        judge_endpoint=judge,
+        progress=progress,
+    )
+    folder = ws.new_artefact_dir("reports")
+    report["id"] = folder.name
+    write_report(folder, report)
+    return report, folder
