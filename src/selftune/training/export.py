@@ -1,4 +1,5 @@
-"""Export a training run for other engines: PEFT adapter, merged safetensors, GGUF, Ollama Modelfile.
+"""Export a training run for other engines: PEFT adapter, merged safetensors, GGUF, LoRA GGUF
+(`lora_gguf.py`), Ollama Modelfile.
 
 The GGUF is written with the `gguf` package (llama.cpp's own writer) for Llama- and Qwen2-family
 models: weights renamed with gguf's tensor name map, q/k rows permuted into llama.cpp's rotary
@@ -17,6 +18,7 @@ from typing import Any
 from selftune.errors import SelftuneError
 
 GGUF_TYPES = ("f16", "q8_0", "f32")
+LORA_GGUF = "lora-f16.gguf"  # the adapter alone, applied by llama.cpp on the base's GGUF
 ARCHS = {"LlamaForCausalLM": "LLAMA", "Qwen2ForCausalLM": "QWEN2"}
 
 
@@ -32,6 +34,10 @@ def export_run(
             raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
         shutil.copytree(source, out_dir / "adapter", dirs_exist_ok=True)
         written["adapter"] = str(out_dir / "adapter")
+    if "lora-gguf" in formats:
+        from selftune.training.lora_gguf import write_lora_gguf
+
+        written["lora-gguf"] = str(write_lora_gguf(run_dir, out_dir / LORA_GGUF))
     gguf_types = [f for f in formats if f in GGUF_TYPES]
     if "merged" in formats or gguf_types:
         merged = merge_run(run_dir, out_dir / "merged")
