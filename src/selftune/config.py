@@ -215,8 +215,26 @@ class ServeConfig(Section):
         "127.0.0.1", description="Address to bind; anything but loopback requires api_key."
     )
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
-    engine: Literal["auto", "transformers", "llamacpp"] = Field(
-        "auto", description="'auto' uses llama.cpp when an exported GGUF exists, else transformers."
+    engine: Literal["auto", "transformers", "llamacpp", "openai"] = Field(
+        "auto",
+        description="'auto' uses llama.cpp (writing a run's GGUF on first use) unless it cannot "
+        "run; 'openai' forwards to the upstream server.",
+    )
+    upstream: str | None = Field(
+        None,
+        description="engine openai: base URL of an OpenAI-compatible server (vLLM, llama-server, "
+        "Ollama), e.g. http://127.0.0.1:8080/v1.",
+    )
+    upstream_model: str | None = Field(
+        None,
+        description="engine openai: the model name to send upstream (default: the served name).",
+    )
+    upstream_api_key_env: str = Field(
+        "SELFTUNE_UPSTREAM_API_KEY",
+        description="engine openai: environment variable holding the upstream's API key, if any.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="llama.cpp: CPU threads (default: every core)."
     )
     api_key: str | None = Field(
         None, description="Clients must send 'Authorization: Bearer <key>' (required off loopback)."

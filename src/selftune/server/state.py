@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune.config import BuildConfig, ServeConfig
-from selftune.engines import ModelSpec, open_engine
+from selftune.engines import EngineChoice, ModelSpec, choose_engine, open_engine
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
 from selftune.samples import SampleLog
@@ -32,6 +32,7 @@ class ServerState:
     reports_dir: Path | None = None
     engines: dict[str, Any] = field(default_factory=dict)
     engine_factory: Callable[[ModelSpec, str], Any] | None = None
+    echo: Callable[[str], Any] | None = None  # where loading says what it does (serve: stderr)
     schedulers: dict[str, Scheduler] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,7 +65,7 @@ class ServerState:
                         f"the model '{model}' does not exist; GET /v1/models lists "
                         f"{', '.join(self.model_names())}"
                     )
-                factory = self.engine_factory or (lambda s, kind: open_engine(s, kind))  # type: ignore[arg-type]
+                factory = self.engine_factory or self._open
                 engine = factory(spec, self.serve.engine)
                 self.engines[model] = engine
             s = self.serve
@@ -74,6 +75,22 @@ class ServerState:
             return self.schedulers[model]
 
     batcher = scheduler  # the name callers used before the scheduler
+
+    def _open(self, spec: ModelSpec, kind: str) -> Any:
+        return open_engine(spec, kind, serve=self.serve, echo=self.echo)
+
+    def engine_choice(self, model: str) -> EngineChoice | None:
+        """How `model` is served (loaded) or would be (not loaded yet)."""
+        engine = self.engines.get(model)
+        if engine is not None:
+            return getattr(engine, "choice", None) or EngineChoice(engine.name, "given")
+        spec = self.catalog.get(model)
+        if spec is None:
+            return None
+        try:
+            return choose_engine(spec, self.serve.engine)
+        except SelftuneError as exc:
+            return EngineChoice("none", str(exc))
 
     def tokenizer(self, model: str) -> Any:
         return self.scheduler(model).engine.tokenizer

@@ -34,7 +34,16 @@ def list_models(state: State) -> ModelList:
     cards = []
     for name in state.model_names():
         spec = state.catalog.get(name)
-        cards.append(ModelCard(id=name, created=spec.created if spec else 0))
+        choice = state.engine_choice(name)
+        cards.append(
+            ModelCard(
+                id=name,
+                created=spec.created if spec else 0,
+                engine=choice.kind if choice else None,
+                engine_reason=choice.reason if choice else None,
+                loaded=name in state.engines,
+            )
+        )
     return ModelList(data=cards)
 
 
