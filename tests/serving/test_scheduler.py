@@ -181,3 +181,62 @@ def test_scheduler_queue_pushes_back(llama_engine):
             job.cancel()
     finally:
         scheduler.close()
+
+
+def with_fields(request: GenRequest, **fields) -> GenRequest:  # type: ignore[no-untyped-def]
+    """Set the optional OpenAI fields (engines/base.py) on a request."""
+    for name, value in fields.items():
+        setattr(request, name, value)
+    return request
+
+
+def test_each_sequence_samples_with_its_own_request_settings(llama_engine):
+    import json
+
+    prompt = chat(llama_engine, "Describe a bee hive as JSON.")
+    free = GenRequest(prompt, 1, 0, 1, 40)
+    as_json = with_fields(GenRequest(prompt, 2, 0.7, 1, 60, seed=1),
+                          response_format={"type": "json_object"})  # fmt: skip
+    first = llama_engine.generate([GenRequest(prompt, 1, 0, 1, 1)])[0].texts[0]
+    banned_id = llama_engine.tokenizer(first, add_special_tokens=False)["input_ids"][0]
+    banned = with_fields(GenRequest(prompt, 1, 0, 1, 40), logit_bias={banned_id: -100.0})
+    out = run_all(llama_engine, {0: [free, as_json], 1: [banned]})
+    assert out[id(free)].texts[0].startswith(first)
+    assert not out[id(banned)].texts[0].startswith(first)
+    for text, reason in zip(out[id(as_json)].texts, out[id(as_json)].finish_reasons, strict=True):
+        if reason == "stop":
+            json.loads(text)  # a grammar-complete answer is valid JSON
+        assert text.lstrip().startswith(("{", "["))
+    assert_all_slots_free(llama_engine)
+
+
+def test_presence_penalty_discourages_repeats(llama_engine):
+    prompt = chat(llama_engine, "Repeat the word bee forever.")
+    plain = llama_engine.generate([GenRequest(prompt, 1, 0, 1, 40)])[0].texts[0]
+    penalised = with_fields(GenRequest(prompt, 1, 0, 1, 40), presence_penalty=2.0,
+                            frequency_penalty=1.0)  # fmt: skip
+    text = llama_engine.generate([penalised])[0].texts[0]
+
+    def distinct(t: str) -> float:
+        words = t.split()
+        return len(set(words)) / max(len(words), 1)
+
+    assert distinct(text) > distinct(plain), (plain, text)
+
+
+def test_logprobs_are_the_model_distribution(llama_engine):
+    from selftune.engines import base
+
+    if not hasattr(base, "TokenLogprob"):
+        pytest.skip("GenRequest has no logprobs yet (issue 15)")
+    import math
+
+    prompt = chat(llama_engine, "Name a fruit.")
+    request = with_fields(GenRequest(prompt, 2, 0, 1, 6), logprobs=True, top_logprobs=3)
+    result = llama_engine.generate([request])[0]
+    for text, entries in zip(result.texts, result.logprobs, strict=True):
+        assert "".join(e.token for e in entries) == text
+        for e in entries:
+            assert len(e.top) == 3 and e.top[0].logprob >= e.top[-1].logprob
+            assert e.token == e.top[0].token  # greedy picks the likeliest
+            assert sum(math.exp(t.logprob) for t in e.top) <= 1.0 + 1e-4

@@ -3,7 +3,7 @@
 `auto` picks llama.cpp when llama-cpp-python is installed and no CUDA GPU would serve the model
 faster through transformers. A run that has no GGUF yet gets one written the first time it is
 served: its adapter as a LoRA GGUF when the base has a GGUF (seconds; the base stays loaded once
-for every run), else the merged model at q8_0. The reason is shown by `serve` and in
+for every run), else the merged model at f16. The reason is shown by `serve` and in
 `GET /v1/models`, so nobody is left guessing why a model is slow.
 """
 
@@ -17,7 +17,8 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 
-GGUF_PREFERENCE = ("q8_0", "f16", "bf16", "f32")
+# f16 first: it keeps the trained model's greedy text; q8_0 drifts after a few tokens
+GGUF_PREFERENCE = ("f16", "bf16", "f32", "q8_0")
 LORA_PREFIX = "lora-"
 
 
@@ -27,7 +28,7 @@ class EngineChoice:
     reason: str
     gguf: Path | None = None
     lora: Path | None = None
-    write: str | None = None  # export this format first ("lora-gguf" or "q8_0")
+    write: str | None = None  # export this format first ("lora-gguf" or "f16")
     asked: bool = False  # named by the user, so no falling back
 
     def describe(self) -> str:
@@ -123,7 +124,7 @@ def choose_engine(spec: Any, kind: str = "auto") -> EngineChoice:
     if base is not None and adapter:
         reason = f"{why}, the adapter as LoRA GGUF on {base.name}"
         return EngineChoice("llamacpp", reason, base, None, "lora-gguf", asked)
-    return EngineChoice("llamacpp", f"{why}, merged to q8_0 GGUF", None, None, "q8_0", asked)
+    return EngineChoice("llamacpp", f"{why}, merged to f16 GGUF", None, None, "f16", asked)
 
 
 def prepare(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import random
 import threading
@@ -29,6 +30,43 @@ from selftune.engines.base import GenRequest, GenResult, StopScanner
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+
+
+def response_grammar(response_format: dict[str, Any] | None) -> str | None:
+    """The GBNF grammar for an OpenAI `response_format` (None for plain text)."""
+    if not response_format or response_format.get("type", "text") == "text":
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if response_format["type"] == "json_object":
+        return JSON_GBNF
+    if response_format["type"] == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        try:
+            return json_schema_to_gbnf(json.dumps(schema))
+        except Exception as exc:  # the converter raises plain exceptions on schemas it cannot do
+            raise SelftuneError(f"response_format.json_schema: {exc}") from exc
+    raise SelftuneError(f"response_format type {response_format['type']!r} is not supported")
+
+
+def token_bytes(tokenizer: Any, token: int) -> bytes:
+    """The bytes a token stands for (the transformers engine's definition when it has one)."""
+    try:
+        from selftune.engines.transformers_engine import token_bytes as shared
+    except ImportError:
+        return tokenizer.decode([token]).encode("utf-8")
+    return shared(tokenizer, token)
+
+
+def within(entries: list[Any], text: str) -> list[Any]:
+    """The entries of the tokens that lie inside `text` (a stop string may have cut it)."""
+    room, kept = len(text.encode("utf-8")), []
+    for entry in entries:
+        room -= len(entry.bytes)
+        if room < 0:
+            break
+        kept.append(entry)
+    return kept
 
 
 def available() -> bool:
@@ -92,6 +130,7 @@ class _Sequence:
     pos: int = 0
     output: int = -1  # its row among this step's logits, -1 when it has none
     reason: str | None = None
+    logprobs: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +155,12 @@ class LlamaCppEngine:
 
     name = "llamacpp"
     continuous = True
+    # optional request fields (engines/base.py) this engine honours, each in the sequence's own
+    # sampler chain: llama.cpp's logit-bias, penalties and grammar samplers
+    supports = frozenset(
+        {"logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "logit_bias",
+         "response_format"}
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -285,17 +330,42 @@ class LlamaCppEngine:
         return prompt_len + request.n * request.max_tokens
 
     def _sampler(self, request: GenRequest, seed: int) -> Any:
-        """The request's own chain: temperature, then top-p on the tempered distribution (the
-        order transformers uses), then a draw from an RNG seeded for this candidate."""
+        """The request's own chain: logit bias and OpenAI's presence/frequency penalties on the
+        raw logits, the response-format grammar, then temperature, top-p on the tempered
+        distribution (the order transformers uses) and a draw from this candidate's own RNG."""
         lib = self.lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+
+        def add(sampler: Any, what: str) -> None:
+            if not sampler:
+                lib.llama_sampler_free(chain)
+                raise SelftuneError(f"llama.cpp refused the request's {what}")
+            lib.llama_sampler_chain_add(chain, sampler)
+
+        bias = getattr(request, "logit_bias", None) or {}
+        if bias:
+            items = (lib.llama_logit_bias * len(bias))(
+                *(lib.llama_logit_bias(int(t), float(b)) for t, b in bias.items())
+            )
+            add(lib.llama_sampler_init_logit_bias(self.n_vocab, len(bias), items), "logit_bias")
+        presence = getattr(request, "presence_penalty", 0.0) or 0.0
+        frequency = getattr(request, "frequency_penalty", 0.0) or 0.0
+        if presence or frequency:  # over every generated token (the chain never sees the prompt)
+            window = max(request.max_tokens, 1)
+            penalties = lib.llama_sampler_init_penalties(
+                self.n_vocab, window, 1.0, frequency, presence
+            )
+            add(penalties, "penalties")
+        grammar = response_grammar(getattr(request, "response_format", None))
+        if grammar:
+            add(lib.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root"), "grammar")
         if request.temperature == 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            add(lib.llama_sampler_init_greedy(), "sampling")
             return chain
-        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(request.temperature))
+        add(lib.llama_sampler_init_temp(request.temperature), "temperature")
         if request.top_p < 1:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(request.top_p, 1))
-        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+            add(lib.llama_sampler_init_top_p(request.top_p, 1), "top_p")
+        add(lib.llama_sampler_init_dist(seed & 0xFFFFFFFF), "seed")
         return chain
 
     def _drop_cancelled(self) -> list[tuple[GenRequest, GenResult]]:
@@ -383,6 +453,8 @@ class LlamaCppEngine:
             if seq.reason or row < 0:
                 continue
             token = self.lib.llama_sampler_sample(seq.sampler, self.ctx, row)
+            if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
+                seq.logprobs.append(self._logprob(row, token, request.top_logprobs))
             if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
                 seq.reason = "stop"
                 self._emit(request, seq, final=True)
@@ -427,7 +499,34 @@ class LlamaCppEngine:
             texts.append(seq.scanner.text)
             counts.append(len(seq.tokens))
             reasons.append(seq.reason or "length")
-        return GenResult(texts, len(run.prompt), counts, reasons)
+        result = GenResult(texts, len(run.prompt), counts, reasons)
+        request = run.request
+        if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
+            result.logprobs = [within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)]
+        return result
+
+    def _logprob(self, row: int, token: int, top: int) -> Any:
+        """The chosen token's log-probability under the model (raw logits), and the `top`
+        likeliest alternatives."""
+        import numpy as np
+
+        from selftune.engines.base import TokenLogprob  # type: ignore[attr-defined]
+
+        logits = np.ctypeslib.as_array(
+            self.lib.llama_get_logits_ith(self.ctx, row), (self.n_vocab,)
+        )
+        peak = float(logits.max())
+        logz = peak + float(np.log(np.exp(logits - peak).sum()))
+        entry = self._entry(token, float(logits[token]) - logz, TokenLogprob)
+        if top:
+            best = np.argpartition(-logits, top)[:top]
+            best = best[np.argsort(-logits[best])]
+            entry.top = [self._entry(int(t), float(logits[t]) - logz, TokenLogprob) for t in best]
+        return entry
+
+    def _entry(self, token: int, logprob: float, kind: Any) -> Any:
+        raw = token_bytes(self.tokenizer, token)
+        return kind(raw.decode("utf-8", errors="replace"), logprob, list(raw))
 
     def _set_lora(self, path: Path, scale: float) -> None:
         lib = self.lib
