@@ -52,7 +52,7 @@ def rss_mb(pid: int) -> float:
 # -- servers --------------------------------------------------------------------------------
 
 
-def serve_selftune(engine: str, port: int) -> None:
+def serve_selftune(engine: str, port: int, threads: int | None) -> None:
     """Server mode (a child process): the selftune server on the embedded model."""
     import uvicorn
 
@@ -60,7 +60,13 @@ def serve_selftune(engine: str, port: int) -> None:
     from selftune.engines import ModelSpec
     from selftune.server import ServerState, create_app
 
-    settings = ServeConfig(engine=engine, max_batch=16, queue_size=128, timeout_s=900)
+    settings = ServeConfig(
+        engine=engine, max_batch=16, queue_size=128, timeout_s=900, threads=threads
+    )
+    if engine == "transformers" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
     state = ServerState(catalog={"twin": ModelSpec("twin", "embedded")}, serve=settings)
     state.scheduler("twin")
     print(f"ready {state.engine_choice('twin').describe()}", flush=True)
@@ -78,16 +84,17 @@ def llama_server_binary() -> str | None:
     return None
 
 
-def start(target: str, port: int) -> subprocess.Popen:
+def start(target: str, port: int, threads: int) -> subprocess.Popen:
     from selftune.models import embedded_gguf_path
 
     if target == "llama-server":
         binary = llama_server_binary()
         assert binary is not None
         cmd = [binary, "-m", str(embedded_gguf_path()), "--host", "127.0.0.1", "--port",
-               str(port), "-np", "8", "-c", "8192", "-t", str(os.cpu_count())]  # fmt: skip
+               str(port), "-np", "8", "-c", "8192", "-t", str(threads), "-tb", str(threads)]  # fmt: skip
     else:
-        cmd = [sys.executable, __file__, "--serve-target", target, "--port", str(port)]
+        cmd = [sys.executable, __file__, "--serve-target", target, "--port", str(port),
+               "--threads", str(threads)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -213,13 +220,13 @@ async def clients(url: str, prompt: str, count: int, seconds: float, tokens: int
 # -- llama-cpp-python, in this process -------------------------------------------------------
 
 
-def direct(prompt: str, tokens: int, n: int) -> dict:
+def direct(prompt: str, tokens: int, n: int, threads: int) -> dict:
     from llama_cpp import Llama
 
     from selftune.models import embedded_gguf_path
 
-    llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=2048, n_threads=os.cpu_count(),
-                n_threads_batch=os.cpu_count(), verbose=False)  # fmt: skip
+    llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=2048, n_threads=threads,
+                n_threads_batch=threads, verbose=False)  # fmt: skip
     llm.create_completion(prompt, max_tokens=4, temperature=0)
     started, first, count = time.perf_counter(), None, 0
     for _ in llm.create_completion(prompt, max_tokens=tokens, seed=1, stream=True, **SAMPLING):
@@ -248,13 +255,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--load-tokens", type=int, default=32)
     parser.add_argument("--soak", type=float, default=300, help="seconds of 8 clients on auto")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CPU threads for every engine (the same for all)")  # fmt: skip
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, help="also write the report as JSON here")
     parser.add_argument("--serve-target", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_target:
-        return serve_selftune(args.serve_target, args.port)
+        return serve_selftune(args.serve_target, args.port, args.threads)
     if args.quick:
         args.tokens, args.seconds, args.soak, args.clients = 32, 8, 20, "8"
 
@@ -263,7 +272,8 @@ def main() -> None:
 
     prompt = render_chat(load_tokenizer("embedded"), [{"role": "user", "content": PROMPT_TEXT}])
     report: dict = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "cpus": os.cpu_count(), "load_before": os.getloadavg(), "targets": {}}  # fmt: skip
+                    "cpus": os.cpu_count(), "threads": args.threads,
+                    "load_before": os.getloadavg(), "targets": {}}  # fmt: skip
     targets = args.targets.split(",")
     if "llama-server" in targets and llama_server_binary() is None:
         print("llama-server not built (benchmarks/setup_llama_server.sh); skipped", flush=True)
@@ -271,9 +281,9 @@ def main() -> None:
     for port, target in enumerate(targets, start=args.port):
         out: dict = {"load_before": load()}
         if target == "direct":
-            out |= direct(prompt, args.tokens, args.n)
+            out |= direct(prompt, args.tokens, args.n, args.threads)
         else:
-            proc = start(target, port)
+            proc = start(target, port, args.threads)
             url = f"http://127.0.0.1:{port}"
             try:
                 out["single_stream"] = asyncio.run(single_stream(url, prompt, args.tokens))

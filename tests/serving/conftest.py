@@ -26,7 +26,9 @@ def tiny_engine(tiny_model_dir: Path):
 
 @pytest.fixture(scope="session")
 def llama_engine(tokenizer_dir: Path):
-    """The llama.cpp engine on the embedded model's GGUF, with 6 sequence slots."""
+    """The llama.cpp engine on the embedded model's GGUF, with 6 sequence slots and no prefix
+    cache (a cached prefix changes where cells sit in the KV cache, and with it the numbers;
+    test_a_shared_prefix_is_copied_not_decoded_again covers the cache)."""
     pytest.importorskip("llama_cpp", reason="pip install 'selftune[llamacpp]'")
     from transformers import AutoTokenizer
 
@@ -40,6 +42,7 @@ def llama_engine(tokenizer_dir: Path):
         n_ctx=2048,
         slots=6,
         threads=1,
+        prefix_cache=0,
     )
     yield engine
     engine.close()

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from selftune.engines.base import GenRequest, render_chat
+from selftune.engines.llamacpp_engine import LlamaCppEngine
 from selftune.server.scheduler import QueueFull, Scheduler
 
 
@@ -54,13 +55,41 @@ def test_joining_mid_flight_gives_the_same_greedy_tokens_as_alone(llama_engine):
 def test_the_prompt_is_decoded_once_for_all_candidates(llama_engine):
     request = GenRequest(chat(llama_engine, "Name a fruit."), 4, 0.9, 0.95, 3, seed=1)
     llama_engine.admit(request)
-    llama_engine._fill_prompt(llama_engine.running[0])  # the prompt's tokens, once each
-    batch = llama_engine.batch
-    assert batch.n_tokens == len(llama_engine._tokens(request.prompt))
-    assert {batch.n_seq_id[i] for i in range(batch.n_tokens)} == {4}
-    request.cancelled = lambda: True
-    llama_engine.step()
+    run = llama_engine.running[0]
+    try:
+        llama_engine._fill_prompt(run)  # the prompt's tokens, once each, for all 4 candidates
+        batch = llama_engine.batch
+        assert batch.n_tokens == len(run.prompt) - run.reused
+        assert {batch.n_seq_id[i] for i in range(batch.n_tokens)} == {4}
+    finally:
+        request.cancelled = lambda: True
+        llama_engine.step()
     assert_all_slots_free(llama_engine)
+
+
+def test_a_shared_prefix_is_copied_not_decoded_again(llama_engine):
+    """The twin's system prompt (or a chat's earlier turns) is decoded once: a later request
+    copies those cells, and gets the same tokens as without the copy."""
+    cached = LlamaCppEngine(llama_engine.gguf, llama_engine.tokenizer, slots=2, threads=1,
+                            n_ctx=2048, prefix_cache=2)  # fmt: skip
+    try:
+        assert cached._model is llama_engine._model  # the same GGUF is loaded once
+        first = chat(cached, "Tell me about the hive this week, please.")
+        again = first + "And the honey?"
+        cached.generate([GenRequest(first, 1, 0, 1, 4)])
+        request = GenRequest(again, 2, 0, 1, 12)
+        cached.admit(request)
+        assert cached.running[0].reused == len(cached._tokens(first))
+        with_copy = run_all(cached, {})[id(request)].texts
+        assert llama_engine.generate([GenRequest(again, 2, 0, 1, 12)])[0].texts == with_copy
+        for k in range(3):  # more prompts than entries: the oldest is forgotten
+            cached.generate([GenRequest(chat(cached, f"Prompt {k}, a longer one."), 1, 0, 1, 2)])
+        assert len(cached.cached) == 2 and sorted(
+            cached.cache_ids + [e.seq_id for e in cached.cached]
+        ) == [2, 3]
+        assert_all_slots_free(cached)
+    finally:
+        cached.close()
 
 
 def test_cancelling_frees_the_slots_at_once(llama_engine):

@@ -30,6 +30,7 @@ from selftune.engines.base import GenRequest, GenResult, StopScanner
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
 
 
 def response_grammar(response_format: dict[str, Any] | None) -> str | None:
@@ -134,6 +135,21 @@ class _Sequence:
 
 
 @dataclass
+class _Cached:
+    seq_id: int
+    tokens: list[int]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass
 class _Running:
     """A request in flight: its prompt (fed to the model chunk by chunk) and its candidates."""
 
@@ -142,6 +158,7 @@ class _Running:
     reserved: int
     seqs: list[_Sequence]
     fed: int = 0
+    reused: int = 0  # prompt tokens copied from the prefix cache
     output: int = -1  # the row of the prompt's last token, once it is fed
 
     @property
@@ -169,6 +186,7 @@ class LlamaCppEngine:
         model_id: str = "model",
         n_ctx: int = 8192,
         slots: int = 16,
+        prefix_cache: int = 4,
         threads: int | None = None,
         n_batch: int = 512,
         lora: Path | None = None,
@@ -186,7 +204,7 @@ class LlamaCppEngine:
         params = lib.llama_context_default_params()
         params.n_ctx = min(n_ctx, self.n_ctx_train) if self.n_ctx_train > 0 else n_ctx
         params.n_batch = params.n_ubatch = n_batch
-        params.n_seq_max = slots
+        params.n_seq_max = slots + prefix_cache
         params.kv_unified = True  # every sequence may use the whole cache; prompts are shared
         params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
         params.no_perf = True
@@ -199,7 +217,7 @@ class LlamaCppEngine:
         self.memory = lib.llama_get_memory(self.ctx)
         self.vocab = lib.llama_model_get_vocab(model)
         self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
-        self.batch = lib.llama_batch_init(n_batch, 0, slots)
+        self.batch = lib.llama_batch_init(n_batch, 0, slots + prefix_cache)
         self._adapter = None
         if lora is not None:
             self._set_lora(Path(lora), lora_scale)
@@ -211,6 +229,12 @@ class LlamaCppEngine:
             if isinstance(tid, int) and tid != tokenizer.unk_token_id:
                 self.stop_ids.add(tid)
         self.free_ids = list(range(slots))
+        # prompts kept in the cache (their own sequence ids past the slots), most recent last:
+        # a request whose prompt starts like one of them copies those cells instead of
+        # decoding them again (the twin's system prompt, a chat's earlier turns, "give me N
+        # more")
+        self.cache_ids = list(range(slots, slots + prefix_cache))
+        self.cached: list[_Cached] = []
         self.running: list[_Running] = []
         self.reserved = 0
         self.steps = 0
@@ -227,7 +251,9 @@ class LlamaCppEngine:
         if request.n > len(self.free_ids):
             return not self.running and request.n > self.slots  # fails in admit, with a reason
         need = self._reservation(request)
-        return not self.running or self.reserved + need <= self.n_ctx
+        while self.cached and self.reserved + need + self._cached_tokens() > self.n_ctx:
+            self._forget(self.cached[0])
+        return not self.running or self.reserved + need + self._cached_tokens() <= self.n_ctx
 
     def admit(self, request: GenRequest) -> None:
         """Start `request` at the next step (its prompt is decoded then)."""
@@ -259,7 +285,9 @@ class LlamaCppEngine:
             )
         need = self._reservation(request, len(prompt))
         self.reserved += need
-        self.running.append(_Running(request, prompt, need, seqs))
+        run = _Running(request, prompt, need, seqs)
+        self._reuse_prefix(run)
+        self.running.append(run)
 
     def step(self) -> list[tuple[GenRequest, GenResult]]:
         """Decode one token for every running sequence, then the next chunk of every prompt
@@ -280,6 +308,8 @@ class LlamaCppEngine:
         for run in [r for r in self.running if r.fed < len(r.prompt)]:
             self._fill_prompt(run)
             if self._decode(run):
+                if run.fed == len(run.prompt):
+                    self._remember(run)
                 self._sample(run)
         self.steps += 1
         for run in [r for r in self.running if r.done]:
@@ -328,6 +358,46 @@ class LlamaCppEngine:
         if prompt_len is None:
             prompt_len = len(self._tokens(request.prompt))
         return prompt_len + request.n * request.max_tokens
+
+    def _reuse_prefix(self, run: _Running) -> None:
+        """Start `run` from the cached prompt sharing the longest prefix with it (at least the
+        last prompt token is decoded again: its logits are not kept)."""
+        best, common = None, 0
+        for entry in self.cached:
+            n = _common_prefix(entry.tokens, run.prompt)
+            if n > common:
+                best, common = entry, n
+        common = min(common, len(run.prompt) - 1)
+        if best is None or common < MIN_REUSE:
+            return
+        for seq in run.seqs:
+            self.lib.llama_memory_seq_cp(self.memory, best.seq_id, seq.seq_id, 0, common)
+        run.fed = run.reused = common
+        self.cached.remove(best)
+        self.cached.append(best)
+
+    def _remember(self, run: _Running) -> None:
+        """Keep `run`'s prompt in the cache (its cells are shared, not copied)."""
+        if not self.cache_ids and not self.cached or len(run.prompt) < MIN_REUSE:
+            return
+        for entry in self.cached:
+            if entry.tokens == run.prompt:
+                self.cached.remove(entry)
+                self.cached.append(entry)
+                return
+        if not self.cache_ids:
+            self._forget(self.cached[0])
+        seq_id = self.cache_ids.pop()
+        self.lib.llama_memory_seq_cp(self.memory, run.seqs[0].seq_id, seq_id, 0, len(run.prompt))
+        self.cached.append(_Cached(seq_id, list(run.prompt)))
+
+    def _forget(self, entry: _Cached) -> None:
+        self.lib.llama_memory_seq_rm(self.memory, entry.seq_id, -1, -1)
+        self.cached.remove(entry)
+        self.cache_ids.append(entry.seq_id)
+
+    def _cached_tokens(self) -> int:
+        return sum(len(e.tokens) for e in self.cached)
 
     def _sampler(self, request: GenRequest, seed: int) -> Any:
         """The request's own chain: logit bias and OpenAI's presence/frequency penalties on the
