@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import random
 import threading
@@ -27,47 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from selftune.engines.base import GenRequest, GenResult, StopScanner
+from selftune.engines.llamacpp_sampling import logprob, sampler_chain, within
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
-
-
-def response_grammar(response_format: dict[str, Any] | None) -> str | None:
-    """The GBNF grammar for an OpenAI `response_format` (None for plain text)."""
-    if not response_format or response_format.get("type", "text") == "text":
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
-    if response_format["type"] == "json_object":
-        return JSON_GBNF
-    if response_format["type"] == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        try:
-            return json_schema_to_gbnf(json.dumps(schema))
-        except Exception as exc:  # the converter raises plain exceptions on schemas it cannot do
-            raise SelftuneError(f"response_format.json_schema: {exc}") from exc
-    raise SelftuneError(f"response_format type {response_format['type']!r} is not supported")
-
-
-def token_bytes(tokenizer: Any, token: int) -> bytes:
-    """The bytes a token stands for (the transformers engine's definition when it has one)."""
-    try:
-        from selftune.engines.transformers_engine import token_bytes as shared
-    except ImportError:
-        return tokenizer.decode([token]).encode("utf-8")
-    return shared(tokenizer, token)
-
-
-def within(entries: list[Any], text: str) -> list[Any]:
-    """The entries of the tokens that lie inside `text` (a stop string may have cut it)."""
-    room, kept = len(text.encode("utf-8")), []
-    for entry in entries:
-        room -= len(entry.bytes)
-        if room < 0:
-            break
-        kept.append(entry)
-    return kept
 
 
 def available() -> bool:
@@ -279,7 +242,7 @@ class LlamaCppEngine:
                 _Sequence(
                     index,
                     self.free_ids.pop(0),
-                    self._sampler(request, seed),
+                    sampler_chain(self.lib, self.vocab, self.n_vocab, request, seed),
                     StopScanner(request.stop),
                 )
             )
@@ -399,45 +362,6 @@ class LlamaCppEngine:
     def _cached_tokens(self) -> int:
         return sum(len(e.tokens) for e in self.cached)
 
-    def _sampler(self, request: GenRequest, seed: int) -> Any:
-        """The request's own chain: logit bias and OpenAI's presence/frequency penalties on the
-        raw logits, the response-format grammar, then temperature, top-p on the tempered
-        distribution (the order transformers uses) and a draw from this candidate's own RNG."""
-        lib = self.lib
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-
-        def add(sampler: Any, what: str) -> None:
-            if not sampler:
-                lib.llama_sampler_free(chain)
-                raise SelftuneError(f"llama.cpp refused the request's {what}")
-            lib.llama_sampler_chain_add(chain, sampler)
-
-        bias = getattr(request, "logit_bias", None) or {}
-        if bias:
-            items = (lib.llama_logit_bias * len(bias))(
-                *(lib.llama_logit_bias(int(t), float(b)) for t, b in bias.items())
-            )
-            add(lib.llama_sampler_init_logit_bias(self.n_vocab, len(bias), items), "logit_bias")
-        presence = getattr(request, "presence_penalty", 0.0) or 0.0
-        frequency = getattr(request, "frequency_penalty", 0.0) or 0.0
-        if presence or frequency:  # over every generated token (the chain never sees the prompt)
-            window = max(request.max_tokens, 1)
-            penalties = lib.llama_sampler_init_penalties(
-                self.n_vocab, window, 1.0, frequency, presence
-            )
-            add(penalties, "penalties")
-        grammar = response_grammar(getattr(request, "response_format", None))
-        if grammar:
-            add(lib.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root"), "grammar")
-        if request.temperature == 0:
-            add(lib.llama_sampler_init_greedy(), "sampling")
-            return chain
-        add(lib.llama_sampler_init_temp(request.temperature), "temperature")
-        if request.top_p < 1:
-            add(lib.llama_sampler_init_top_p(request.top_p, 1), "top_p")
-        add(lib.llama_sampler_init_dist(seed & 0xFFFFFFFF), "seed")
-        return chain
-
     def _drop_cancelled(self) -> list[tuple[GenRequest, GenResult]]:
         out = []
         for run in [r for r in self.running if r.request.cancelled()]:
@@ -524,7 +448,10 @@ class LlamaCppEngine:
                 continue
             token = self.lib.llama_sampler_sample(seq.sampler, self.ctx, row)
             if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
-                seq.logprobs.append(self._logprob(row, token, request.top_logprobs))
+                seq.logprobs.append(
+                    logprob(self.lib, self.ctx, self.n_vocab, self.tokenizer, row, token,
+                            getattr(request, "top_logprobs", 0))
+                )  # fmt: skip
             if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
                 seq.reason = "stop"
                 self._emit(request, seq, final=True)
@@ -574,29 +501,6 @@ class LlamaCppEngine:
         if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
             result.logprobs = [within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)]
         return result
-
-    def _logprob(self, row: int, token: int, top: int) -> Any:
-        """The chosen token's log-probability under the model (raw logits), and the `top`
-        likeliest alternatives."""
-        import numpy as np
-
-        from selftune.engines.base import TokenLogprob  # type: ignore[attr-defined]
-
-        logits = np.ctypeslib.as_array(
-            self.lib.llama_get_logits_ith(self.ctx, row), (self.n_vocab,)
-        )
-        peak = float(logits.max())
-        logz = peak + float(np.log(np.exp(logits - peak).sum()))
-        entry = self._entry(token, float(logits[token]) - logz, TokenLogprob)
-        if top:
-            best = np.argpartition(-logits, top)[:top]
-            best = best[np.argsort(-logits[best])]
-            entry.top = [self._entry(int(t), float(logits[t]) - logz, TokenLogprob) for t in best]
-        return entry
-
-    def _entry(self, token: int, logprob: float, kind: Any) -> Any:
-        raw = token_bytes(self.tokenizer, token)
-        return kind(raw.decode("utf-8", errors="replace"), logprob, list(raw))
 
     def _set_lora(self, path: Path, scale: float) -> None:
         lib = self.lib
