@@ -7,8 +7,10 @@ WhatsApp file.
 
 The corpus is a decade of one person's messages split across WhatsApp, Telegram, Messenger, email,
 Discord and Slack, written in each app's real export layout. For each format it reports parsing
-alone (MB/s) and the whole `ingest` into a fresh SQLite store (parse, validate, insert). Then the
-same WhatsApp file is parsed by whatstk (if installed) and by selftune, in this one process.
+alone (MB/s) and the whole `ingest` into a fresh SQLite store (parse, validate, insert), wall and
+CPU time, with the load average. Then the same WhatsApp file is parsed by whatstk (in the dev
+extra) and parsed and ingested by selftune, interleaved in this one process (medians of
+`--repeats` runs), so the ratio is measured side by side.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import mailbox
 import os
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -296,47 +299,85 @@ def size_of(path: Path) -> int:
     )
 
 
+def clocks() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): on a shared machine the CPU time is the
+    steadier number, the wall time the one a user waits."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = clocks()
+    return wall - start[0], cpu - start[1]
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def bench_format(fmt: str, path: Path) -> dict:
     mb = size_of(path) / 1e6
-    start = time.perf_counter()
+    start = clocks()
     records = sum(1 for _ in get_parser(fmt).parse(path, ParseContext(me=("Mags",))))
-    parse_s = time.perf_counter() - start
+    parse_s, parse_cpu = since(start)
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "store.sqlite") as store:
-        start = time.perf_counter()
+        start = clocks()
         ingest_paths(store, [path], ("Mags",), fmt)
-        ingest_s = time.perf_counter() - start
-    return {"format": fmt, "mb": mb, "messages": records, "parse_s": parse_s, "ingest_s": ingest_s}
+        ingest_s, ingest_cpu = since(start)
+    return {
+        "format": fmt,
+        "mb": mb,
+        "messages": records,
+        "parse_s": parse_s,
+        "parse_cpu": parse_cpu,
+        "ingest_s": ingest_s,
+        "ingest_cpu": ingest_cpu,
+    }
 
 
-def bench_whatstk(path: Path) -> dict | None:
+def bench_whatstk(path: Path, repeats: int) -> dict | None:
+    """whatstk's parse and selftune's parse and whole ingest of one file, interleaved `repeats`
+    times in this one process (medians), so both sides see the same machine load."""
     try:
         from whatstk.whatsapp.parser import df_from_whatsapp
     except ImportError:
         return None
-    start = time.perf_counter()
-    auto = df_from_whatsapp(str(path), max_size=None)  # how whatstk is usually called
-    auto_s = time.perf_counter() - start
-    start = time.perf_counter()
-    given = df_from_whatsapp(str(path), hformat="%d/%m/%Y, %H:%M - %name:", max_size=None)
-    given_s = time.perf_counter() - start
-    start = time.perf_counter()
-    ours = sum(1 for _ in get_parser("whatsapp").parse(path, ParseContext()))
-    ours_s = time.perf_counter() - start
-    assert len(auto) == len(given)
-    return {
-        "mb": size_of(path) / 1e6,
-        "auto_s": auto_s,
-        "given_s": given_s,
-        "whatstk_n": len(auto),
-        "selftune_s": ours_s,
-        "selftune_n": ours,
+    runs: dict[str, list[tuple[float, float]]] = {
+        "auto": [],
+        "given": [],
+        "parse": [],
+        "ingest": [],
     }
+    counts = {}
+    for _ in range(repeats):
+        start = clocks()
+        auto = df_from_whatsapp(str(path), max_size=None)  # how whatstk is usually called
+        runs["auto"].append(since(start))
+        start = clocks()
+        given = df_from_whatsapp(str(path), hformat="%d/%m/%Y, %H:%M - %name:", max_size=None)
+        runs["given"].append(since(start))
+        start = clocks()
+        ours = sum(1 for _ in get_parser("whatsapp").parse(path, ParseContext()))
+        runs["parse"].append(since(start))
+        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "store.sqlite") as store:
+            start = clocks()
+            ingest_paths(store, [path], ("Mags",))
+            runs["ingest"].append(since(start))
+            counts["stored"] = store.counts()["messages"]
+        assert len(auto) == len(given)
+        counts.update(whatstk_n=len(auto), selftune_n=ours)
+    medians = {
+        f"{name}_{kind}": statistics.median(r[i] for r in values)
+        for name, values in runs.items()
+        for i, kind in enumerate(("s", "cpu"))
+    }
+    return {"mb": size_of(path) / 1e6, **counts, **medians}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=50, help="corpus size in MB (default 50)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="side-by-side runs (default 3)")
     ap.add_argument("--keep", type=Path, help="write the corpus here and keep it")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="selftune-bench-"))
@@ -347,34 +388,44 @@ def main() -> None:
         fmt: write(folder, int(args.mb * 1e6 * SHARES[fmt]), rng) for fmt, write in WRITERS.items()
     }
     total = sum(size_of(p) for p in paths.values()) / 1e6
-    print(f"cpu: {os.cpu_count()} cores; corpus: {total:.1f} MB\n")
+    print(f"cpu: {os.cpu_count()} cores; corpus: {total:.1f} MB; load average {load()}\n")
     print(
-        f"{'format':10} {'MB':>6} {'messages':>9} {'parse s':>8} {'parse MB/s':>10} {'ingest s':>9} {'ingest MB/s':>11}"
+        "| format | MB | messages | parse s (CPU s) | parse MB/s | ingest s (CPU s) | ingest MB/s |"
     )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     rows = [bench_format(fmt, path) for fmt, path in paths.items()]
     for r in rows:
         print(
-            f"{r['format']:10} {r['mb']:6.1f} {r['messages']:9} {r['parse_s']:8.2f} {r['mb'] / r['parse_s']:10.1f}"
-            f" {r['ingest_s']:9.2f} {r['mb'] / r['ingest_s']:11.1f}"
+            f"| {r['format']} | {r['mb']:.1f} | {r['messages']:,} | {r['parse_s']:.2f} "
+            f"({r['parse_cpu']:.2f}) | {r['mb'] / r['parse_s']:.1f} | {r['ingest_s']:.2f} "
+            f"({r['ingest_cpu']:.2f}) | {r['mb'] / r['ingest_s']:.1f} |"
         )
+    print(f"\nload average after the formats: {load()}")
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "store.sqlite") as store:
-        start = time.perf_counter()
+        start = clocks()
         ingest_paths(store, list(paths.values()), ("Mags",))
-        seconds = time.perf_counter() - start
+        seconds, cpu = since(start)
         stored = store.counts()["messages"]
     print(
-        f"\nall formats, one `ingest` (detection included): {total:.1f} MB, {stored} messages in {seconds:.1f} s ({total / seconds:.1f} MB/s)"
+        f"\nall formats, one `ingest` (detection included): {total:.1f} MB, {stored:,} messages in"
+        f" {seconds:.1f} s wall, {cpu:.1f} s CPU ({total / seconds:.1f} MB/s); load average {load()}"
     )
-    peer = bench_whatstk(paths["whatsapp"])
+    peer = bench_whatstk(paths["whatsapp"], args.repeats)
     if peer is None:
         print("\nwhatstk is not installed; skipped the side-by-side run")
     else:
+        ratio = peer["ingest_s"] / peer["auto_s"]
+        ratio_cpu = peer["ingest_cpu"] / peer["auto_cpu"]
         print(
-            f"\nsame WhatsApp file ({peer['mb']:.1f} MB, {peer['selftune_n']} messages by selftune,"
-            f" {peer['whatstk_n']} by whatstk):\n"
-            f"  whatstk, header detected (its default): {peer['auto_s']:6.2f} s\n"
-            f"  whatstk, header format given by hand:   {peer['given_s']:6.2f} s\n"
-            f"  selftune (detects everything; records with ids and kinds): {peer['selftune_s']:6.2f} s"
+            f"\nsame WhatsApp file ({peer['mb']:.1f} MB; {peer['selftune_n']:,} messages by "
+            f"selftune, {peer['whatstk_n']:,} by whatstk), medians of {args.repeats} interleaved "
+            f"runs; load average {load()}:\n"
+            "| run | wall s | CPU s |\n|---|---:|---:|\n"
+            f"| whatstk parse, header detected (its default) | {peer['auto_s']:.2f} | {peer['auto_cpu']:.2f} |\n"
+            f"| whatstk parse, header format given by hand | {peer['given_s']:.2f} | {peer['given_cpu']:.2f} |\n"
+            f"| selftune parse (records with ids, kinds, owner) | {peer['parse_s']:.2f} | {peer['parse_cpu']:.2f} |\n"
+            f"| selftune whole ingest into a fresh store | {peer['ingest_s']:.2f} | {peer['ingest_cpu']:.2f} |\n"
+            f"\nwhole ingest / whatstk's parse: {ratio:.2f} wall, {ratio_cpu:.2f} CPU"
         )
     if not args.keep:
         shutil.rmtree(folder)

@@ -65,3 +65,20 @@ def example_workspace(tmp_path: Path):
     with ws.open_store() as store:
         ingest_paths(store, [EXAMPLE / "whatsapp", EXAMPLE / "notes"], ("Mags",))
     return ws
+
+
+@pytest.fixture(autouse=True)
+def _test_clients_speak_from_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TestClient addresses the server as a local client does (`Host: 127.0.0.1`), not as
+    `testserver`, which the server's DNS-rebinding check refuses when no API key is set."""
+    try:  # imported here too, so a test that imports it later gets the same client
+        from starlette.testclient import TestClient
+    except ImportError:
+        return
+
+    init = TestClient.__init__
+
+    def loopback_init(self, app, base_url: str = "http://127.0.0.1", *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, app, base_url, *args, **kwargs)
+
+    monkeypatch.setattr(TestClient, "__init__", loopback_init)

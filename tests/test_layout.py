@@ -75,7 +75,7 @@ def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, m
         me=list(ws.config.me),
         engines={"twin": engine},
     )
-    client = TestClient(create_app(state))
+    client = TestClient(create_app(state), base_url="http://127.0.0.1")
     turns = [
         {"author": "Mags" if m["role"] == "assistant" else title, "text": m["content"]}
         for m in context[1:]

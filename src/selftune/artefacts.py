@@ -248,10 +248,10 @@ class Artefacts:
         """A fresh, time-ordered folder under datasets/, runs/ or reports/."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = self.folder(kind)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path, n = folder / stamp, 1
         while path.exists():
             n += 1
             path = folder / f"{stamp}-{n}"
-        path.mkdir()
+        path.mkdir(mode=0o700)  # it will hold the owner's messages or a model of them
         return path

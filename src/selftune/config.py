@@ -6,6 +6,7 @@ edits always says what each setting does. Command-line flags override the same f
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,11 @@ class BuildConfig(Section):
     system_prompt: str = Field(
         "You are {owner}. You are chatting on {platform} in '{conversation}'. Reply as {owner} would.",
         description="System prompt of chat examples; {owner}, {platform}, {conversation} are filled in.",
+    )
+    start_with_user: bool = Field(
+        False,
+        description="Begin every chat example at a user turn (strict chat templates, "
+        "LLaMA-Factory): your opening turns before anyone else speaks are cut from it.",
     )
     include_notes: bool = Field(True, description="Train on notes as completion text.")
     note_chunk_tokens: int = Field(512, ge=32, description="Longest note chunk in tokens.")
@@ -237,7 +243,9 @@ class ServeConfig(Section):
         None, ge=1, description="llama.cpp: CPU threads (default: every core)."
     )
     api_key: str | None = Field(
-        None, description="Clients must send 'Authorization: Bearer <key>' (required off loopback)."
+        None,
+        description="Clients must send 'Authorization: Bearer <key>' (required off loopback; "
+        "16+ characters). Better in $SELFTUNE_API_KEY or --api-key-file than here.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Web origins allowed to call the API (none by default)."
@@ -257,6 +265,14 @@ class ServeConfig(Section):
     max_n: int = Field(16, ge=1, description="Most candidates one request may ask for.")
     max_tokens_limit: int = Field(
         1024, ge=1, description="Most new tokens one request may ask for."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    max_prompt_tokens: int = Field(
+        4096,
+        ge=16,
+        description="Longer prompts are refused with 400 before they wait for the model.",
     )
     log_samples: bool = Field(
         True, description="Keep prompts, candidates, picks and ratings in store.sqlite."
@@ -289,6 +305,16 @@ class TwinConfig(Section):
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="selftune serve, chat and reply"
     )
+
+
+def is_loopback(host: str) -> bool:
+    """True for names of this machine only: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -6,22 +6,49 @@ The store always keeps the original text; scrubbing happens later, in the datase
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from selftune import __version__
+from selftune.errors import SelftuneError
 from selftune.records import Block, Message, Note
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
 
 def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
-    """Register a schema migration; they run in definition order, each exactly once."""
+    """Register a schema migration; they run in definition order, each exactly once, each in one
+    transaction with the schema version (`PRAGMA user_version`) it brings the store to."""
     MIGRATIONS.append(fn)
     return fn
+
+
+class _InTransaction:
+    """The connection a migration is given: `executescript` runs the script statement by
+    statement, so it stays inside the migration's transaction (sqlite3's own commits first)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        statement = ""
+        for piece in script.split(";"):
+            statement += piece + ";"
+            if sqlite3.complete_statement(statement):  # a ';' inside a string or trigger is not
+                if statement.strip(" \t\n;"):
+                    self._db.execute(statement)
+                statement = ""
+        if statement.strip(" \t\n;"):
+            self._db.execute(statement)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 @migration
@@ -117,6 +144,13 @@ def m002_samples_and_ratings(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_import_status(db: sqlite3.Connection) -> None:
+    """An import's state: 'running' while it loads (its counts grow with every committed batch),
+    'done' when it finished, 'interrupted' when the process died before it did."""
+    db.execute("ALTER TABLE imports ADD COLUMN status TEXT NOT NULL DEFAULT 'done'")
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -126,20 +160,55 @@ class Store:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.exists():
+            with contextlib.suppress(FileExistsError):  # created private: it holds messages
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.db = sqlite3.connect(self.path)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # 64 MB of page cache: the id index of a large import stays in memory while rows go in
+        # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
+        self.db.execute("PRAGMA cache_size=-65536")
         self._migrate()
 
     def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+        """Bring the store to the newest schema, one transaction per migration (a kill midway
+        leaves the store at the last whole version); refuse a store from a newer selftune."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and (version := self._legacy_version()):
+            self.db.execute(f"PRAGMA user_version = {version}")
+        if version > len(MIGRATIONS):
+            raise SelftuneError(
+                f"{self.path} was written by a newer selftune (store schema {version}; this "
+                f"selftune {__version__} knows {len(MIGRATIONS)}). Upgrade selftune to open it "
+                "(pip install -U selftune); nothing was changed"
+            )
+        for number, fn in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                fn(_InTransaction(self.db))  # type: ignore[arg-type]
+                # the names too, for a selftune from before user_version opening this store
+                self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+                self.db.execute("INSERT OR IGNORE INTO _migrations VALUES (?)", (fn.__name__,))
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _legacy_version(self) -> int:
+        """The version of a store from before user_version: its leading `_migrations` names."""
+        exists = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
         done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
-        for fn in MIGRATIONS:
-            if fn.__name__ not in done:
-                with self.db:
-                    fn(self.db)
-                    self.db.execute("INSERT INTO _migrations VALUES (?)", (fn.__name__,))
+        version = 0
+        while version < len(MIGRATIONS) and MIGRATIONS[version].__name__ in done:
+            version += 1
+        return version
 
     def close(self) -> None:
         self.db.close()
@@ -153,10 +222,14 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
 
     def start_import(self, path: str, fmt: str) -> int:
+        """A new `imports` row for one file or folder, marked 'running'. Rows another ingest left
+        'running' belong to a process that was killed: they are marked 'interrupted' (their counts
+        say what had been committed)."""
         with self.db:
+            self.db.execute("UPDATE imports SET status = 'interrupted' WHERE status = 'running'")
             cur = self.db.execute(
-                "INSERT INTO imports (path, format, started, added, existing, skipped, skipped_detail)"
-                " VALUES (?, ?, ?, 0, 0, 0, '[]')",
+                "INSERT INTO imports (path, format, started, added, existing, skipped,"
+                " skipped_detail, status) VALUES (?, ?, ?, 0, 0, 0, '[]', 'running')",
                 (path, fmt, datetime.now().astimezone().isoformat(timespec="seconds")),
             )
         return int(cur.lastrowid or 0)
@@ -166,13 +239,19 @@ class Store:
     ) -> None:
         with self.db:
             self.db.execute(
-                "UPDATE imports SET added=?, existing=?, skipped=?, skipped_detail=? WHERE id=?",
+                "UPDATE imports SET added=?, existing=?, skipped=?, skipped_detail=?,"
+                " status='done' WHERE id=?",
                 (added, existing, len(skipped), json.dumps(skipped), import_id),
             )
 
     def add_messages(self, messages: Iterable[Message], import_id: int | None = None) -> int:
-        """Insert messages that are not stored yet; returns how many were new."""
-        rows = (
+        """Insert messages that are not stored yet, in one transaction; returns how many were new.
+
+        A message stored before whose owner flag was wrong or unknown (read from a truncated
+        export, say) takes the flag this import found: the newer reading corrects it. The import's
+        row counts what each committed batch added, so a killed ingest leaves a true count."""
+        dumps = json.dumps
+        rows = [
             (
                 m.id,
                 m.source,
@@ -187,17 +266,73 @@ class Store:
                 m.text,
                 m.reply_to,
                 m.origin,
-                json.dumps(m.extra, ensure_ascii=False, default=str),
+                dumps(m.extra, ensure_ascii=False, default=str) if m.extra else "{}",
                 import_id,
             )
             for m in messages
-        )
+        ]
         with self.db:
-            before = self.db.total_changes
+            before = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
             self.db.executemany(
-                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET is_me = excluded.is_me"
+                " WHERE excluded.is_me IS NOT NULL AND messages.is_me IS NOT excluded.is_me",
+                rows,
             )
-            return self.db.total_changes - before
+            after = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+            added = after - before
+            if import_id is not None:
+                self.db.execute(
+                    "UPDATE imports SET added = added + ?, existing = existing + ? WHERE id = ?",
+                    (added, len(rows) - added, import_id),
+                )
+            return added
+
+    def replace_edited(self, edited: Iterable[tuple[str, str, str]], seen: set[str]) -> list[str]:
+        """Delete the earlier versions of messages edited since: for each (conversation id,
+        timestamp, author) of an edited message, the stored messages with that key that the new
+        export no longer holds (`seen`: the ids it does hold). Returns their origins."""
+        replaced = []
+        with self.db:
+            for conversation_id, timestamp, author in set(edited):
+                rows = self.db.execute(
+                    "SELECT id, origin FROM messages WHERE conversation_id = ? AND timestamp = ?"
+                    " AND author = ?",
+                    (conversation_id, timestamp, author),
+                ).fetchall()
+                stale = [(r[0], r[1]) for r in rows if r[0] not in seen]
+                for message_id, origin in stale:
+                    self.db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                    replaced.append(origin)
+        return replaced
+
+    def replace_reread(self, origin_prefix: str, import_id: int, seen: set[str]) -> list[str]:
+        """Delete what an earlier import of the same file stored and this import read otherwise:
+        rows from `origin_prefix` (the file or folder) with the conversation, time and author of a
+        message this import stored under another id (a newer version of the parser reads the
+        message differently, or it was edited). Messages that are simply absent are kept (an
+        export can be shorter than the last). Returns the origins deleted."""
+        like = origin_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        earlier = self.db.execute(  # only a path imported before can hold an older reading
+            "SELECT 1 FROM imports WHERE path = ? AND id != ? LIMIT 1", (origin_prefix, import_id)
+        ).fetchone()
+        if earlier is None:
+            return []
+        with self.db:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS reread (id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM reread")
+            self.db.executemany("INSERT OR IGNORE INTO reread VALUES (?)", ((i,) for i in seen))
+            stale = self.db.execute(
+                "SELECT DISTINCT old.id, old.origin FROM messages AS old JOIN messages AS new"
+                " ON new.conversation_id = old.conversation_id AND new.timestamp = old.timestamp"
+                " AND new.author = old.author"
+                " WHERE new.id IN (SELECT id FROM reread) AND old.id NOT IN (SELECT id FROM reread)"
+                " AND old.origin LIKE ? ESCAPE '\\'",
+                (like,),
+            ).fetchall()
+            self.db.executemany("DELETE FROM messages WHERE id = ?", ((r[0],) for r in stale))
+            self.db.execute("DELETE FROM reread")
+        return [r[1] for r in stale]
 
     def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:
         """Insert new notes and update changed ones; returns how many were new or changed."""
@@ -228,6 +363,10 @@ class Store:
                         n.origin,
                         import_id,
                     ),
+                )
+            if import_id is not None and changed:
+                self.db.execute(
+                    "UPDATE imports SET added = added + ? WHERE id = ?", (changed, import_id)
                 )
         return changed
 
@@ -369,6 +508,48 @@ class Store:
         flags = {r["name"]: dict(r) for r in self.db.execute("SELECT * FROM people")}
         excluded = {name for name, f in flags.items() if f["excluded"]}
         return excluded | {name for name in flags if self._main_name(name, flags) in excluded}
+
+    def excluded_keys(self) -> set[str]:
+        """Case-folded names, aliases and author ids of everyone excluded: a message is left out
+        when its author or author id is one of these (a renamed contact with the same id too)."""
+        keys = {n.casefold() for n in self.excluded_people()}
+        if not keys:
+            return keys
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT DISTINCT author, author_id FROM messages WHERE lower(author) IN ({marks})"
+            f" OR lower(coalesce(author_id, '')) IN ({marks})",
+            (*keys, *keys),
+        )
+        for author, author_id in rows:
+            keys |= {v.casefold() for v in (author, author_id) if v}
+        return keys
+
+    def match_person(self, name: str) -> list[str]:
+        """Every spelling in the store of the person `name` names, in any letter case: message
+        authors, author ids, and names the owner gave in `selftune people`."""
+        key = " ".join(name.split()).casefold()
+        found = self.db.execute(
+            "SELECT author FROM messages WHERE lower(author) = ?"
+            " UNION SELECT author_id FROM messages WHERE lower(author_id) = ?"
+            " UNION SELECT name FROM people WHERE lower(name) = ?",
+            (key, key, key),
+        ).fetchall()
+        spellings = {r[0] for r in found if r[0]}
+        if not spellings:  # lower() in SQLite folds ASCII only
+            names = self.db.execute(
+                "SELECT author FROM messages UNION SELECT author_id FROM messages"
+                " UNION SELECT name FROM people"
+            ).fetchall()
+            spellings = {r[0] for r in names if r[0] and " ".join(r[0].split()).casefold() == key}
+        return sorted(spellings)
+
+    def known_names(self) -> list[str]:
+        """Every author and name in the store (for 'did you mean')."""
+        rows = self.db.execute(
+            "SELECT author FROM messages WHERE author != '' UNION SELECT name FROM people"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
 
     def counts(self) -> dict[str, int]:
         one = self.db.execute

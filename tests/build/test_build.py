@@ -123,6 +123,24 @@ def test_no_scrubbed_value_or_private_fact_survives_into_the_files(tmp_path):
     assert "doris" not in json.dumps(info["settings"]).lower()
 
 
+def test_private_facts_with_other_whitespace_or_across_merged_messages_stay_out(tmp_path):
+    messages = chat(24 * 60, 8)
+    messages += [
+        msg("Mags", "my locker  code is 739204", 10),  # double space
+        msg("Tobias", "ok", 11),
+        msg("Mags", "my locker\u00a0code is 739204", 12),  # no-break space
+        msg("Tobias", "and the other one?", 13),
+        msg("Mags", "my locker code is", 14),  # two messages, merged into one turn
+        msg("Mags", "739204", 14.5),
+    ]
+    store = make_store(tmp_path / "s.sqlite", messages)
+    config = BuildConfig(private_facts=["My locker code is 739204"])
+    info = write(build(store, config), tmp_path / "out", config)
+    text = "".join(p.read_text() for p in (tmp_path / "out").iterdir())
+    assert "739204" not in text
+    assert info["pii"]["private_fact"]["occurrences"] == 3
+
+
 def test_a_private_fact_that_slips_in_stops_the_write(tmp_path):
     store = make_store(tmp_path / "s.sqlite", chat(24 * 60, 3))
     config = BuildConfig(private_facts=["grand"])

@@ -18,6 +18,7 @@ from selftune.build.scrub import Scrubber, iban_valid, luhn_valid
         ("pay DE89370400440532013000 please", "iban"),
         ("card 4111 1111 1111 1111 exp 12/27", "card"),
         ("card 5500-0000-0000-0004 exp", "card"),
+        ("card 4111 1111 1111 1111, exp 12/27", "card"),
         ("i'm at 12 harbour road now", "address"),
         ("post it to TR19 7AA", "address"),
         ("reset at https://example.org/reset?token=abc123", "url"),

@@ -12,13 +12,13 @@ def test_pii_shapes_are_found():
         "mail mags@example.org or ring +44 7700 900123; card 4111 1111 1111 1111; "
         "IBAN GB82 WEST 1234 5698 7654 32; post to TR18 4AA"
     )
-    assert sorted(k for k, _ in pairs) == ["card", "email", "iban", "phone", "uk_postcode"]
+    assert sorted(k for k, _ in pairs) == ["address", "card", "email", "iban", "phone"]
     found = dict(pairs)
     assert found["email"] == "mags@example.org"
     assert "7700 900123" in found["phone"]
     assert found["card"] == "4111 1111 1111 1111"
     assert found["iban"].startswith("GB82")
-    assert found["uk_postcode"] == "TR18 4AA"
+    assert found["address"] == "TR18 4AA"
 
 
 def test_not_pii():

@@ -22,8 +22,7 @@ def test_telegram_full_export():
             "2024-03-14T09:13:00+00:00",
             "Mags Okonkwo",
             "text",
-            "Yes! Amazing \u2014 read this (https://example.org/article) and https://example.org/2"
-            "\nsecond line",
+            "Yes! Amazing \u2014 read this and https://example.org/2\nsecond line",
             True,
         ),
         ("2024-03-14T09:14:00+00:00", "Tobias", "media", "sticker \U0001f602", False),
@@ -32,6 +31,7 @@ def test_telegram_full_export():
         ("2024-03-14T09:20:00+00:00", "", "system", "Tobias phone call", None),
     ]
     assert tobias[1].reply_to == tobias[0].id
+    assert tobias[1].extra["links"] == [{"text": "this", "url": "https://example.org/article"}]
     assert tobias[3].extra["attachment"] == "photo"
     assert tobias[4].extra["forwarded_from"] == "Daily Science"
     assert tobias[0].conversation_kind == "direct"
@@ -51,12 +51,10 @@ def test_telegram_single_chat_owner_is_who_the_chat_is_not_with():
 
 
 def test_telegram_text_entities_flatten():
-    assert (
-        flatten_text(
-            ["a ", {"type": "bold", "text": "b"}, {"type": "text_link", "text": "c", "href": "u"}]
-        )
-        == "a bc (u)"
-    )
+    links = []
+    text = ["a ", {"type": "bold", "text": "b"}, {"type": "text_link", "text": "c", "href": "u"}]
+    assert flatten_text(text, links) == "a bc"  # the owner typed "c"; the URL is kept aside
+    assert links == [{"text": "c", "url": "u"}]
     assert flatten_text("plain") == "plain"
     assert flatten_text(None) == ""
 
@@ -299,3 +297,33 @@ def test_obsidian_vault_front_matter_wikilinks_tags_embeds():
     # a folder of the vault gives its notes the same paths (and ids) as the whole vault
     again, _ = parse(FIXTURES / "obsidian" / "vault" / "daily", fmt="markdown")
     assert [n.id for n in again] == [daily.id]
+
+
+def test_email_footers_and_reply_headers_in_eleven_languages():
+    """A Gmail Takeout mbox of replies written on phones set to each language: only the reply's
+    own sentence is text; the client footer goes to the signature, the reply header and quote to
+    `quoted`."""
+    messages, ctx = parse(FIXTURES / "email" / "languages.mbox")
+    assert [m.text for m in messages] == [
+        "Sí, a las ocho.",
+        "Ja, um acht.",
+        "Oui, à huit heures.",
+        "Sim, às oito.",
+        "Sì, alle otto.",
+        "Ja, om acht uur.",
+        "Да, в восемь.",
+        "Evet, sekizde.",
+        "Ya, jam delapan.",
+        "हाँ, आठ बजे।",
+        "Yes, at eight.",
+    ]
+    assert all(m.extra["signature"] and m.extra["quoted"] for m in messages), [
+        (m.extra.get("signature"), m.extra.get("quoted")) for m in messages
+    ]
+    assert messages[1].extra["quoted"].startswith("________________________________\nVon:")
+    assert all(m.is_me for m in messages) and not ctx.skipped
+
+
+def test_a_sentence_that_looks_like_a_footer_inside_the_text_stays():
+    own, signature, _ = split_reply("Sent from my phone is how I write to you.\nBye")
+    assert own == "Sent from my phone is how I write to you.\nBye" and signature == ""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from selftune.errors import SelftuneError
 from selftune.ingest import ParseContext, get_parser
-from selftune.ingest.whatsapp import HEADER
+from selftune.ingest.whatsapp import HEADER, classify
 
 from .conftest import FIXTURES
 
@@ -49,6 +49,12 @@ TARGETS = [
     ("twitter", "twitter/twitter-2024", "data/tweets.js"),
     ("roam", "roam/mags-roam.json", ""),
     ("markdown", "obsidian/vault", "Garden plan.md"),
+    ("whatsapp", "whatsapp/languages/de/WhatsApp Chat mit Anke.txt", ""),
+    ("whatsapp", "whatsapp/languages/ru/Чат WhatsApp с Olga.txt", ""),
+    ("email", "email/languages.mbox", ""),
+    ("signal", "signal/signal-export", "TobiasMüller/data.json"),
+    ("signal", "signal/signal-export", "ClimbingCrew/chat.md"),
+    ("signal", "signal/signalbackup-txt/Tobias Müller (_id3).txt", ""),
 ]
 
 
@@ -111,9 +117,13 @@ def test_corrupted_input_never_crashes(target, edits):
 @SETTINGS
 @given(name=st.sampled_from(sorted({t[0] for t in TARGETS})), data=st.binary(max_size=2000))
 def test_random_bytes_never_crash(name, data):
-    suffix = {"whatsapp": ".txt", "email": ".mbox", "twitter": ".js", "markdown": ".md"}.get(
-        name, ".json"
-    )
+    suffix = {
+        "whatsapp": ".txt",
+        "email": ".mbox",
+        "twitter": ".js",
+        "markdown": ".md",
+        "signal": ".txt",
+    }.get(name, ".json")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / (
             "message_1.json" if name in ("messenger", "instagram") else f"x{suffix}"
@@ -160,6 +170,8 @@ def test_whatsapp_keeps_every_well_formed_message(messages, layout, start_day):
     for author, text, gap in messages:
         when += timedelta(minutes=gap)
         assume(not any(HEADER.match(line) for line in text.split("\n")))
+        # text that is one of WhatsApp's own placeholders is (rightly) not read as typed text
+        assume(classify(author, text)[:2] == ("text", text))
         lines.append(f"{when.strftime(fmt)}{author}: {text}")
         expected.append((when.strftime("%Y-%m-%d %H:%M"), author, text))
     # every order is decidable only once the dates say so; give the file a telling date
@@ -205,3 +217,42 @@ def test_truncated_json_keeps_every_message_before_the_cut(texts, cut):
         parsed = run_parser("telegram", path)
     got = [m.text for m in parsed]
     assert got[: len(complete)] == [json.loads(p)["text"] for p in complete]
+
+
+# -- bad files through the whole ingest: never a crash, never binary as notes -------------------
+
+BAD_FILES = st.one_of(
+    st.binary(max_size=3000),
+    st.text(max_size=500).map(lambda t: t.encode("utf-16")),
+    st.text(max_size=500).map(lambda t: t.encode("utf-16-be")),
+    st.text(max_size=500).map(lambda t: b"\xef\xbb\xbf" + t.encode("utf-8")),
+    st.just(b""),
+)
+
+
+@SETTINGS
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from(["a.txt", "b.md", "WhatsApp Chat with X.txt", "c.zip"]), BAD_FILES
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_bad_files_never_stop_an_ingest_and_binary_never_becomes_a_note(files):
+    from selftune.ingest.runner import ingest_paths
+    from selftune.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "exports"
+        folder.mkdir()
+        for i, (name, data) in enumerate(files):
+            (folder / f"{i}-{name}").write_bytes(data)
+        good = FIXTURES / "whatsapp" / "WhatsApp Chat with Tobias.txt"
+        with Store(Path(tmp) / "store.sqlite") as store:
+            ingest_paths(store, [folder, good], ("Mags",))
+            notes = [r["text"] for r in store.db.execute("SELECT text FROM notes")]
+            texts = [r["text"] for r in store.db.execute("SELECT text FROM messages")]
+        assert "Morning! Are you coming tonight?" in texts  # the good path always imports
+        assert all("\x00" not in t and t.strip() for t in notes)

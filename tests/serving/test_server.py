@@ -107,12 +107,12 @@ def test_cancellation_stops_rows_mid_generation(tiny_engine):
 
 
 def test_api_key_is_required_when_configured(make_state):
-    with TestClient(create_app(make_state(api_key="s3cret"))) as client:
+    with TestClient(create_app(make_state(api_key="s3cret-s3cret-s3cret"))) as client:
         r = client.get("/v1/models")
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_api_key"
         assert client.get("/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
-        ok = client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
+        ok = client.get("/v1/models", headers={"Authorization": "Bearer s3cret-s3cret-s3cret"})
         assert ok.status_code == 200
         assert client.get("/").status_code == 200  # the page itself holds no data
 
@@ -124,7 +124,9 @@ def test_binding_beyond_loopback_needs_a_key():
     check_bind("::1", None)
     with pytest.raises(SelftuneError, match="api_key"):
         check_bind("0.0.0.0", None)
-    check_bind("0.0.0.0", "key")
+    check_bind("0.0.0.0", "k" * 16)
+    with pytest.raises(SelftuneError, match="at least 16"):
+        check_bind("127.0.0.1", "s3cret")
 
 
 def test_cors_is_off_unless_configured(make_state):
@@ -259,7 +261,7 @@ def test_logging_can_be_switched_off(make_state):
 
 
 def test_reply_messages_match_the_training_shape():
-    from selftune.engines.generate import reply_messages
+    from selftune.twin import reply_messages
 
     out = reply_messages(
         [("Tobias", "hi"), ("Juno", "hey"), ("Mags", "hello both"), ("Tobias", "sunday?")],

@@ -62,3 +62,17 @@ def test_sample_without_a_run_says_what_to_do(tiny_workspace):
     result = CliRunner().invoke(cli, ["sample", "x", "--workspace", str(tiny_workspace.root)])
     assert result.exit_code == 1
     assert "selftune train" in result.output
+
+
+def test_serve_takes_the_key_from_a_file_or_the_environment_never_argv(tiny_workspace, tmp_path):
+    where = ["--workspace", str(tiny_workspace.root)]
+    result = CliRunner().invoke(cli, ["serve", "--api-key", "k" * 32, *where])
+    assert result.exit_code == 2 and "No such option" in result.output  # `ps` would show it
+    short = tmp_path / "key"
+    short.write_text("s3cret\n")
+    result = CliRunner().invoke(cli, ["serve", "--api-key-file", str(short), *where])
+    assert result.exit_code == 1 and "at least 16" in result.output
+    result = CliRunner().invoke(
+        cli, ["serve", "--host", "0.0.0.0", *where], env={"SELFTUNE_API_KEY": "abc"}
+    )
+    assert result.exit_code == 1 and "at least 16" in result.output

@@ -32,7 +32,7 @@ def test_modelfile_template_renders_like_the_training_template(tokenizer_dir):
     # the model was trained to end its turn with this token: Ollama must stop on it
     end_of_turn = w["assistant"][1].strip()
     assert f'PARAMETER stop "{end_of_turn}"' in text
-    assert text.startswith("FROM ./model-q8_0.gguf")
+    assert "FROM ./model-q8_0.gguf" in text.splitlines()
 
 
 def test_gguf_logits_match_transformers(tiny_model_dir, tmp_path):

@@ -1,5 +1,9 @@
 """The dataset card (`dataset.json` as data, `card.md` to read) and writing a dataset folder.
 
+Besides `train.jsonl`/`valid.jsonl` (chat and notes examples mixed, as `selftune train` reads
+them) the folder holds one file per shape (`*.chat.jsonl`, `*.notes.jsonl`) for trainers that
+want one, and `chat_template.jinja`: the base's template with `{% generation %}` markers.
+
 The card says what went in and what was left out: examples and tokens per split, source and kind,
 dates, the fixed probe set, counts per filter reason and per PII type, the settings (private
 facts are counted, never shown), the tokenizer, and hashes of the input and of the files.
@@ -7,6 +11,7 @@ facts are counted, never shown), the tokenizer, and hashes of the input and of t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -22,18 +27,60 @@ if TYPE_CHECKING:
 SPLITS = ("train", "valid")
 
 
-def serialise(data: Dataset) -> dict[str, str]:
-    """File name → content of the four JSONL files (the same data gives the same bytes)."""
+TRAINING_TEMPLATE = "chat_template.jinja"
+CUT_OPENING = "opening turns of yours cut (start_with_user)"
+NO_USER_TURN = "no user turn before your reply (start_with_user)"
+
+
+def serialise(data: Dataset, tokenizer: Any = None) -> dict[str, str]:
+    """File name → content of the JSONL files, per split: all examples, chat only, notes only,
+    and the meta lines; with `tokenizer`, the training chat template too (the same data gives
+    the same bytes)."""
     out = {}
     for split in SPLITS:
         examples: list[Example] = getattr(data, split)
-        out[f"{split}.jsonl"] = "".join(
-            json.dumps(e.record, ensure_ascii=False) + "\n" for e in examples
-        )
+
+        def lines(rows: list[Example]) -> str:
+            return "".join(json.dumps(e.record, ensure_ascii=False) + "\n" for e in rows)
+
+        out[f"{split}.jsonl"] = lines(examples)
+        out[f"{split}.chat.jsonl"] = lines([e for e in examples if "messages" in e.record])
+        out[f"{split}.notes.jsonl"] = lines([e for e in examples if "messages" not in e.record])
         out[f"{split}.meta.jsonl"] = "".join(
             json.dumps(e.meta(), ensure_ascii=False) + "\n" for e in examples
         )
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        from selftune.errors import SelftuneError
+        from selftune.templates import generation_template
+
+        # a template that cannot be taken apart gets none: TRL then needs one of its own
+        with contextlib.suppress(SelftuneError):
+            out[TRAINING_TEMPLATE] = generation_template(tokenizer)
     return out
+
+
+def start_at_user_turn(data: Dataset) -> None:
+    """Make every chat example begin (after its system message) with a user turn, as strict
+    templates and LLaMA-Factory's converter require: the owner's opening turns are cut, and an
+    example with no user turn before a reply of the owner's is left out. Both are counted."""
+    for split in SPLITS:
+        kept = []
+        for e in getattr(data, split):
+            messages = e.record.get("messages")
+            if messages is None:
+                kept.append(e)
+                continue
+            head = messages[:1] if messages and messages[0]["role"] == "system" else []
+            rest = messages[len(head) :]
+            first = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+            if first is None or all(m["role"] != "assistant" for m in rest[first:]):
+                data.filtered[NO_USER_TURN] += 1
+                continue
+            if first:
+                data.filtered[CUT_OPENING] += first
+                e.record = {**e.record, "messages": head + rest[first:]}
+            kept.append(e)
+        setattr(data, split, kept)
 
 
 def content_hash(files: dict[str, str]) -> str:

@@ -407,7 +407,7 @@ def build_dataset(
     data = Dataset(scrubber=Scrubber(config.private_facts, config.scrub_pii))
     many = _many(count_tokens)
     hasher = hashlib.sha256()
-    excluded = store.excluded_people()
+    excluded = store.excluded_keys()
     pseudonyms = Pseudonyms() if config.speaker_names == "pseudonyms" else None
     sessions: list[Session] = []
     n_messages = n_conversations = 0
@@ -416,7 +416,10 @@ def build_dataset(
         n_conversations += 1
         n_messages += len(messages)
         hasher.update("".join(m.id for m in messages).encode())
-        if any(m.author in excluded for m in messages):
+        if any(
+            m.author.casefold() in excluded or (m.author_id or "").casefold() in excluded
+            for m in messages
+        ):
             data.filtered["conversation with an excluded contact"] += 1
             continue
         texts = [m.timestamp for m in messages if m.kind == "text"]

@@ -30,7 +30,7 @@ def run_build(
     are written: the place to add examples to `data.train`. `canaries` random secrets are
     planted in the training split that way (see selftune.build.canaries).
     """
-    from selftune.build.card import card, serialise, write_dataset
+    from selftune.build.card import card, serialise, start_at_user_turn, write_dataset
     from selftune.build.dataset import BatchTokenCounter, build_dataset
 
     counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
@@ -44,7 +44,9 @@ def run_build(
         from selftune.build.canaries import plant_canaries
 
         planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
-    files = serialise(data)
+    if ws.config.build.start_with_user:
+        start_at_user_turn(data)
+    files = serialise(data, _tokenizer(ws.config.train.base))
     info = card(data, ws.config.build, ws.config.train.base, files)
     if dry_run:
         return info, None

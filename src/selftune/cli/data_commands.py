@@ -241,6 +241,16 @@ def people(
       selftune people --me "mags_o" --me mags@example.org
     """
     with ws.open_store() as store:
+        named = {n for pair in merge for n in pair}  # names this command itself introduces
+        consent = [  # checked before anything changes: a typo must not half-apply a command
+            (spellings, excluded)
+            for flag, names, excluded in (
+                ("--exclude", exclude, True),
+                ("--include", include, False),
+            )
+            for name in names
+            for spellings in [[name] if name in named else known_person(store, flag, name)]
+        ]
         for alias, name in merge:
             if alias == name:
                 raise SelftuneError(f"--merge {alias!r} {name!r}: a name cannot be its own alias")
@@ -248,10 +258,9 @@ def people(
             store.set_person(name)
         for alias in unmerge:
             store.set_person(alias, alias_of="")
-        for name in exclude:
-            store.set_person(name, excluded=True)
-        for name in include:
-            store.set_person(name, excluded=False)
+        for spellings, excluded in consent:
+            for spelling in spellings:
+                store.set_person(spelling, excluded=excluded)
         for name in me:
             store.set_person(name, is_me=True)
         if me or merge:
@@ -269,6 +278,22 @@ def people(
         )
     if not everyone and not jsonl:
         click.echo("No messages yet; run `selftune ingest PATH` first.")
+
+
+def known_person(store, flag: str, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The store's spellings of `name` (any letter case), or an error naming who is there: an
+    exclusion that matches nobody would leave that person's chats in the training data."""
+    spellings = store.match_person(name)
+    if spellings:
+        return spellings
+    import difflib
+
+    close = difflib.get_close_matches(name, store.known_names(), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise SelftuneError(
+        f"{flag} {name!r}: nobody of that name (in any letter case) is in the store, so nothing "
+        f"was changed.{hint} `selftune people` lists everyone."
+    )
 
 
 COMMANDS = [init, formats, ingest, messages, notes, people]

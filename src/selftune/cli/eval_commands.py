@@ -48,6 +48,12 @@ def print_summary(report: dict, folder: Path) -> None:
     click.echo(f"Report: {folder / 'report.html'}")
 
 
+JUDGE_URL_HELP = (
+    "The judge endpoint (for --judge endpoint). Needed, as your confirmation, when "
+    "eval.judge_endpoint in twin.yaml is not on this machine."
+)
+
+
 @click.command("eval")
 @workspace_option
 @click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
@@ -62,9 +68,11 @@ def print_summary(report: dict, folder: Path) -> None:
 @config_option(EvalConfig, "candidates")
 @config_option(EvalConfig, "judge")
 @click.option("--open", "open_it", is_flag=True, help="Open report.html in a browser when done.")
+@click.option("--judge-endpoint", "judge_url", metavar="URL", help=JUDGE_URL_HELP)
 def eval_command(
     ws: Workspace,
     run_id: str | None,
+    judge_url: str | None,
     as_json: bool,
     sections: str | None,
     quick: bool,
@@ -84,14 +92,15 @@ def eval_command(
       selftune eval
       selftune eval --quick --open
       selftune eval --sections perplexity,canaries --json | jq .leaks
-      selftune eval --judge endpoint   # uses eval.judge_endpoint from twin.yaml
+      selftune eval --judge endpoint   # eval.judge_endpoint of twin.yaml, if on this machine
+      selftune eval --judge endpoint --judge-endpoint https://llm.example.org/v1
     """
     if quick:
         apply_overrides(ws.config.eval, QUICK)
     apply_overrides(ws.config.eval, overrides(options))
     chosen = [s.strip() for s in sections.split(",")] if sections else None
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    report, folder = run_eval(ws, run_id, sections=chosen, progress=echo)
+    report, folder = run_eval(ws, run_id, sections=chosen, progress=echo, judge_url=judge_url)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -142,8 +151,10 @@ def report(ws: Workspace, report_id: str | None, open_it: bool, as_json: bool) -
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--show", is_flag=True, help="Print every candidate reply.")
+@click.option("--judge-endpoint", "judge_url", metavar="URL", help=JUDGE_URL_HELP)
 def bench(
     ws: Workspace,
+    judge_url: str | None,
     bench_file: Path,
     model: str,
     endpoint_model: str | None,
@@ -181,7 +192,7 @@ def bench(
     judge = None
     if needs_judge:
         judge = (
-            endpoint(ws)
+            endpoint(ws, judge_url)
             if ws.config.eval.judge == "endpoint"
             else (sides or {}).get(ws.config.eval.judge)
         )

@@ -25,7 +25,10 @@ def workspace_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
     @click.pass_context
     def wrapper(ctx: click.Context, workspace: str | None, **kwargs: Any) -> Any:
-        return ctx.invoke(fn, ws=find_workspace(workspace), **kwargs)
+        ws = find_workspace(workspace)
+        if ws.found == "parent":  # not where the user stands: say which twin this acts on
+            click.echo(f"Using the workspace {ws.root} (twin.yaml in a parent folder)", err=True)
+        return ctx.invoke(fn, ws=ws, **kwargs)
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

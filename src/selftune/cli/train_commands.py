@@ -100,7 +100,8 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
     """Export a run for other engines: PEFT adapter, merged safetensors, GGUF and a Modelfile.
 
     The adapter loads in transformers and vLLM; the GGUF files (f16, q8_0) in llama.cpp and
-    Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training.
+    Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training and
+    its SYSTEM the twin's prompt. f16 gives the trained model's text; q8_0 is smaller and drifts.
     lora-gguf is the adapter alone as GGUF: llama.cpp (`--lora`) and Ollama (`ADAPTER`) apply
     it to the base's GGUF, so one base serves every run.
 
@@ -112,14 +113,21 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
     from selftune.training.export import export_run
+    from selftune.twin import Twin
 
     run_dir = ws.resolve("runs", run_id)
     target = out or run_dir / "export"
-    written = export_run(run_dir, target, formats or ("adapter", "merged", "f16", "q8_0"))
+    # the Modelfile's SYSTEM: the twin's prompt as `serve` gives it today (month included)
+    system = Twin.from_config(ws.config).system()
+    written = export_run(
+        run_dir, target, formats or ("adapter", "merged", "f16", "q8_0"), ws.config.name, system
+    )
     for kind, path in written.items():
         click.echo(f"  {kind:9} {path}")
     if "modelfile" in written:
         click.echo(f"Ollama: cd {target} && ollama create {ws.config.name} -f Modelfile")
+    if "adapter" in written:
+        click.echo("vLLM: see docs/serving.md (--enable-lora --lora-modules --max-lora-rank)")
 
 
 COMMANDS = [train, export]

@@ -7,14 +7,17 @@ guard, and keep what was generated in store.sqlite unless `serve.log_samples` is
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
 from selftune.cli.options import config_option, workspace_option
 from selftune.config import SampleConfig, apply_overrides
+from selftune.errors import SelftuneError
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 
@@ -127,7 +130,7 @@ def sample(
     )
     result = eng.generate([request])[0]
     clean = guard(ws)
-    candidates = [clean(t).strip("\n") for t in result.texts]
+    candidates = [clean(t, prompt).strip("\n") for t in result.texts]
     sample_log(ws).add("cli-sample", eng.model_id, prompt, {"n": settings.n}, candidates)
     if as_json:
         click.echo(json.dumps(candidates, ensure_ascii=False))
@@ -187,7 +190,7 @@ def chat(
         if not line:
             continue
         history.append({"role": "user", "content": line})
-        stream = GuardedStream(clean)
+        stream = GuardedStream(clean, context=line)
         click.echo("twin> ", nl=False)
 
         def show(_: int, text: str, stream: GuardedStream = stream) -> None:
@@ -203,7 +206,7 @@ def chat(
         )
         result = eng.generate([request])[0]
         click.echo(stream.finish())
-        reply = clean(result.texts[0])
+        reply = clean(result.texts[0], line)
         history.append({"role": "assistant", "content": reply})
         log.add("cli-chat", eng.model_id, history[:-1], {"n": 1}, [reply])
 
@@ -284,7 +287,7 @@ def reply(
         max_tokens or settings.max_tokens,
     )
     clean = guard(ws)
-    drafts = [clean(t).strip() for t in eng.generate([request])[0].texts]
+    drafts = [clean(t, turns[-1][1]).strip() for t in eng.generate([request])[0].texts]
     shown = [{"author": a, "text": t} for a, t in turns]
     sample_log(ws).add("cli-reply", eng.model_id, shown, {"n": n}, drafts)
     if as_json:
@@ -294,6 +297,16 @@ def reply(
         click.echo(f"[{i}] {draft}\n")
 
 
+def read_api_key(path: Path | None) -> str | None:
+    """The key from --api-key-file, else $SELFTUNE_API_KEY, else None (twin.yaml's applies)."""
+    if path is not None:
+        key = path.read_text(encoding="utf-8").strip()
+        if not key:
+            raise SelftuneError(f"{path} is empty; put the API key in it")
+        return key
+    return os.environ.get("SELFTUNE_API_KEY") or None
+
+
 @click.command()
 @workspace_option
 @click.option("--host", help="Address to bind (default 127.0.0.1; others need an API key).")
@@ -301,9 +314,14 @@ def reply(
 @click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers, llamacpp or openai.")
 @click.option("--upstream", metavar="URL", help="--engine openai: the OpenAI-compatible server.")
 @click.option("--upstream-model", metavar="NAME", help="--engine openai: model name upstream.")
-@click.option("--api-key", envvar="SELFTUNE_API_KEY", help="Require 'Authorization: Bearer KEY'.")
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Require 'Authorization: Bearer KEY', KEY read from this file (or $SELFTUNE_API_KEY; "
+    "never on the command line, where `ps` shows it).",
+)
 @click.option("--no-log", is_flag=True, help="Keep nothing in store.sqlite for this session.")
-def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
+def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: object) -> None:
     """Serve the twin: an OpenAI-compatible API and a web page, on this machine only by default.
 
     Models: `twin` (latest run), `base`, and each run by id. Open http://127.0.0.1:8000/ for
@@ -314,14 +332,15 @@ def serve(ws: Workspace, no_log: bool, **overrides: object) -> None:
       selftune serve
       selftune serve --engine llamacpp --port 8080
       selftune serve --engine openai --upstream http://127.0.0.1:8080/v1
-      SELFTUNE_API_KEY=$(openssl rand -hex 16) selftune serve --host 0.0.0.0
+      openssl rand -hex 16 > ~/.twin-key && chmod 600 ~/.twin-key
+      selftune serve --host 0.0.0.0 --api-key-file ~/.twin-key
     """
     import uvicorn
 
     from selftune.engines import model_catalog
     from selftune.server import ServerState, check_bind, create_app
 
-    apply_overrides(ws.config.serve, overrides)
+    apply_overrides(ws.config.serve, {**overrides, "api_key": read_api_key(api_key_file)})
     settings = ws.config.serve
     check_bind(settings.host, settings.api_key)
     log = sample_log(ws)

@@ -1,9 +1,10 @@
 """The engine interface: N candidates for one or several prompts in one batched call.
 
 An engine is anything with `name`, `tokenizer` (the Hugging Face tokenizer whose chat template
-renders every prompt, whatever runs the model) and `generate(requests)`. Requests carry their own
-sampling settings, a streaming callback and a cancellation check, so a dynamic-batching worker
-can hand an engine several clients' requests at once.
+renders every prompt, whatever runs the model), `supports` (which optional request fields it can
+honour) and `generate(requests)`. Requests carry their own sampling settings, a streaming
+callback and a cancellation check, so a dynamic-batching worker can hand an engine several
+clients' requests at once. A request's seed fixes its text whatever runs beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 TokenCallback = Callable[[int, str], None]  # (candidate index, new text)
+
+# GenRequest fields that an engine honours only if it lists them in its `supports`; a request
+# that sets one of them to a non-default value is refused (HTTP 400) by an engine without it
+OPTIONAL_FIELDS = (
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "response_format",
+)
+MAX_TOP_LOGPROBS = 20
 
 
 @dataclass
@@ -25,14 +38,40 @@ class GenRequest:
     top_p: float = 0.95
     max_tokens: int = 128
     stop: list[str] = field(default_factory=list)
-    seed: int | None = None
+    seed: int | None = None  # candidate c samples from its own generator seeded `seed + c`
+    logprobs: bool = False  # return each chosen token's log-probability (model distribution)
+    top_logprobs: int = 0  # and this many most likely alternatives per position
+    presence_penalty: float = 0.0  # OpenAI's: subtracted once from every token generated so far
+    frequency_penalty: float = 0.0  # OpenAI's: subtracted per occurrence so far
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added to its logit
+    # None: text; {"type": "json_object"} or {"type": "json_schema", "json_schema": {...}}
+    response_format: dict[str, Any] | None = None
     on_text: TokenCallback | None = None
     cancelled: Callable[[], bool] = lambda: False
 
+    def optional_fields(self) -> list[str]:
+        """The OPTIONAL_FIELDS this request sets to something other than their default."""
+        return [
+            name
+            for name in OPTIONAL_FIELDS
+            if getattr(self, name) not in (None, False, 0, 0.0, {}, {"type": "text"})
+        ]
+
     def batch_key(self) -> tuple[Any, ...]:
-        """Requests with the same key can share one forward pass (a seed needs a batch alone)."""
+        """Requests with the same key can share one forward pass (engines that sample each row
+        with its own settings and generator, like transformers, ignore it)."""
         greedy = self.temperature == 0
         return ("greedy",) if greedy else ("sample", self.temperature, self.top_p, self.seed)
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token (or one alternative to it) and its log-probability under the model."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[TokenLogprob] = field(default_factory=list)  # alternatives, most likely first
 
 
 @dataclass
@@ -41,12 +80,20 @@ class GenResult:
     prompt_tokens: int
     completion_tokens: list[int]
     finish_reasons: list[str]  # "stop" (end of turn or a stop string), "length", "cancelled"
+    logprobs: list[list[TokenLogprob]] | None = None  # per candidate, per token of its text
+
+
+def unsupported(engine: Any, request: GenRequest) -> list[str]:
+    """The optional fields `request` sets that `engine` cannot honour."""
+    supports = getattr(engine, "supports", frozenset())
+    return [name for name in request.optional_fields() if name not in supports]
 
 
 class Engine(Protocol):
     name: str
     model_id: str
     tokenizer: Any
+    supports: frozenset[str]  # the OPTIONAL_FIELDS it honours
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         """One result per request; all candidates of all compatible requests run together."""
@@ -54,8 +101,19 @@ class Engine(Protocol):
 
 
 def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The prompt for the next assistant turn, rendered with the model's own chat template."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    """The prompt for the next assistant turn, rendered with the model's own chat template.
+    Control tokens inside the messages (`<|im_start|>` typed by someone) are escaped first, so
+    only the template opens and closes turns."""
+    from selftune.guards import escape_control_tokens, special_tokens_of
+
+    special = special_tokens_of(tokenizer)
+    safe = [
+        {**m, "content": escape_control_tokens(m["content"], special)}
+        if isinstance(m.get("content"), str)
+        else m
+        for m in messages
+    ]
+    return tokenizer.apply_chat_template(safe, tokenize=False, add_generation_prompt=True)
 
 
 class StopScanner:

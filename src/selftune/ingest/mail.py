@@ -1,8 +1,9 @@
 """Email: mbox files (Gmail Takeout, Thunderbird, Apple Mail) and single `.eml` files or folders.
 
 Bodies come from text/plain, or from HTML converted to text. What is trained on is what the
-sender wrote in that email: quoted replies ("On … wrote:", `>` lines, "-----Original Message-----")
-and the signature (after `-- `) are cut off and kept in `extra` as context. Encoded headers and
+sender wrote in that email: quoted replies ("On … wrote:", `>` lines, "-----Original Message-----",
+Outlook's "From:/Sent:" block, in ten languages), the signature (after `-- `) and the phone's
+footer ("Enviado desde mi iPhone") are cut off and kept in `extra` as context. Encoded headers and
 quoted-printable/base64 bodies are decoded; threads come from `References`/`In-Reply-To`.
 The owner's messages are those sent from one of their addresses (`--me`, twin.yaml), or, failing
 that, from the address that is in nearly every message of the mailbox.
@@ -27,13 +28,40 @@ from selftune.ingest.common import next_seq, read_head
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Message, conversation_key
 
+# what mail clients write above a quoted reply, in en/fr/de/es/pt/it/nl/ru/tr/id/hi
+WROTE = (
+    r"wrote|a écrit|schrieb|escribió|escreveu|ha scritto|schreef|пишет|написал\(а\)|написала"
+    r"|написал|şunu yazdı|yazdı|menulis|ने लिखा"
+)
 ATTRIBUTION = re.compile(
-    r"^\s*(On\b.*\bwrote:|Le\b.*\ba écrit\s?:|Am\b.*\bschrieb\b.*:|El\b.*\bescribió:"
-    r"|-+\s*Original Message\s*-+|-+\s*Forwarded message\s*-+|Begin forwarded message:)\s*$",
+    rf"^\s*(?:(?:On|Le|Am|El|Em|Il|Op|Pada)\b.*\b(?:{WROTE})\b.*:|.*\b(?:{WROTE})\s?:"
+    r"|-+\s*Original Message\s*-+|-+\s*Forwarded message\s*-+|Begin forwarded message:"
+    # "-----Ursprüngliche Nachricht-----", "---------- Mensaje reenviado ---------" and the like
+    r"|-{3,}\s*[^-\s][^-]{2,40}?\s*-{3,}|_{20,})\s*$",
     re.I,
 )
-ATTRIBUTION_START = re.compile(r"^\s*(On|Le|Am|El)\s.+", re.I)
-OUTLOOK_HEADER = re.compile(r"^\s*(From|Von|De):\s.+", re.I)
+ATTRIBUTION_START = re.compile(r"^\s*(On|Le|Am|El|Em|Il|Op|Pada)\s.+", re.I)
+ATTRIBUTION_END = re.compile(rf"\b(?:{WROTE})\s?:\s*$", re.I)
+# Outlook's reply header: "From: … / Sent: … / To: … / Subject: …" in the client's language
+OUTLOOK_HEADER = re.compile(r"^\s*\*?(From|Von|De|Da|Van|От|Kimden|Dari|Od)\s?:\*?\s.+", re.I)
+OUTLOOK_NEXT = re.compile(
+    r"^\s*\*?(Sent|Date|To|Subject|Gesendet|Datum|An|Betreff|Envoyé|À|Objet|Enviado|Enviada"
+    r"|Fecha|Para|Asunto|Assunto|Data|Inviato|A|Oggetto|Verzonden|Aan|Onderwerp|Отправлено|Дата"
+    r"|Кому|Тема|Gönderildi|Tarih|Kime|Konu|Dikirim|Tanggal|Kepada|Perihal|Subjek)\s?:",
+    re.I,
+)
+# the line a phone or client adds under every message: "Sent from my iPhone", "Enviado desde mi
+# iPhone", "Von meinem iPhone gesendet", "Get Outlook for Android", in the same languages
+FOOTER = re.compile(
+    r"^\s*(?:(?:Sent|Envoyé|Enviado|Enviada|Inviato|Verstuurd|Verzonden|Gesendet|Dikirim"
+    r"|Отправлено|Gönderildi)\s+(?:from|with|de|depuis|desde|do|da|dal|vanaf|met|von|mit|dari"
+    r"|dengan|с|из|con|avec|com)\s.{1,60}"
+    r"|Von meinem .{1,40} gesendet|.{1,40}['’](?:dan|den|tan|ten|umdan|imden|ımdan|ümden) gönderildi"
+    r"|मेरे .{1,40} से भेजा गया"
+    r"|(?:Get|Obtener|Obtenga|Holen Sie sich|Télécharger|Obtenir|Baixe o|Obtenha o|Ottieni|Scarica"
+    r"|Download|Получить|Получите|Edinin|Dapatkan) Outlook .{0,20}(?:iOS|Android).{0,60})\s*$",
+    re.I,
+)
 SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 MSGID = re.compile(r"<[^>]+>")
 MBOX_FROM_QUOTE = re.compile(r"^>(>*From )", re.M)
@@ -43,6 +71,8 @@ def _header(msg: EmailMessage, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    if "=?" not in str(value):  # no encoded words: nothing to decode (most headers)
+        return str(value).strip()
     try:
         return str(make_header(decode_header(str(value)))).strip()
     except (UnicodeError, LookupError, ValueError):
@@ -94,7 +124,9 @@ def body_of(msg: EmailMessage) -> tuple[str, list[str]]:
 
 
 def split_reply(body: str) -> tuple[str, str, str]:
-    """(what the sender wrote, the signature, the quoted text) of an email body."""
+    """(what the sender wrote, the signature, the quoted text) of an email body. Quoted replies
+    and reply headers, the signature after `-- ` and the client's footer ("Sent from my iPhone"
+    in the languages above) are not what the sender wrote."""
     lines = body.split("\n")
     own: list[str] = []
     quoted: list[str] = []
@@ -114,7 +146,7 @@ def split_reply(body: str) -> tuple[str, str, str]:
         following = next((x for x in lines[i + 1 :] if x.strip()), "")
         if (
             ATTRIBUTION.match(line)
-            or (ATTRIBUTION_START.match(line) and nxt.rstrip().endswith("wrote:"))
+            or (ATTRIBUTION_START.match(line) and ATTRIBUTION_END.search(nxt))
             or (
                 line.rstrip().endswith(":")
                 and following.startswith(">")
@@ -123,9 +155,7 @@ def split_reply(body: str) -> tuple[str, str, str]:
         ):
             quoted += lines[i:]
             break
-        if OUTLOOK_HEADER.match(line) and any(
-            re.match(r"^\s*(Sent|Date|Gesendet|Envoyé):", x, re.I) for x in lines[i + 1 : i + 4]
-        ):
+        if OUTLOOK_HEADER.match(line) and any(OUTLOOK_NEXT.match(x) for x in lines[i + 1 : i + 4]):
             quoted += lines[i:]
             break
         if line.startswith(">"):
@@ -133,7 +163,22 @@ def split_reply(body: str) -> tuple[str, str, str]:
         else:
             own.append(line)
         i += 1
-    return "\n".join(own).strip(), "\n".join(signature).strip(), "\n".join(quoted).strip()
+    own, footer = _split_footer(own)
+    return "\n".join(own).strip(), "\n".join(footer + signature).strip(), "\n".join(quoted).strip()
+
+
+def _split_footer(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The lines before a client's footer, and the footer (only at the end, only short lines)."""
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    start = end
+    while start and (FOOTER.match(lines[start - 1]) or not lines[start - 1].strip()):
+        start -= 1
+        if end - start > 6:
+            return lines, []
+    footer = [x for x in lines[start:end] if x.strip()]
+    return (lines[:start], footer) if footer else (lines, [])
 
 
 def _when(msg: EmailMessage) -> datetime | None:

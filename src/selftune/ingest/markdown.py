@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from selftune.errors import SelftuneError
+from selftune.ingest.common import decode_text, read_capped
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Block, Note
 
@@ -93,8 +95,14 @@ def _as_datetime(value: object) -> datetime | None:
     return None
 
 
-def parse_note(path: Path, relative: str, ctx: ParseContext, source: str = "markdown") -> Note:
-    text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
+def parse_note(
+    path: Path, relative: str, ctx: ParseContext, source: str = "markdown"
+) -> Note | None:
+    """One note file as a Note; None (with the reason reported) when it is empty."""
+    text = decode_text(read_capped(path), str(path), ctx).replace("\r\n", "\n")
+    if not text.strip():
+        ctx.skip(str(path), "an empty note; nothing to import")
+        return None
     metadata: dict = {}
     match = FRONT_MATTER.match(text)
     if match:
@@ -128,6 +136,7 @@ def parse_note(path: Path, relative: str, ctx: ParseContext, source: str = "mark
 class MarkdownParser:
     name = "markdown"
     description = "Markdown or plain-text notes: a file, a folder of notes, or an Obsidian vault"
+    catch_all = True  # claims every .txt/.md: asked after the other parsers and the plugins
 
     def detect(self, path: Path) -> bool:
         if path.is_file():
@@ -142,12 +151,68 @@ class MarkdownParser:
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Note]:
         if path.is_file():
             root = _vault_root(path.parent)
-            yield parse_note(path, path.resolve().relative_to(root).as_posix(), ctx)
+            try:
+                relative = path.resolve().relative_to(root).as_posix()
+            except ValueError:
+                relative = path.name
+            note = parse_note(path, relative, ctx)
+            if note is not None:
+                yield note
             return
         root = _vault_root(path)
-        for file in sorted(path.rglob("*")):
-            if file.is_file() and file.suffix.lower() in SUFFIXES and not _hidden(file, path):
-                yield parse_note(file, file.resolve().relative_to(root).as_posix(), ctx)
+        for file in notes_in(path, ctx):
+            try:
+                relative = file.resolve().relative_to(root).as_posix()
+            except ValueError:
+                relative = file.relative_to(path).as_posix()
+            try:
+                note = parse_note(file, relative, ctx)
+            except (SelftuneError, OSError, ValueError) as exc:  # one bad note, not the folder
+                ctx.skip(str(file), f"not imported: {exc}")
+                continue
+            if note is not None:
+                yield note
+
+
+def notes_in(folder: Path, ctx: ParseContext) -> Iterator[Path]:
+    """The note files under `folder`, in order. A symbolic link that leads outside the folder,
+    is broken, or loops back is reported and passed over; the walk goes on."""
+    root = folder.resolve()
+    visited = {root}
+    stack = [folder]
+    found = []
+    while stack:
+        current = stack.pop()
+        try:
+            children = list(current.iterdir())
+        except OSError as exc:
+            ctx.skip(str(current), f"could not list the folder ({exc.strerror or exc})")
+            continue
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            if child.is_symlink():
+                try:
+                    target = child.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    ctx.skip(str(child), "a broken or looping symbolic link; skipped")
+                    continue
+                if not target.is_relative_to(root):
+                    ctx.skip(
+                        str(child),
+                        f"a symbolic link to {target}, outside the folder being imported; "
+                        "skipped (give that path itself to import it)",
+                    )
+                    continue
+                if target.is_dir() and target in visited:
+                    ctx.skip(str(child), "a symbolic link back into this folder (a loop); skipped")
+                    continue
+            if child.is_dir():
+                visited.add(child.resolve())
+                stack.append(child)
+            elif child.is_file() and child.suffix.lower() in SUFFIXES:
+                found.append(child)
+    return iter(sorted(found))
 
 
 def _vault_root(folder: Path) -> Path:

@@ -3,6 +3,8 @@
 A parser is any object with `name`, `description`, `detect(path) -> bool` and
 `parse(path, ctx) -> Iterator[Message | Note]`. Built-in parsers register with `register_parser`,
 exactly as a third-party plugin does from a module named in the `selftune.parsers` entry-point group.
+A parser with `catch_all = True` (the built-in `markdown`, which claims every .txt/.md) is asked
+last, after every plugin, so a plugin's format is never read as notes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ BUILTIN_PARSER_MODULES = (
     "selftune.ingest.imessage",
     "selftune.ingest.twitter",
     "selftune.ingest.mail",
+    "selftune.ingest.signal",
     "selftune.ingest.roam",
     "selftune.ingest.markdown",
 )
@@ -106,8 +109,12 @@ def get_parser(name: str) -> Parser:
 
 
 def detect_parser(path: Path) -> Parser | None:
-    """The first parser that recognises `path`, or None."""
-    for parser in parsers().values():
+    """The first parser that recognises `path`, or None: built-ins, then plugins, in the order
+    they registered, and the catch-all parsers last."""
+    known = list(parsers().values())
+    ordered = [p for p in known if not getattr(p, "catch_all", False)]
+    ordered += [p for p in known if getattr(p, "catch_all", False)]
+    for parser in ordered:
         try:
             if parser.detect(path):
                 return parser

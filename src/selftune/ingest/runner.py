@@ -6,8 +6,10 @@ reported with where and why; everything else still imports.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from selftune.ingest.registry import (
 from selftune.records import Message, Note, validate_message, validate_note
 from selftune.store import Store
 
-BATCH = 5000
+BATCH = 20000
 
 
 @dataclass
@@ -65,20 +67,59 @@ def _valid_unicode(message: Message) -> Message:
     return message
 
 
-def plan(path: Path, fmt: str | None) -> Iterator[tuple[Path, Parser | None]]:
-    """(path, parser) pairs for everything under `path`; parser None means nobody recognised it."""
+def plan(
+    path: Path, fmt: str | None, root: Path | None = None, visited: set[Path] | None = None
+) -> Iterator[tuple[Path, Parser | None] | Skipped]:
+    """(path, parser) pairs for everything under `path`; parser None means nobody recognised it.
+    Symbolic links that lead outside the folder given, broken links, loops and empty files are
+    yielded as `Skipped` (with the reason), and the walk goes on with the rest."""
     if fmt:
         yield path, get_parser(fmt)
+        return
+    root = root or (path.resolve() if path.is_dir() else path.resolve().parent)
+    visited = visited if visited is not None else set()
+    if path.is_file() and path.stat().st_size == 0:
+        yield Skipped(str(path), "an empty file; nothing to import")
         return
     parser = detect_parser(path)
     if parser is not None:
         yield path, parser
-    elif path.is_dir():
-        for child in sorted(path.iterdir()):
-            if not child.name.startswith("."):
-                yield from plan(child, None)
-    else:
+        return
+    if not path.is_dir():
         yield path, None
+        return
+    visited.add(path.resolve())
+    try:
+        children = sorted(path.iterdir())
+    except OSError as exc:
+        yield Skipped(str(path), f"could not list the folder ({exc.strerror or exc})")
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        problem = link_problem(child, root, visited)
+        if problem:
+            yield Skipped(str(child), problem)
+            continue
+        yield from plan(child, None, root, visited)
+
+
+def link_problem(path: Path, root: Path, visited: set[Path]) -> str | None:
+    """Why a symbolic link is not followed (None for a plain path or a link that stays inside)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a loop on Python < 3.13
+        return "a broken or looping symbolic link; skipped"
+    if not target.is_relative_to(root):
+        return (
+            f"a symbolic link to {target}, outside the folder being imported; skipped "
+            "(give that path itself to `selftune ingest` to import it)"
+        )
+    if target.is_dir() and target in visited:
+        return "a symbolic link back into a folder already being imported (a loop); skipped"
+    return None
 
 
 def ingest_paths(
@@ -97,7 +138,13 @@ def ingest_paths(
             summary.skipped.append(Skipped(str(root), "no such file or directory"))
             summaries.append(summary)
             continue
-        for path, parser in plan(root, fmt):
+        for item in plan(root, fmt):
+            if isinstance(item, Skipped):
+                summary = ImportSummary(item.origin, "-")
+                summary.skipped.append(item)
+                summaries.append(summary)
+                continue
+            path, parser = item
             if parser is None:
                 summary = ImportSummary(str(path), "-")
                 summary.skipped.append(
@@ -110,9 +157,31 @@ def ingest_paths(
                 )
                 summaries.append(summary)
                 continue
-            summaries.append(_ingest_one(store, path, parser, me, progress))
+            # records hold no reference cycles: the cyclic collector, which would walk every live
+            # record again and again while a big chat loads (15% of the time), waits until after
+            gc_was_on = gc.isenabled()
+            gc.disable()
+            try:
+                summaries.append(_ingest_one(store, path, parser, me, progress))
+            finally:
+                if gc_was_on:
+                    gc.enable()
     store.apply_identity(me)
     return summaries
+
+
+def _store_batch(store: Store, messages: list[Message], import_id: int, ctx: ParseContext) -> int:
+    """Insert a batch; a message SQLite refuses (too big, broken text) is skipped by itself."""
+    try:
+        return store.add_messages(messages, import_id)
+    except (UnicodeEncodeError, sqlite3.DataError, sqlite3.InterfaceError, OverflowError):
+        added = 0
+        for message in messages:
+            try:
+                added += store.add_messages([_valid_unicode(message)], import_id)
+            except (sqlite3.DataError, sqlite3.InterfaceError, OverflowError) as exc:
+                ctx.skip(message.origin, f"the store refused this message ({exc})")
+        return added
 
 
 def _ingest_one(
@@ -127,15 +196,21 @@ def _ingest_one(
     import_id = store.start_import(str(path), parser.name)
     messages: list[Message] = []
     notes: list[Note] = []
+    seen: set[str] = set()
+    edited: list[tuple[str, str, str]] = []
+
+    counts = [0, 0]  # messages, notes read and valid
 
     def flush() -> None:
         if progress is not None:
             progress(len(messages) + len(notes))
+        counts[0] += len(messages)
+        counts[1] += len(notes)
+        summary.messages_added += _store_batch(store, messages, import_id, ctx)
         try:
-            summary.messages_added += store.add_messages(messages, import_id)
-        except UnicodeEncodeError:  # lone surrogates ("\ud83d" cut from its pair) in JSON text
-            summary.messages_added += store.add_messages(map(_valid_unicode, messages), import_id)
-        summary.notes_changed += store.add_notes(notes, import_id)
+            summary.notes_changed += store.add_notes(notes, import_id)
+        except (sqlite3.DataError, sqlite3.InterfaceError, UnicodeEncodeError) as exc:
+            ctx.skip(str(path), f"the store refused a batch of notes ({exc})")
         messages.clear()
         notes.clear()
 
@@ -146,19 +221,31 @@ def _ingest_one(
                 if problems:
                     ctx.skip(record.origin or str(path), "; ".join(problems))
                     continue
-                summary.messages_seen += 1
                 messages.append(record)
+                seen.add(record.id)
+                # an edit (or a link whose URL older versions put in the text) changes the text,
+                # so the id: the earlier version of this message must go
+                if record.extra and (record.extra.get("edited") or record.extra.get("links")):
+                    edited.append(
+                        (record.conversation_id, record.timestamp.isoformat(), record.author)
+                    )
+                if len(messages) >= BATCH:
+                    flush()
             else:
                 problems = validate_note(record)
                 if problems:
                     ctx.skip(record.origin or str(path), "; ".join(problems))
                     continue
-                summary.notes_seen += 1
                 notes.append(record)
-            if len(messages) + len(notes) >= BATCH:
-                flush()
+                if len(notes) >= BATCH:
+                    flush()
     except SelftuneError as exc:
-        ctx.skip(str(path), str(exc))
+        reason = str(exc)  # the error names the file (or zip member) itself; say it once
+        where, _, rest = reason.partition(": ")
+        if rest and where.startswith(str(path)):
+            ctx.skip(where, rest)
+        else:
+            ctx.skip(str(path), reason)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         ctx.skip(str(path), f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
     except Exception as exc:  # a parser bug must not lose the other files of this import
@@ -168,6 +255,13 @@ def _ingest_one(
             "was kept. Please report this with the file's layout (not its content).",
         )
     flush()
+    summary.messages_seen, summary.notes_seen = counts
+    if edited:  # an export made after an edit holds the new version: the old one goes
+        for origin in store.replace_edited(edited, seen):
+            ctx.skip(origin, "replaced by its edited version in this newer export")
+    # the same file imported before, read otherwise then (an older selftune, or an edit)
+    for origin in store.replace_reread(str(path), import_id, seen):
+        ctx.skip(origin, "replaced: this import reads the message differently from the last one")
     summary.skipped = ctx.skipped
     store.finish_import(
         import_id,

@@ -1,7 +1,8 @@
 """Telegram Desktop JSON exports: `result.json` of one chat, or of a full export (`chats.list`).
 
 `text` is a string or a list of strings and entity objects (bold, links, mentions…); it is
-flattened to plain text with links kept. Service messages (pins, joins, calls) become system
+flattened to the text the owner typed: a `text_link` keeps its visible words, its URL goes to
+`extra["links"]`. Service messages (pins, joins, calls) become system
 messages; stickers, photos, voice notes and files become media messages (a caption makes them
 text messages with the attachment noted in `extra`). The owner is read from
 `personal_information`, from the Saved Messages chat, or from who a one-to-one chat is not with.
@@ -23,8 +24,9 @@ CHANNEL_TYPES = ("private_channel", "public_channel")
 MEDIA_FIELDS = ("photo", "file", "sticker_emoji", "media_type", "poll", "location_information")
 
 
-def flatten_text(text: Any) -> str:
-    """Telegram's `text` (a string, or a list of strings and entities) as plain text."""
+def flatten_text(text: Any, links: list[dict[str, str]] | None = None) -> str:
+    """Telegram's `text` (a string, or a list of strings and entities) as the owner typed it.
+    A `text_link` keeps its visible text; its URL goes to `links` (when given), not the text."""
     if isinstance(text, str):
         return text
     if not isinstance(text, list):
@@ -37,7 +39,9 @@ def flatten_text(text: Any) -> str:
             piece = str(part.get("text", ""))
             href = part.get("href")
             if href and href != piece:
-                piece = f"{piece} ({href})" if piece else str(href)
+                if links is not None:
+                    links.append({"text": piece, "url": str(href)})
+                piece = piece or str(href)
             out.append(piece)
     return "".join(out)
 
@@ -165,8 +169,11 @@ class TelegramParser:
             except (KeyError, ValueError, TypeError, OverflowError) as exc:
                 ctx.skip(origin, f"no readable date ({type(exc).__name__}: {exc})")
                 continue
-            text = flatten_text(msg.get("text", ""))
+            links: list[dict[str, str]] = []
+            text = flatten_text(msg.get("text", ""), links)
             extra: dict[str, Any] = {"telegram_id": msg.get("id")}
+            if links:
+                extra["links"] = links
             if msg.get("type") == "service":
                 author, author_id, kind_ = "", msg.get("actor_id"), "system"
                 action = str(msg.get("action", "")).replace("_", " ")

@@ -3,6 +3,8 @@ codes OpenAI clients expect; a SelftuneError anywhere becomes one of these at th
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,8 +17,10 @@ from selftune.server.state import UnknownModel
 TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
-    404: "not_found_error",
+    403: "permission_error",
+    404: "invalid_request_error",  # OpenAI's type for an unknown model too
     408: "timeout_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
     499: "cancelled",
     500: "server_error",
@@ -69,13 +73,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
-        first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", []) if p != "body"]
-        where = ".".join(loc) or None
-        return error_response(
-            400, f"{where or 'request'}: {first.get('msg', 'invalid')}", None, where
-        )
+        status, message, param = validation_error(exc.errors())
+        return error_response(status, message, None, param)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):  # type: ignore[no-untyped-def]
         return error_response(exc.status_code, str(exc.detail))
+
+
+def validation_error(errors: Any) -> tuple[int, str, str | None]:
+    """(status, message, param) for FastAPI's validation errors, in OpenAI's terms: a body that
+    is not JSON has no param; a field is named as OpenAI names it (`messages.[0].role`)."""
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        where = first.get("loc", ["body", "?"])[-1]
+        why = (first.get("ctx") or {}).get("error", "invalid JSON")
+        return 400, f"the request body is not valid JSON ({why} at character {where})", None
+    parts = []
+    for part in first.get("loc", []):
+        if part == "body" and not parts:
+            continue
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part in ("str", "list", "dict", "int", "float", "bool") or "[" in str(part):
+            continue  # pydantic names the branch of a union it tried; not a field
+        else:
+            parts.append(str(part))
+    param = ".".join(parts) or None
+    if not param and first.get("type") == "missing":
+        return 400, "the request needs a JSON body", None
+    return 400, f"{param or 'request'}: {first.get('msg', 'invalid')}", param

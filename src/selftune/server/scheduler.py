@@ -24,7 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult
+from selftune.engines.base import GenRequest
+from selftune.server.isolation import generate_isolated
 
 log = logging.getLogger("selftune.server")
 
@@ -130,7 +131,7 @@ class Scheduler:
                 finished = engine.step()
                 self.batches += 1
             except Exception as exc:  # the worker must survive anything one step does
-                log.exception("a decoding step failed; failing %d requests", len(jobs))
+                log.error("a decoding step failed (%s); failing %d requests", type(exc).__name__, len(jobs))
                 self._fail_all(jobs, exc)
                 continue
             for request, result in finished:
@@ -144,8 +145,8 @@ class Scheduler:
             request.cancelled = lambda: True
         try:
             engine.step()  # frees every cancelled sequence
-        except Exception:
-            log.exception("could not free the engine's sequences after a failed step")
+        except Exception as exc:
+            log.error("could not free the engine's sequences after a failed step (%s)", type(exc).__name__)
         for job in jobs.values():
             if not job.future.done():
                 job.future.set_exception(exc)
@@ -185,17 +186,14 @@ class Scheduler:
     def _execute(self, batch: list[Job]) -> None:
         self.batches += 1
         self.batch_sizes.append(sum(j.request.n for j in batch))
-        try:
-            results: list[GenResult] = self.engine.generate([j.request for j in batch])
-        except Exception as exc:  # the worker must survive anything one batch does
-            log.exception("generation failed for a batch of %d requests", len(batch))
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        for job, result in zip(batch, results, strict=True):
-            if not job.future.done():
-                job.future.set_result(result)
+        outcomes = generate_isolated(self.engine, [j.request for j in batch])
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
 
     # -- concurrent: the upstream batches -----------------------------------------------------
 

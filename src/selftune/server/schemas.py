@@ -1,10 +1,17 @@
-"""Request and response bodies of the HTTP API (OpenAI's shapes where OpenAI defines them)."""
+"""Request and response bodies of the HTTP API (OpenAI's shapes where OpenAI defines them).
+
+Every field OpenAI defines for chat and completions is declared here, so each is either honoured
+or refused (`routes/openai.py` checks them; `docs/serving.md` lists which is which). Fields
+OpenAI does not define are kept in `model_extra` and named back in the response as ignored.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from selftune.engines.base import MAX_TOP_LOGPROBS
 
 
 class Sampling(BaseModel):
@@ -21,6 +28,11 @@ class Sampling(BaseModel):
     stream: bool = False
     user: str | None = None
     stream_options: dict[str, Any] | None = None
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = Field(
+        None, description="Token id (as a string) → bias from -100 to 100 added to its logit."
+    )
     tag_prefix: str | None = Field(None, description="selftune: put this before each candidate.")
     plain_links: bool | None = Field(None, description="selftune: make [[links]] and #tags inert.")
 
@@ -30,12 +42,31 @@ class Sampling(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class OpenAIRequest(Sampling):
+    """Fields OpenAI accepts that change nothing here (metadata, billing, caching hints)."""
 
-    role: Literal["system", "user", "assistant", "developer", "tool"]
+    model_config = ConfigDict(extra="allow")
+
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+
+    def ignored(self) -> list[str]:
+        """Fields the client sent that OpenAI does not define (and so neither does selftune)."""
+        return sorted(self.model_extra or {})
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool", "function"]
     content: str | list[dict[str, Any]] | None = ""
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, Any] | None = None
+    refusal: str | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -43,12 +74,30 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(Sampling):
+class ChatCompletionRequest(OpenAIRequest):
     messages: list[ChatMessage] = Field(min_length=1)
+    logprobs: bool | None = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
 
 
-class CompletionRequest(Sampling):
+class CompletionRequest(OpenAIRequest):
     prompt: str | list[str]
+    logprobs: int | None = Field(None, ge=0, le=5)
+    echo: bool | None = False
+    best_of: int | None = Field(None, ge=1)
+    suffix: str | None = None
 
 
 class Usage(BaseModel):
@@ -60,13 +109,29 @@ class Usage(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    refusal: None = None
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: str
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -79,11 +144,20 @@ class ChatCompletion(BaseModel):
     selftune: dict[str, Any] = Field(default_factory=dict)
 
 
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists, one entry per token."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: str
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(BaseModel):

@@ -3,9 +3,11 @@
 
 The GGUF is written with the `gguf` package (llama.cpp's own writer) for Llama- and Qwen2-family
 models: weights renamed with gguf's tensor name map, q/k rows permuted into llama.cpp's rotary
-layout (Llama only), the tokenizer and its chat template embedded. The Modelfile's TEMPLATE and
-stop tokens are derived from that same chat template, so Ollama prompts the model exactly as it
-was trained.
+layout (Llama only), the tokenizer and its chat template embedded, and the keys llama.cpp's own
+converter writes (no BOS added, quantization version, key/value lengths, the twin's name). The
+Modelfile's TEMPLATE and stop tokens are derived from that same chat template and its SYSTEM is
+the twin's prompt, so Ollama prompts the model exactly as it was trained, with or without a
+system message. Nothing exported is a pickle: the adapter's training_args.bin stays behind.
 """
 
 from __future__ import annotations
@@ -16,24 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
+from selftune.templates import chat_wrappers, default_system
 
 GGUF_TYPES = ("f16", "q8_0", "f32")
 LORA_GGUF = "lora-f16.gguf"  # the adapter alone, applied by llama.cpp on the base's GGUF
+# the Modelfile's FROM: f16 gives the trained model's own greedy text; q8_0 is half the size but
+# drifts (measured on the embedded model: docs/serving.md)
+MODELFILE_PREFERENCE = ("f16", "f32", "q8_0")
 ARCHS = {"LlamaForCausalLM": "LLAMA", "Qwen2ForCausalLM": "QWEN2"}
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 
 
 def export_run(
-    run_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("adapter", "merged", "f16", "q8_0")
+    run_dir: Path,
+    out_dir: Path,
+    formats: tuple[str, ...] = ("adapter", "merged", "f16", "q8_0"),
+    name: str = "twin",
+    system: str | None = None,
 ) -> dict[str, str]:
-    """Write the requested formats under `out_dir`; returns {format: path}."""
+    """Write the requested formats under `out_dir`; returns {format: path}. `name` becomes the
+    GGUF's general.name, `system` (the twin's prompt) the Modelfile's SYSTEM."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
+    base = _run_base(run_dir)
     if "adapter" in formats:
-        source = run_dir / "adapter"
-        if not (source / "adapter_config.json").exists():
-            raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
-        shutil.copytree(source, out_dir / "adapter", dirs_exist_ok=True)
-        written["adapter"] = str(out_dir / "adapter")
+        written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base))
     if "lora-gguf" in formats:
         from selftune.training.lora_gguf import write_lora_gguf
 
@@ -42,18 +52,48 @@ def export_run(
     if "merged" in formats or gguf_types:
         merged = merge_run(run_dir, out_dir / "merged")
         written["merged"] = str(merged)
+        title = f"{name} {run_dir.name}".strip()
         for kind in gguf_types:
             path = out_dir / f"model-{kind}.gguf"
-            write_gguf(merged, path, kind)
+            write_gguf(merged, path, kind, name=title, base=public_base(base))
             written[kind] = str(path)
         if gguf_types:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(merged)
-            gguf_name = f"model-{'q8_0' if 'q8_0' in gguf_types else gguf_types[0]}.gguf"
-            (out_dir / "Modelfile").write_text(modelfile(tokenizer, gguf_name))
+            kind = next(k for k in MODELFILE_PREFERENCE if k in gguf_types)
+            others = [k for k in gguf_types if k != kind]
+            (out_dir / "Modelfile").write_text(
+                modelfile(tokenizer, f"model-{kind}.gguf", system, others)
+            )
             written["modelfile"] = str(out_dir / "Modelfile")
     return written
+
+
+def _run_base(run_dir: Path) -> str:
+    info = run_dir / "run.json"
+    return json.loads(info.read_text()).get("base", "") if info.exists() else ""
+
+
+def public_base(base: str) -> str:
+    """The base as someone else can name it: the embedded model by its public id."""
+    from selftune.models import EMBEDDED_NAMES
+
+    return EMBEDDED_HUB_ID if base in EMBEDDED_NAMES or not base else base
+
+
+def export_adapter(run_dir: Path, target: Path, base: str) -> Path:
+    """The PEFT adapter without pickles, its base named so transformers, PEFT and vLLM resolve
+    it (not selftune's private cache folder)."""
+    source = run_dir / "adapter"
+    if not (source / "adapter_config.json").exists():
+        raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
+    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*PICKLES))
+    config_path = target / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = public_base(base)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return target
 
 
 def merge_run(run_dir: Path, target: Path) -> Path:
@@ -92,7 +132,9 @@ def guess_pre_tokenizer(tokenizer: Any) -> str:
     return "default"
 
 
-def write_gguf(model_dir: Path, path: Path, kind: str = "f16") -> Path:
+def write_gguf(
+    model_dir: Path, path: Path, kind: str = "f16", name: str | None = None, base: str = ""
+) -> Path:
     """Write a merged Hugging Face checkpoint as GGUF (f32, f16 or q8_0 weights)."""
     import gguf
     import numpy as np
@@ -118,13 +160,19 @@ def write_gguf(model_dir: Path, path: Path, kind: str = "f16") -> Path:
 
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
     writer.add_type(gguf.GGUFType.MODEL)
-    writer.add_name(model_dir.parent.name or "selftune")
+    writer.add_name(name or model_dir.name)
+    if base:
+        writer.add_base_model_count(1)
+        writer.add_base_model_name(0, base)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(n_head)
     writer.add_head_count_kv(n_kv)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
     rope = getattr(config, "rope_parameters", None) or {}
     writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
@@ -195,53 +243,58 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens))
+    # say whether the tokenizer adds BOS/EOS: Ollama and llama.cpp otherwise guess (Ollama: BOS
+    # yes, which puts an extra token before every prompt the model never saw in training)
+    sample = tokenizer("a")["input_ids"]
+    special.add_special_token.setdefault(
+        "bos", bool(sample) and sample[0] == tokenizer.bos_token_id
+    )
+    special.add_special_token.setdefault(
+        "eos", bool(sample) and sample[-1] == tokenizer.eos_token_id
+    )
     special.add_to_gguf(writer)
     if tokenizer.chat_template and not special.chat_template:
         writer.add_chat_template(tokenizer.chat_template)
 
 
-def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
-    """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
-    mark = "\x00MARK\x00"
-    system = {"role": "system", "content": "S" + mark}
+def modelfile(
+    tokenizer: Any, gguf_name: str, system: str | None = None, others: list[str] | None = None
+) -> str:
+    """An Ollama Modelfile whose TEMPLATE renders conversations as the training chat template.
 
-    def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
-
-    sys_only = render([system])
-    wrappers = {"system": _split(sys_only, "S" + mark)}
-    for role in ("user", "assistant"):
-        text = render([system, {"role": role, "content": "X" + mark}])
-        wrappers[role] = _split(text[len(sys_only) :], "X" + mark)
-    with_user = render([system, {"role": "user", "content": "u"}])
-    prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
-    wrappers["generation"] = (prompt, "")
-    return wrappers
-
-
-def _split(text: str, content: str) -> tuple[str, str]:
-    if content not in text:
-        raise SelftuneError("the chat template drops message content; cannot derive a Modelfile")
-    before, after = text.split(content, 1)
-    return before, after
-
-
-def modelfile(tokenizer: Any, gguf_name: str) -> str:
-    """An Ollama Modelfile whose TEMPLATE renders conversations as the training chat template."""
+    Ollama puts SYSTEM first when the request brings no system message; the template's own
+    branch does the same when SYSTEM is empty too, so no path renders the base's stock prompt."""
     w = chat_wrappers(tokenizer)
+    fallback = system if system is not None else default_system(tokenizer)
 
     def esc(s: str) -> str:
         return s.replace("\\", "\\\\").replace('"', '\\"')
 
+    def go_literal(s: str) -> str:  # a Go template string constant (json.dumps is one)
+        return json.dumps(s, ensure_ascii=False)
+
+    no_system = '{{- if or (not .Messages) (ne (index .Messages 0).Role "system") }}'
     template = (
-        "{{ range .Messages }}"
+        no_system + w["system"][0]
+        + "{{ if .System }}{{ .System }}{{ else }}{{ " + go_literal(fallback) + " }}{{ end }}"
+        + w["system"][1] + "{{ end }}"
+        + "{{- range .Messages }}"
         '{{ if eq .Role "system" }}' + w["system"][0] + "{{ .Content }}" + w["system"][1]
         + '{{ else if eq .Role "user" }}' + w["user"][0] + "{{ .Content }}" + w["user"][1]
         + '{{ else if eq .Role "assistant" }}' + w["assistant"][0] + "{{ .Content }}"
         + w["assistant"][1] + "{{ end }}{{ end }}" + w["generation"][0]
     )  # fmt: skip
     stops = stop_strings(tokenizer)
-    lines = [f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines = [
+        "# The twin, prompted as in training: TEMPLATE is its chat template, SYSTEM its prompt.",
+        f"# {gguf_name.removeprefix('model-').removesuffix('.gguf')} weights give the trained "
+        "model's own text"
+        + (f"; FROM ./model-{others[0]}.gguf is smaller and faster but drifts" if others else ""),
+        f"FROM ./{gguf_name}",
+    ]
+    if system is not None:
+        lines.append(f'SYSTEM """{system}"""')
+    lines.append(f'TEMPLATE """{template}"""')
     lines += [f'PARAMETER stop "{esc(s)}"' for s in stops]
     lines += ["PARAMETER temperature 0.8", "PARAMETER top_p 0.95", ""]
     return "\n".join(lines)
@@ -262,8 +315,13 @@ def stop_strings(tokenizer: Any) -> list[str]:
     return stops
 
 
-def render_like_modelfile(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+def render_like_modelfile(
+    tokenizer: Any, messages: list[dict[str, str]], system: str | None = None
+) -> str:
     """What the Modelfile's TEMPLATE produces for `messages` (used to check it against training)."""
     w = chat_wrappers(tokenizer)
+    if not messages or messages[0]["role"] != "system":
+        fallback = system if system is not None else default_system(tokenizer)
+        messages = [{"role": "system", "content": fallback}, *messages]
     text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
     return text + w["generation"][0]

@@ -7,9 +7,10 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 
 from selftune.engines.base import render_chat
 from selftune.server import runner
@@ -27,6 +28,7 @@ from selftune.server.schemas import (
 from selftune.server.state import ServerState
 
 router = APIRouter(dependencies=[Authorized])
+SampleId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="A sample id from a reply.")]
 
 
 @router.get("/api/info")
@@ -53,9 +55,10 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
 @router.post("/v1/reply")
 async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateResponse:
     turns = [(t.author, t.text) for t in body.messages]
-    mine = {m.casefold() for m in state.me}
-    others = [text for author, text in turns if author.casefold() not in mine]
-    flags = runner.input_flags(state, others, request, body.unattended)
+    # every turn is checked, the owner's too: an author name is only a claim, and none of these
+    # turns was written by the owner here and now
+    checked = [part for author, text in turns for part in (author, text)]
+    flags = runner.input_flags(state, checked, request, body.unattended)
     messages = state.twin.reply_messages(turns, body.platform, body.conversation)
     prompt = render_chat(state.tokenizer(body.model), messages)
     shown = [{"author": a, "text": t} for a, t in turns]
@@ -63,13 +66,13 @@ async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateR
 
 
 @router.post("/api/samples/{sample_id}/pick")
-def pick(sample_id: int, body: PickRequest, state: State) -> dict[str, Any]:
+def pick(sample_id: SampleId, body: PickRequest, state: State) -> dict[str, Any]:
     state.log.pick(sample_id, body.candidate, body.edited)
     return {"ok": True, "sample": sample_id, "picked": body.candidate}
 
 
 @router.post("/api/samples/{sample_id}/rate")
-def rate(sample_id: int, body: RateRequest, state: State) -> dict[str, Any]:
+def rate(sample_id: SampleId, body: RateRequest, state: State) -> dict[str, Any]:
     state.log.rate(sample_id, body.candidate, body.rating)
     return {"ok": True, "sample": sample_id, "candidate": body.candidate, "rating": body.rating}
 
@@ -89,12 +92,15 @@ def blind_pair(state: State) -> dict[str, Any]:
     options = [pair["real"], pair["generated"]]
     random.shuffle(options)
     options = [state.guard(o) for o in options]
-    card = BlindPair(report=report, pair=index, context=pair.get("context", []), options=options)
+    context = [_guarded(state, m) for m in pair.get("context", [])]
+    card = BlindPair(report=report, pair=index, context=context, options=options)
     return {"available": True, **card.model_dump()}
 
 
 @router.post("/api/blind/answer")
 def blind_answer(body: BlindAnswer, state: State) -> dict[str, Any]:
+    if len(body.options) != 2:
+        raise APIError(400, "options must be the two options GET /api/blind gave", None, "options")
     found = _blind_pairs(state, body.report)
     if found is None or not 0 <= body.pair < len(found[1]):
         raise APIError(404, f"no blind pair {body.pair} in report {body.report}")
@@ -102,6 +108,12 @@ def blind_answer(body: BlindAnswer, state: State) -> dict[str, Any]:
     correct = body.options[body.choice] == state.guard(pair["real"])
     score = state.log.blind_answer(body.report, body.pair, correct)
     return {"correct": correct, "real": state.guard(pair["real"]), "score": score}
+
+
+def _guarded(state: ServerState, message: Any) -> Any:
+    if isinstance(message, dict) and isinstance(message.get("content"), str):
+        return {**message, "content": state.guard(message["content"])}
+    return state.guard(message) if isinstance(message, str) else message
 
 
 async def _candidates(

@@ -71,7 +71,8 @@ $("chat-form").addEventListener("submit", async (e) => {
       const events = buffer.split("\n\n");
       buffer = events.pop();
       for (const ev of events) {
-        const data = ev.replace(/^data: /, "");
+        if (!ev.startsWith("data: ")) continue;  // keep-alive comments (": ping")
+        const data = ev.slice(6);
         if (data === "[DONE]") continue;
         const chunk = JSON.parse(data);
         for (const c of chunk.choices || []) reply += (c.delta && c.delta.content) || "";

@@ -1,0 +1,253 @@
+"""The one PII definition: what counts as personal data, for scrubbing (build), leak counts (eval)
+and the output guard (serve), so "what build removed", "what eval counts" and "what serve redacts"
+are the same thing.
+
+- `find_pii(text)`: emails, URLs that carry a credential, IBANs (mod-97 checked), card numbers
+  (Luhn checked), phone numbers, street addresses and UK postcodes, as non-overlapping spans with
+  a normalised key (`value_key`) so the same value written two ways is one value.
+- `FactMatcher`: the owner's private-facts list, matched in any letter case and with any run of
+  whitespace (spaces, no-break spaces, line breaks — so a fact split over two merged messages is
+  still one fact) and invisible characters (zero-width, soft hyphen) between words and letters.
+  `partial_at_end` finds the start of a fact cut off at the end of a text ("my locker code is 73").
+- `PLACEHOLDER`: the dataset's own placeholders (`<EMAIL_1>`, `<PRIVATE>`) and look-alikes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+PII_TYPES = ("email", "url", "iban", "card", "phone", "address")
+
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]]+", re.I)
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
+CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
+PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
+DIGIT = re.compile(r"\d")
+NUMBER_RUN = re.compile(r"\d(?:[\s().+./-]{0,3}\d){6}")
+US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
+DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
+STREET_WORDS = (
+    "street|st|road|rd|avenue|ave|lane|ln|drive|boulevard|blvd|terrace|crescent|mews|"
+    "strasse|straße|gasse|rue|calle"
+)
+_COMMON_WORDS = (
+    "a an the on in at to of my your our their his her and or for by with from is are was it "
+    "its this that so we can i you he she they be just then about up down out over per more "
+    "less min mins minutes hours days weeks times people all am pm have got get go no not one"
+)
+NOT_NAME_WORDS = frozenset(_COMMON_WORDS.split())
+STREET = re.compile(r"\b(?:" + STREET_WORDS + r")\b", re.I)
+ADDRESS = re.compile(
+    r"\b\d{1,5}[a-zA-Z]?,?\s+((?:[A-Za-zÀ-ÿ'’.-]+\s+){1,3})(?:" + STREET_WORDS + r")\b\.?",
+    re.I,
+)
+POSTCODE_UK = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b")
+SECRET_PARAMS = re.compile(
+    r"(token|key|secret|sig|signature|auth|session|sid|password|passwd|pwd|code|access|"
+    r"credential|otp|invite|ticket|hash)",
+    re.I,
+)
+RANDOM_SEGMENT = re.compile(r"(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}")
+PLACEHOLDER = re.compile(
+    r"[\[<{]{1,2}\s*(?:EMAIL|PHONE|IBAN|CARD|ADDRESS|URL|NAME|PERSON|PII|SECRET|PRIVATE|REDACTED)"
+    r"(?:[_ -]?\w+)?\s*[\]>}]{1,2}",
+    re.I,
+)
+# what may sit between the words and letters of a fact without making it another fact
+SPACE = r"[\s\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff\u00ad]"
+INVISIBLE = r"[\u200b-\u200d\u2060\ufeff\u00ad]"
+LONGEST_SPAN = 64  # non-space characters: no bounded PII kind is longer (IBAN 34, phone 20)
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str  # one of PII_TYPES, or "private_fact" / "placeholder"
+    start: int
+    end: int
+    value: str
+
+    @property
+    def key(self) -> str:
+        return value_key(self.kind, self.value)
+
+
+def iban_valid(candidate: str) -> bool:
+    """The ISO 13616 mod-97 check."""
+    s = candidate.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    digits = "".join(str(int(c, 36)) for c in s[4:] + s[:4])
+    return int(digits) % 97 == 1
+
+
+def luhn_valid(candidate: str) -> bool:
+    digits = [int(c) for c in candidate if c.isdigit()]
+    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d *= 2
+            d -= 9 if d > 9 else 0
+        total += d
+    return total % 10 == 0
+
+
+def phone_like(candidate: str) -> bool:
+    digits = sum(c.isdigit() for c in candidate)
+    if not 9 <= digits <= 15 or DATE_LIKE.match(candidate) or candidate.count(".") > 2:
+        return False
+    if candidate.startswith(("+", "00", "(", "0")):
+        return True
+    return bool(US_PHONE.match(candidate))
+
+
+def url_has_secret(url: str) -> bool:
+    """True for URLs that carry a credential: a token-like query key, user:password@, or a long
+    random path segment (share links, reset links, signed URLs)."""
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+    except ValueError:
+        return True
+    if parts.password or (parts.username and "@" in parts.netloc):
+        return True
+    if any(SECRET_PARAMS.search(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return True
+    return bool(RANDOM_SEGMENT.search(parts.path) or RANDOM_SEGMENT.search(parts.fragment))
+
+
+def value_key(kind: str, value: str) -> str:
+    """One key per value however it is written (spaces in a card, case in an email)."""
+    if kind in ("iban", "card"):
+        return re.sub(r"[\s-]", "", value).upper()
+    if kind == "phone":
+        digits = re.sub(r"\D", "", value)
+        return (
+            "+" + digits[2:] if value.startswith("00") else ("+" if "+" in value else "") + digits
+        )
+    if kind in ("email", "address"):
+        return " ".join(value.split()).casefold()
+    if kind == "private_fact":
+        return normalise(value)
+    return value
+
+
+def normalise(text: str) -> str:
+    """Case folded, invisible characters dropped, every whitespace run one space."""
+    return " ".join(re.sub(INVISIBLE, "", text).split()).casefold()
+
+
+def find_pii(text: str) -> list[Span]:
+    """PII-shaped values in `text`, in order, none overlapping another (an earlier kind wins)."""
+    if not text:
+        return []
+    found: list[Span] = []
+
+    def add(kind: str, start: int, end: int) -> None:
+        if not any(s.start < end and start < s.end for s in found):
+            found.append(Span(kind, start, end, text[start:end]))
+
+    if "@" in text:
+        for m in EMAIL.finditer(text):
+            add("email", *m.span())
+    if "://" in text or "www." in text.lower():
+        for m in URL.finditer(text):
+            url = m.group(0).rstrip(".,;:!?")
+            if url_has_secret(url):
+                add("url", m.start(), m.start() + len(url))
+    if DIGIT.search(text):
+        if NUMBER_RUN.search(text):  # numbers of 7+ digits: account, card or phone numbers
+            for m in IBAN.finditer(text):
+                if iban_valid(m.group(0)):
+                    add("iban", *m.span())
+            for m in CARD.finditer(text):
+                if luhn_valid(m.group(0)):
+                    add("card", *m.span())
+            for m in PHONE.finditer(text):
+                _phone(m, add)
+        if STREET.search(text):
+            for m in ADDRESS.finditer(text):
+                words = m.group(1).split()
+                if not any(w.casefold().strip(".,") in NOT_NAME_WORDS for w in words):
+                    add("address", *m.span())
+        for m in POSTCODE_UK.finditer(text):
+            add("address", *m.span())
+    return sorted(found, key=lambda s: s.start)
+
+
+def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
+    raw = match.group(0)
+    value = raw.strip()
+    start = match.start() + raw.index(value)
+    if value.startswith("(") and ")" not in value:
+        value, start = value[1:], start + 1
+    if phone_like(value):
+        add("phone", start, start + len(value))
+
+
+def pii_values(text: str) -> list[tuple[str, str]]:
+    """(kind, value) of each PII-shaped value in `text`."""
+    return [(s.kind, s.value) for s in find_pii(text)]
+
+
+def _fact_pattern(fact: str) -> str:
+    """A fact as a regex: each letter may be followed by invisible characters, each gap between
+    words is any run of whitespace (or invisible characters)."""
+    words = " ".join(re.sub(INVISIBLE, "", fact).split()).lower().split(" ")
+    letters = [f"{INVISIBLE}*".join(re.escape(c) for c in word) for word in words]
+    return f"{SPACE}+".join(letters)
+
+
+class FactMatcher:
+    """The private-facts list, matched in any case and with any whitespace between words."""
+
+    def __init__(self, facts: Iterable[str] = ()):
+        given = sorted({f for f in facts if f and f.strip()}, key=lambda f: -len(normalise(f)))
+        self.facts = list(dict.fromkeys(normalise(f) for f in given))
+        pattern = "|".join(f"(?:{_fact_pattern(f)})" for f in given)
+        self.pattern = re.compile(pattern, re.IGNORECASE) if self.facts else None
+        self.longest = max((len(f) for f in self.facts), default=0)
+
+    def __bool__(self) -> bool:
+        return self.pattern is not None
+
+    def spans(self, text: str) -> list[Span]:
+        if self.pattern is None or not text:
+            return []
+        return [Span("private_fact", *m.span(), m.group(0)) for m in self.pattern.finditer(text)]
+
+    def search(self, text: str) -> bool:
+        return self.pattern is not None and self.pattern.search(text) is not None
+
+    def sub(self, replacement: str, text: str) -> tuple[str, int]:
+        if self.pattern is None:
+            return text, 0
+        return self.pattern.subn(replacement, text)
+
+    def partial_at_end(self, text: str) -> Span | None:
+        """The longest start of a fact that `text` ends with, if it is at least half the fact
+        (and 3 characters) and starts a word: what a `max_tokens` cut leaves of a fact."""
+        if self.pattern is None:
+            return None
+        tail = text[-(self.longest * 4 + 8) :]  # room for stretched whitespace
+        offset = len(text) - len(tail)
+        best: Span | None = None
+        for i in range(len(tail)):
+            if i and (tail[i - 1].isalnum() or not tail[i].strip()):
+                continue  # only from the start of a word
+            piece = normalise(tail[i:])
+            if len(piece) < 3:
+                break
+            for fact in self.facts:
+                if (
+                    len(piece) < len(fact)
+                    and fact.startswith(piece)
+                    and 2 * len(piece) >= len(fact)
+                ):
+                    best = Span("private_fact", offset + i, len(text), tail[i:])
+                    return best
+        return best

@@ -1,0 +1,81 @@
+"""The pieces of a model's chat template, derived by rendering it: what wraps each role's
+content, the system prompt it adds by itself, and a training copy with `{% generation %}`
+markers around the assistant's turns (TRL's `assistant_only_loss`). The export's Modelfile and
+the dataset's `chat_template.jinja` are both made from these, so they render as training does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from selftune.errors import SelftuneError
+
+
+def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
+    """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
+    mark = "\x00MARK\x00"
+    system = {"role": "system", "content": "S" + mark}
+
+    def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+
+    sys_only = render([system])
+    wrappers = {"system": _split(sys_only, "S" + mark)}
+    for role in ("user", "assistant"):
+        text = render([system, {"role": role, "content": "X" + mark}])
+        wrappers[role] = _split(text[len(sys_only) :], "X" + mark)
+    with_user = render([system, {"role": "user", "content": "u"}])
+    prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
+    wrappers["generation"] = (prompt, "")
+    return wrappers
+
+
+def _split(text: str, content: str) -> tuple[str, str]:
+    if content not in text:
+        raise SelftuneError("the chat template drops message content; cannot derive a Modelfile")
+    before, after = text.split(content, 1)
+    return before, after
+
+
+def default_system(tokenizer: Any) -> str:
+    """The system prompt the chat template adds by itself when a conversation has none."""
+    w = chat_wrappers(tokenizer)
+    bare = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
+    head = bare[: -len(w["user"][0] + "u" + w["user"][1])] if bare.endswith(w["user"][1]) else ""
+    prefix, suffix = w["system"]
+    if head.startswith(prefix) and head.endswith(suffix) and len(head) >= len(prefix + suffix):
+        return head[len(prefix) : len(head) - len(suffix)]
+    return ""
+
+
+def generation_template(tokenizer: Any) -> str:
+    """A Jinja chat template that renders every conversation as `tokenizer`'s own template does,
+    with `{% generation %}` … `{% endgeneration %}` around each assistant reply and its
+    end-of-turn text — exactly the tokens `selftune train` computes the loss on."""
+    w = chat_wrappers(tokenizer)
+
+    def lit(text: str) -> str:  # a Jinja string literal
+        return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+
+    fallback = default_system(tokenizer)
+    parts = []
+    if fallback:
+        parts.append(
+            "{%- if not messages or messages[0]['role'] != 'system' %}"
+            + lit(w["system"][0] + fallback + w["system"][1])
+            + "{%- endif %}"
+        )
+    parts.append("{%- for message in messages %}")
+    for i, role in enumerate(("system", "user", "assistant")):
+        prefix, suffix = w[role]
+        parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
+        content = "{{ message['content'] }}"
+        if role == "assistant":
+            parts.append(lit(prefix) + "{% generation %}" + content + lit(suffix)
+                         + "{% endgeneration %}")  # fmt: skip
+        else:
+            parts.append(lit(prefix) + content + lit(suffix))
+    parts.append("{%- endif %}{%- endfor %}")
+    parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]) + "{%- endif %}")
+    return "".join(parts) + "\n"
