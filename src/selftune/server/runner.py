@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import Request
 
-from selftune.errors import SelftuneError
 from selftune.engines.base import GenRequest, GenResult
+from selftune.errors import SelftuneError
 from selftune.guards import GuardedStream, looks_like_injection
 from selftune.server import fields
 from selftune.server.errors import APIError

@@ -131,7 +131,11 @@ class Scheduler:
                 finished = engine.step()
                 self.batches += 1
             except Exception as exc:  # the worker must survive anything one step does
-                log.error("a decoding step failed (%s); failing %d requests", type(exc).__name__, len(jobs))
+                log.error(
+                    "a decoding step failed (%s); failing %d requests",
+                    type(exc).__name__,
+                    len(jobs),
+                )
                 self._fail_all(jobs, exc)
                 continue
             for request, result in finished:
@@ -146,7 +150,9 @@ class Scheduler:
         try:
             engine.step()  # frees every cancelled sequence
         except Exception as exc:
-            log.error("could not free the engine's sequences after a failed step (%s)", type(exc).__name__)
+            log.error(
+                "could not free the engine's sequences after a failed step (%s)", type(exc).__name__
+            )
         for job in jobs.values():
             if not job.future.done():
                 job.future.set_exception(exc)
