@@ -92,6 +92,16 @@ def test_candidates_go_upstream_with_their_own_seeds(upstream, tiny_engine):
     assert sent[0]["temperature"] == 0.7 and sent[0]["top_p"] == 0.9 and sent[0]["stream"]
 
 
+def test_sampling_fields_are_forwarded(upstream, tiny_engine):
+    engine = OpenAIEngine(upstream.url, tiny_engine.tokenizer, "twin")
+    request = GenRequest("p", 1, 0.5, 1, 2, presence_penalty=0.5, logit_bias={7: -100.0},
+                         response_format={"type": "json_object"})  # fmt: skip
+    engine.generate([request])
+    sent = upstream.log[-1]
+    assert sent["presence_penalty"] == 0.5 and sent["logit_bias"] == {"7": -100.0}
+    assert sent["response_format"] == {"type": "json_object"} and "frequency_penalty" not in sent
+
+
 def test_stop_strings_cut_and_close_the_stream(upstream, tiny_engine):
     engine = OpenAIEngine(upstream.url, tiny_engine.tokenizer, "twin")
     result = engine.generate([GenRequest("p", 1, 0, 1, 50, stop=["w3"], seed=1)])[0]

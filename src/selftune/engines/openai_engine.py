@@ -23,6 +23,8 @@ from selftune.errors import SelftuneError
 class OpenAIEngine:
     name = "openai"
     concurrent = True  # the scheduler keeps several requests in flight; the upstream batches
+    # forwarded as they are (vLLM and llama-server honour them); logprobs are not read back yet
+    supports = frozenset({"presence_penalty", "frequency_penalty", "logit_bias", "response_format"})
 
     def __init__(
         self,
@@ -95,6 +97,12 @@ class OpenAIEngine:
             body["stop"] = request.stop
         if request.seed is not None:
             body["seed"] = request.seed + index
+        for name in ("presence_penalty", "frequency_penalty", "logit_bias", "response_format"):
+            value = getattr(request, name, None)
+            if value:
+                body[name] = (
+                    {str(k): v for k, v in value.items()} if name == "logit_bias" else value
+                )
         scanner = StopScanner(request.stop)
         text, tokens, reason = "", None, "length"
         import httpx
