@@ -171,7 +171,16 @@ class SampleConfig(Section):
     max_tokens: int = Field(128, ge=1, description="Most new tokens per candidate.")
 
 
-EVAL_SECTIONS = ("perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii")
+EVAL_SECTIONS = (
+    "perplexity",
+    "style",
+    "authorship",
+    "judge",
+    "canaries",
+    "regurgitation",
+    "pii",
+    "memory",
+)
 
 
 class EvalConfig(Section):
@@ -292,6 +301,27 @@ class ServeConfig(Section):
     )
 
 
+class MemoryConfig(Section):
+    enabled: bool = Field(
+        True,
+        description="Give the twin a memory block in its system prompt (training and use alike): "
+        "earlier turns of the chat, relevant past exchanges, matching public facts (facts.yaml).",
+    )
+    max_tokens: int = Field(
+        256, ge=16, le=4096, description="Most tokens of the memory block in one prompt."
+    )
+    recent_turns: int = Field(
+        6, ge=0, description="Earlier messages of the same conversation put in the block."
+    )
+    exchanges: int = Field(
+        3, ge=0, description="Most past exchanges (a message and the replies around it) retrieved."
+    )
+    facts: int = Field(4, ge=0, description="Most public facts put in the block.")
+    same_contact_boost: float = Field(
+        2.0, ge=1, description="How much more an exchange with the same contact counts."
+    )
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -304,6 +334,10 @@ class TwinConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="selftune eval")
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="selftune serve, chat and reply"
+    )
+    memory: MemoryConfig = Field(
+        default_factory=MemoryConfig,
+        description="Memory and facts (docs/memory.md): build, reply, chat, serve and eval",
     )
 
 

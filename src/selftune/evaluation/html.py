@@ -409,6 +409,10 @@ def render_html(report: dict[str, Any]) -> str:
                     ],
                 )
             )
+    if report.get("memory"):
+        from selftune.evaluation.memory import render_memory
+
+        h.append(render_memory(report["memory"]))
     if report.get("timings_s"):
         h.append(
             "<h2>Timings</h2>"

@@ -30,6 +30,7 @@ class ServerState:
     me: list[str] = field(default_factory=list)
     log: SampleLog = field(default_factory=lambda: SampleLog(None))
     reports_dir: Path | None = None
+    memory: Any = None  # selftune.memory.Memory: the twin's memory block, None when off
     engines: dict[str, Any] = field(default_factory=dict)
     engine_factory: Callable[[ModelSpec, str], Any] | None = None
     echo: Callable[[str], Any] | None = None  # where loading says what it does (serve: stderr)
@@ -94,6 +95,10 @@ class ServerState:
 
     def tokenizer(self, model: str) -> Any:
         return self.scheduler(model).engine.tokenizer
+
+    def count_tokens(self, model: str) -> Callable[[str], int]:
+        tokenizer = self.tokenizer(model)
+        return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
     def close(self) -> None:
         for scheduler in self.schedulers.values():

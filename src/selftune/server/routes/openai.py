@@ -67,8 +67,13 @@ def _card(state: ServerState, name: str) -> ModelCard:
 async def chat_completions(body: ChatCompletionRequest, request: Request, state: State):
     fields.check_chat(body)
     messages = fields.chat_messages(body)
-    # no system message: the twin's own prompt, as in training (not the base model's stock one)
-    messages = state.twin.chat_messages(messages)
+    # no system message: the twin's own prompt, as in training (not the base model's stock one),
+    # with its memory block for the last message (`user` names who is chatting, when sent)
+    memory = None
+    if state.memory is not None and not (messages and messages[0]["role"] == "system"):
+        count = state.count_tokens(body.model)
+        memory = state.memory.for_messages(messages, body.user, count_tokens=count)
+    messages = state.twin.chat_messages(messages, memory=memory)
     flags = runner.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )
