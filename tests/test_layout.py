@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from selftune.cli import cli as main
+from selftune.twin import without_memory
 
 
 class RecordingEngine:
@@ -41,20 +42,23 @@ def _held_out_direct_chat(ws, dataset_id: str):  # type: ignore[no-untyped-def]
         if "messages" not in record or meta.get("conversation_kind") != "direct":
             continue
         when = datetime.fromisoformat(meta["start"])
-        if record["messages"][0]["content"].endswith(f"It is {when:%B %Y}."):
+        system = without_memory(record["messages"][0]["content"])
+        if system.endswith(f"It is {when:%B %Y}.") and system != record["messages"][0]["content"]:
             return record, titles[meta["conversation"]], when
     raise AssertionError("the example has no held-out one-to-one chat")
 
 
 def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, monkeypatch) -> None:
     """/v1/reply and /v1/chat/completions (no system message) render a held-out example's
-    conversation to exactly the string training rendered for it."""
+    conversation to exactly the string training rendered for it, memory block included (the
+    reply to the example's first message: the block is made from what came before it)."""
     from fastapi.testclient import TestClient
     from transformers import AutoTokenizer
 
     from selftune import twin
     from selftune.build import run_build
     from selftune.engines import ModelSpec
+    from selftune.memory import Memory
     from selftune.server import ServerState, create_app
 
     ws = example_workspace
@@ -62,9 +66,8 @@ def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, m
     _, dataset_id = run_build(ws)
     record, title, when = _held_out_direct_chat(ws, dataset_id)
     monkeypatch.setattr(twin, "now", lambda: when)
-    context = record["messages"][:-1]
-    while context[-1]["role"] == "assistant":
-        context = context[:-1]
+    first_reply = next(i for i, m in enumerate(record["messages"]) if m["role"] == "assistant")
+    context = record["messages"][:first_reply]
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     trained = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
 
@@ -74,6 +77,7 @@ def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, m
         build=ws.config.build,
         me=list(ws.config.me),
         engines={"twin": engine},
+        memory=Memory.from_workspace(ws),
     )
     client = TestClient(create_app(state), base_url="http://127.0.0.1")
     turns = [

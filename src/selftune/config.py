@@ -221,7 +221,16 @@ class SampleConfig(Section):
     max_tokens: int = Field(128, ge=1, description="Most new tokens per candidate.")
 
 
-EVAL_SECTIONS = ("perplexity", "style", "authorship", "judge", "canaries", "regurgitation", "pii")
+EVAL_SECTIONS = (
+    "perplexity",
+    "style",
+    "authorship",
+    "judge",
+    "canaries",
+    "regurgitation",
+    "pii",
+    "memory",
+)
 
 
 class EvalConfig(Section):
@@ -282,8 +291,26 @@ class ServeConfig(Section):
         "127.0.0.1", description="Address to bind; anything but loopback requires api_key."
     )
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
-    engine: Literal["auto", "transformers", "llamacpp"] = Field(
-        "auto", description="'auto' uses llama.cpp when an exported GGUF exists, else transformers."
+    engine: Literal["auto", "transformers", "llamacpp", "openai"] = Field(
+        "auto",
+        description="'auto' uses llama.cpp (writing a run's GGUF on first use) unless it cannot "
+        "run; 'openai' forwards to the upstream server.",
+    )
+    upstream: str | None = Field(
+        None,
+        description="engine openai: base URL of an OpenAI-compatible server (vLLM, llama-server, "
+        "Ollama), e.g. http://127.0.0.1:8080/v1.",
+    )
+    upstream_model: str | None = Field(
+        None,
+        description="engine openai: the model name to send upstream (default: the served name).",
+    )
+    upstream_api_key_env: str = Field(
+        "SELFTUNE_UPSTREAM_API_KEY",
+        description="engine openai: environment variable holding the upstream's API key, if any.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="llama.cpp: CPU threads (default: every core)."
     )
     api_key: str | None = Field(
         None,
@@ -300,7 +327,9 @@ class ServeConfig(Section):
         64, ge=1, description="Requests waiting beyond this are refused with 429 (back-pressure)."
     )
     batch_wait_ms: float = Field(
-        10, ge=0, description="How long the batcher waits for more requests to join a batch."
+        10,
+        ge=0,
+        description="transformers engine: how long to wait for more requests to join a batch.",
     )
     timeout_s: float = Field(120, gt=0, description="A request still unfinished after this fails.")
     max_n: int = Field(16, ge=1, description="Most candidates one request may ask for.")
@@ -333,6 +362,27 @@ class ServeConfig(Section):
     )
 
 
+class MemoryConfig(Section):
+    enabled: bool = Field(
+        True,
+        description="Give the twin a memory block in its system prompt (training and use alike): "
+        "earlier turns of the chat, relevant past exchanges, matching public facts (facts.yaml).",
+    )
+    max_tokens: int = Field(
+        256, ge=16, le=4096, description="Most tokens of the memory block in one prompt."
+    )
+    recent_turns: int = Field(
+        6, ge=0, description="Earlier messages of the same conversation put in the block."
+    )
+    exchanges: int = Field(
+        3, ge=0, description="Most past exchanges (a message and the replies around it) retrieved."
+    )
+    facts: int = Field(4, ge=0, description="Most public facts put in the block.")
+    same_contact_boost: float = Field(
+        2.0, ge=1, description="How much more an exchange with the same contact counts."
+    )
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -345,6 +395,10 @@ class TwinConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="selftune eval")
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="selftune serve, chat and reply"
+    )
+    memory: MemoryConfig = Field(
+        default_factory=MemoryConfig,
+        description="Memory and facts (docs/memory.md): build, reply, chat, serve and eval",
     )
 
 

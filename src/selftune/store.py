@@ -151,6 +151,40 @@ def m003_import_status(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE imports ADD COLUMN status TEXT NOT NULL DEFAULT 'done'")
 
 
+@migration
+def m004_memory_index(db: sqlite3.Connection) -> None:
+    """The memory's search index over messages (selftune.memory.index fills and queries it):
+    full-text (FTS5 with English stemming, external content: the text stays in `messages`), each
+    indexed message's UTC time and conversation, who wrote in which conversation, and each
+    conversation's title."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            text, content='messages', content_rowid='rowid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE memory_meta (
+            rowid INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            conversation_id TEXT NOT NULL
+        );
+        CREATE INDEX memory_meta_by_conversation ON memory_meta (conversation_id, ts);
+        CREATE TABLE memory_contacts (
+            author TEXT NOT NULL COLLATE NOCASE,
+            conversation_id TEXT NOT NULL,
+            PRIMARY KEY (author, conversation_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE memory_conversations (
+            conversation_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL COLLATE NOCASE,
+            source TEXT NOT NULL
+        );
+        CREATE INDEX memory_conversations_by_title ON memory_conversations (title);
+        CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

@@ -27,6 +27,8 @@ PLATFORMS = {
 DEFAULT_SOURCE = "whatsapp"
 DEFAULT_CONVERSATION = "a chat"
 UNNAMED_OWNER = "the owner"
+# where the memory block starts in a system prompt (selftune.memory builds the block)
+MEMORY_MARK = "\n\nMemory:\n"
 
 
 def now() -> datetime:
@@ -52,6 +54,16 @@ def system_message(
     if date and when is not None:
         text += f" It is {when:%B %Y}."
     return text
+
+
+def with_memory(system: str, memory: str | None) -> str:
+    """The system prompt with the memory block after it (unchanged when there is none)."""
+    return system + MEMORY_MARK + memory if memory else system
+
+
+def without_memory(system: str) -> str:
+    """The system prompt without its memory block."""
+    return system.split(MEMORY_MARK, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -81,11 +93,14 @@ class Twin:
         source: str = DEFAULT_SOURCE,
         conversation: str = DEFAULT_CONVERSATION,
         when: datetime | None = None,
+        memory: str | None = None,
     ) -> str:
         """The system prompt for a conversation; at use time `when` defaults to now, as the
-        dataset dates each session by its first message."""
+        dataset dates each session by its first message. `memory` is the block
+        `selftune.memory` made for this reply, put after the prompt as in training."""
         when = when if when is not None else now()
-        return system_message(self.template, self.owner, source, conversation, when, self.date)
+        text = system_message(self.template, self.owner, source, conversation, when, self.date)
+        return with_memory(text, memory)
 
     def chat_messages(
         self,
@@ -93,11 +108,13 @@ class Twin:
         source: str = DEFAULT_SOURCE,
         conversation: str = DEFAULT_CONVERSATION,
         when: datetime | None = None,
+        memory: str | None = None,
     ) -> list[dict[str, Any]]:
         """`messages` with the twin's system prompt first when they bring none of their own."""
         if messages and messages[0].get("role") == "system":
             return list(messages)
-        return [{"role": "system", "content": self.system(source, conversation, when)}, *messages]
+        system = self.system(source, conversation, when, memory)
+        return [{"role": "system", "content": system}, *messages]
 
     def reply_messages(
         self,
@@ -106,9 +123,10 @@ class Twin:
         conversation: str = DEFAULT_CONVERSATION,
         when: datetime | None = None,
         system: str | None = None,
+        memory: str | None = None,
     ) -> list[dict[str, str]]:
         """Chat messages for drafting the owner's next reply to (author, text) turns."""
-        prompt = system if system is not None else self.system(source, conversation, when)
+        prompt = system if system is not None else self.system(source, conversation, when, memory)
         return reply_messages(turns, list(self.names) or [self.owner], prompt)
 
 

@@ -47,9 +47,11 @@ from selftune.config import BuildConfig
 from selftune.errors import SelftuneError
 from selftune.records import Message
 from selftune.store import Store
-from selftune.twin import system_message
+from selftune.twin import system_message, with_memory
 
 TokenCounter = Callable[[str], int]
+# the memory hook (selftune.memory.BuildMemory): a window's memory block from its past only
+MemoryHook = Callable[[Session, list[Turn]], str]
 CUT_MARK = " […]"
 
 
@@ -192,11 +194,16 @@ def _fit_turns(turns: list[Turn], config: BuildConfig, filtered: Counter[str]) -
 
 
 def session_examples(
-    session: Session, config: BuildConfig, filtered: Counter[str]
+    session: Session,
+    config: BuildConfig,
+    filtered: Counter[str],
+    memory: Callable[[Session, list[Turn]], tuple[str, int]] | None = None,
+    memory_reserve: int = 0,
 ) -> list[Example]:
-    """The examples of one session (token counts already set on its turns)."""
+    """The examples of one session (token counts already set on its turns). `memory` gives
+    each window its (scrubbed) memory block and its tokens, within `memory_reserve` tokens."""
     turns = _fit_turns(session.turns, config, filtered)
-    budget = config.max_example_tokens - session.system_tokens - 4
+    budget = config.max_example_tokens - session.system_tokens - 4 - memory_reserve
     examples = []
     for a, b in windows(turns, config.max_context_turns, budget):
         window = turns[a:b]
@@ -206,13 +213,18 @@ def session_examples(
             continue
         messages = as_messages(window, session.group)
         system = {"role": "system", "content": session.system}
+        block, block_tokens = memory(session, window) if memory is not None else ("", 0)
+        system["content"] = with_memory(session.system, block)
         examples.append(
             Example(
                 {"messages": [system, *messages]},
                 session.source,
                 session.conversation,
                 window[0].start,
-                session.system_tokens + sum(t.tokens for t in window) + 4 * (len(messages) + 1),
+                session.system_tokens
+                + block_tokens
+                + sum(t.tokens for t in window)
+                + 4 * (len(messages) + 1),
                 "chat",
                 session.kind,
                 f"{session.conversation}#{session.index}",
@@ -384,11 +396,22 @@ def apply_caps(
 
 
 def build_dataset(
-    store: Store, config: BuildConfig, owner: str, count_tokens: TokenCounter
+    store: Store,
+    config: BuildConfig,
+    owner: str,
+    count_tokens: TokenCounter,
+    memory: MemoryHook | None = None,
 ) -> Dataset:
-    """Turn the store into a Dataset (nothing is written)."""
+    """Turn the store into a Dataset (nothing is written). `memory`, when given, puts each chat
+    example's memory block (selftune.memory) after its system prompt, scrubbed like the rest."""
     data = Dataset(scrubber=Scrubber(config.private_facts, config.scrub_pii))
     many = _many(count_tokens)
+
+    def remember(session: Session, window: list[Turn]) -> tuple[str, int]:
+        assert memory is not None
+        block = data.scrubber.scrub(memory(session, window))
+        return block, (many([block])[0] if block else 0)
+
     hasher = hashlib.sha256()
     excluded = store.excluded_keys()
     pseudonyms = Pseudonyms() if config.speaker_names == "pseudonyms" else None
@@ -420,7 +443,13 @@ def build_dataset(
         for turn in session.turns:
             turn.tokens = next(turn_counts)
         session.system_tokens = next(system_counts)
-        examples = session_examples(session, config, data.filtered)
+        examples = session_examples(
+            session,
+            config,
+            data.filtered,
+            remember if memory is not None else None,
+            getattr(memory, "reserve", 0),
+        )
         if examples:
             groups.append(examples)
     data.inputs["sessions"] = len(groups)

@@ -32,11 +32,17 @@ def run_build(
     """
     from selftune.build.card import card, serialise, start_at_user_turn, write_dataset
     from selftune.build.dataset import BatchTokenCounter, build_dataset
+    from selftune.memory import build_memory
+    from selftune.memory.facts import private_facts
 
     counter = BatchTokenCounter(_tokenizer(ws.config.train.base))
+    # facts.yaml's private facts are scrubbed like build.private_facts
+    settings = ws.config.build.model_copy(update={"private_facts": private_facts(ws)})
     with ws.open_store() as store:
         store.apply_identity(ws.config.me)
-        data = build_dataset(store, ws.config.build, Twin.from_config(ws.config).owner, counter)
+        memory = build_memory(ws, store, counter)
+        owner = Twin.from_config(ws.config).owner
+        data = build_dataset(store, settings, owner, counter, memory)
     if prepare is not None:
         prepare(data)
     planted = []
@@ -47,7 +53,10 @@ def run_build(
     if ws.config.build.start_with_user:
         start_at_user_turn(data)
     files = serialise(data, _tokenizer(ws.config.train.base))
-    info = card(data, ws.config.build, ws.config.train.base, files)
+    info = card(data, settings, ws.config.train.base, files)
+    info["memory"] = ws.config.memory.model_dump() | {
+        "facts_yaml": memory is not None and bool(memory.facts.items)
+    }
     if dry_run:
         return info, None
     folder = ws.new_artefact_dir("datasets")

@@ -45,6 +45,7 @@ from selftune.cli import (  # noqa: E402
     data_commands,
     demo_command,
     eval_commands,
+    memory_commands,
     train_commands,
     use_commands,
 )
@@ -55,6 +56,7 @@ for module in (
     train_commands,
     eval_commands,
     use_commands,
+    memory_commands,
     demo_command,
 ):
     for command in module.COMMANDS:

@@ -6,7 +6,7 @@ import click
 
 from selftune.build import run_build
 from selftune.cli.options import config_option, overrides, workspace_option
-from selftune.config import BuildConfig, apply_overrides
+from selftune.config import BuildConfig, MemoryConfig, apply_overrides
 from selftune.workspace import Workspace
 
 B = BuildConfig
@@ -22,6 +22,7 @@ B = BuildConfig
 @config_option(B, "scrub_pii", "--scrub/--no-scrub")
 @config_option(B, "dedupe")
 @config_option(B, "languages", "--language")
+@config_option(MemoryConfig, "enabled", "--memory/--no-memory")
 @click.option(
     "--canaries",
     type=click.IntRange(min=0),
@@ -43,7 +44,8 @@ def build(
     twin.yaml never get in, duplicates, bots and forwards are left out (counted in the card),
     and the most recent part of each source is held out. Files: train.jsonl, valid.jsonl
     ({"messages": [...]} / {"text": ...}), *.meta.jsonl, dataset.json, card.md. The same store
-    and settings always give the same bytes. All settings: `build:` in twin.yaml.
+    and settings always give the same bytes. Each chat example carries the memory block of its
+    own past (docs/memory.md; --no-memory leaves it out). All settings: `build:` in twin.yaml.
 
     \b
     Examples:
@@ -52,7 +54,9 @@ def build(
       selftune build --session-gap 30 --valid-fraction 0.1 --split conversation
       selftune build --language en --language de --no-notes
       selftune build --canaries 5
+      selftune build --no-memory
     """
+    apply_overrides(ws.config.memory, {"enabled": options.pop("enabled", None)})
     apply_overrides(ws.config.build, overrides(options))
     from selftune.build.card import card_markdown
 

@@ -222,6 +222,7 @@ def notes(ws: Workspace, jsonl: bool) -> None:
     "--me", metavar="NAME", multiple=True, help="NAME is you (marks their messages as yours)."
 )
 @click.option("--jsonl", is_flag=True, help="One JSON object per person (for scripts).")
+@click.option("--memory", "memory_of", metavar="NAME", help="Show what memory holds for NAME.")
 def people(
     ws: Workspace,
     merge: tuple[tuple[str, str], ...],
@@ -230,6 +231,7 @@ def people(
     include: tuple[str, ...],
     me: tuple[str, ...],
     jsonl: bool,
+    memory_of: str | None,
 ) -> None:
     """List the people in the store, merge their aliases, exclude them, or say which are you.
 
@@ -239,7 +241,12 @@ def people(
       selftune people --merge "Tobi" "Tobias Müller" --merge +447700900456 "Tobias Müller"
       selftune people --exclude "Ana Lima"     # her messages are never trained on
       selftune people --me "mags_o" --me mags@example.org
+      selftune people --memory "Tobias"      # what the twin remembers of him
     """
+    if memory_of:
+        from selftune.cli.memory_commands import show_contact
+
+        return show_contact(ws, memory_of)
     with ws.open_store() as store:
         named = {n for pair in merge for n in pair}  # names this command itself introduces
         consent = [  # checked before anything changes: a typo must not half-apply a command

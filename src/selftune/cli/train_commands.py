@@ -99,7 +99,7 @@ def train(
 @click.option(
     "--format",
     "formats",
-    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32"]),
+    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32", "lora-gguf"]),
     multiple=True,
     help="What to write (repeatable; default: adapter, merged, f16, q8_0).",
 )
@@ -110,11 +110,14 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
     The adapter loads in transformers and vLLM; the GGUF files (f16, q8_0) in llama.cpp and
     Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training and
     its SYSTEM the twin's prompt. f16 gives the trained model's text; q8_0 is smaller and drifts.
+    lora-gguf is the adapter alone as GGUF: llama.cpp (`--lora`) and Ollama (`ADAPTER`) apply
+    it to the base's GGUF, so one base serves every run.
 
     \b
     Examples:
       selftune export
       selftune export --format q8_0 --out ~/models/mags
+      selftune export --format lora-gguf
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
     from selftune.training.export import export_run

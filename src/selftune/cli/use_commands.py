@@ -21,7 +21,7 @@ from selftune.errors import SelftuneError
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 
-ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp"])
+ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp", "openai"])
 
 
 def the_twin(ws: Workspace) -> Twin:
@@ -32,7 +32,7 @@ def model_option(fn):  # type: ignore[no-untyped-def]
     fn = click.option(
         "--engine",
         type=ENGINE_CHOICE,
-        help="auto (llama.cpp when a GGUF exists), transformers, llamacpp.",
+        help="auto (llama.cpp unless it cannot run), transformers, llamacpp, openai (serve.upstream).",
     )(fn)
     fn = click.option("--base-only", is_flag=True, help="Use the base model, without the adapter.")(
         fn
@@ -49,7 +49,10 @@ def open_cli_engine(ws: Workspace, run_id: str | None, base_only: bool, engine: 
     else:
         run = ws.artefacts.run(run_id)
         spec = ModelSpec(run.id, run.base, run.path)
-    return open_engine(spec, engine or ws.config.serve.engine)  # type: ignore[arg-type]
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    eng = open_engine(spec, engine or ws.config.serve.engine, serve=ws.config.serve, echo=echo)
+    click.echo(f"{spec.name} on {eng.choice.describe()}", err=True)
+    return eng
 
 
 def sample_log(ws: Workspace):  # type: ignore[no-untyped-def]
@@ -60,9 +63,24 @@ def sample_log(ws: Workspace):  # type: ignore[no-untyped-def]
 
 def guard(ws: Workspace):  # type: ignore[no-untyped-def]
     from selftune.guards import OutputGuard
+    from selftune.memory.facts import private_facts
 
-    facts = getattr(ws.config.build, "private_facts", None) or []
-    return OutputGuard(facts, enabled=ws.config.serve.guard_output)
+    return OutputGuard(private_facts(ws), enabled=ws.config.serve.guard_output)
+
+
+def memory(ws: Workspace, no_memory: bool = False):  # type: ignore[no-untyped-def]
+    """The twin's memory (facts, past chats), or None when switched off."""
+    from selftune.memory import Memory
+
+    if no_memory or not ws.config.memory.enabled:
+        return None
+    return Memory.from_workspace(ws)
+
+
+def memory_option(fn):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--no-memory", is_flag=True, help="Leave the memory block (facts, past chats) out."
+    )(fn)
 
 
 @click.command()
@@ -78,11 +96,13 @@ def guard(ws: Workspace):  # type: ignore[no-untyped-def]
     "--chat", is_flag=True, help="Treat PROMPT as a message sent to you, and reply to it."
 )
 @model_option
+@memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as a JSON list.")
 def sample(
     ws: Workspace,
     prompt: str,
     chat: bool,
+    no_memory: bool,
     base_only: bool,
     run_id: str | None,
     engine: str | None,
@@ -110,10 +130,12 @@ def sample(
     eng = open_cli_engine(ws, run_id, base_only, engine)
     text = prompt
     if chat:
-        messages = [
-            {"role": "system", "content": the_twin(ws).system()},
-            {"role": "user", "content": prompt},
-        ]
+        from selftune.memory import token_counter
+
+        mem = memory(ws, no_memory)
+        asked = [{"role": "user", "content": prompt}]
+        block = mem.for_messages(asked, count_tokens=token_counter(eng.tokenizer)) if mem else None
+        messages = [{"role": "system", "content": the_twin(ws).system(memory=block)}, *asked]
         text = render_chat(eng.tokenizer, messages)
     started = time.monotonic()
     request = GenRequest(
@@ -145,6 +167,8 @@ def sample(
 @model_option
 @click.option("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
 @click.option("--max-tokens", type=int, help="Most new tokens per reply.")
+@memory_option
+@click.option("--as", "contact", metavar="NAME", help="Who is chatting (memory prefers them).")
 def chat(
     ws: Workspace,
     run_id: str | None,
@@ -152,6 +176,8 @@ def chat(
     engine: str | None,
     temperature: float | None,
     max_tokens: int | None,
+    no_memory: bool,
+    contact: str | None,
 ) -> None:
     """Chat with your twin in the terminal; it remembers the conversation until you /reset.
 
@@ -165,8 +191,11 @@ def chat(
     """
     from selftune.engines import GenRequest, render_chat
     from selftune.guards import GuardedStream
+    from selftune.memory import token_counter
 
     eng = open_cli_engine(ws, run_id, base_only, engine)
+    mem = memory(ws, no_memory)
+    count = token_counter(eng.tokenizer)
     settings = ws.config.sample
     clean = guard(ws)
     log = sample_log(ws)
@@ -187,6 +216,9 @@ def chat(
         if not line:
             continue
         history.append({"role": "user", "content": line})
+        if mem is not None:  # the block follows each new message (what it remembers changes)
+            block = mem.for_messages(history, contact, count_tokens=count)
+            history[0] = {"role": "system", "content": the_twin(ws).system(memory=block)}
         stream = GuardedStream(clean, context=line)
         click.echo("twin> ", nl=False)
 
@@ -239,6 +271,7 @@ def parse_conversation(text: str) -> list[tuple[str, str]]:
 )
 @click.option("--conversation", "title", default="a chat", help="The chat's name, as in training.")
 @model_option
+@memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print the drafts as a JSON list.")
 def reply(
     ws: Workspace,
@@ -251,6 +284,7 @@ def reply(
     run_id: str | None,
     base_only: bool,
     engine: str | None,
+    no_memory: bool,
     as_json: bool,
 ) -> None:
     """Draft N replies, as you, to a pasted conversation (FILE, or - for standard input).
@@ -275,7 +309,15 @@ def reply(
         )
     eng = open_cli_engine(ws, run_id, base_only, engine)
     settings = ws.config.sample
-    messages = the_twin(ws).reply_messages(turns, platform, title)
+    from selftune.memory import token_counter
+
+    mem = memory(ws, no_memory)
+    block = (
+        mem.for_turns(turns, platform, title, count_tokens=token_counter(eng.tokenizer))
+        if mem
+        else None
+    )
+    messages = the_twin(ws).reply_messages(turns, platform, title, memory=block)
     request = GenRequest(
         render_chat(eng.tokenizer, messages),
         n,
@@ -308,7 +350,9 @@ def read_api_key(path: Path | None) -> str | None:
 @workspace_option
 @click.option("--host", help="Address to bind (default 127.0.0.1; others need an API key).")
 @click.option("--port", type=int, help="Port (default 8000).")
-@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers or llamacpp.")
+@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers, llamacpp or openai.")
+@click.option("--upstream", metavar="URL", help="--engine openai: the OpenAI-compatible server.")
+@click.option("--upstream-model", metavar="NAME", help="--engine openai: model name upstream.")
 @click.option(
     "--api-key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -326,6 +370,7 @@ def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: o
     Examples:
       selftune serve
       selftune serve --engine llamacpp --port 8080
+      selftune serve --engine openai --upstream http://127.0.0.1:8080/v1
       openssl rand -hex 16 > ~/.twin-key && chmod 600 ~/.twin-key
       selftune serve --host 0.0.0.0 --api-key-file ~/.twin-key
     """
@@ -340,20 +385,27 @@ def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: o
     log = sample_log(ws)
     if no_log:
         log.path = None
+    from selftune.memory.facts import private_facts
+
     state = ServerState(
         catalog=model_catalog(ws.runs_dir, ws.config.train.base),
         serve=settings,
-        build=ws.config.build,
+        # facts.yaml's private facts are guarded like build.private_facts
+        build=ws.config.build.model_copy(update={"private_facts": private_facts(ws)}),
         me=ws.config.me,
         log=log,
         reports_dir=ws.reports_dir,
+        memory=memory(ws),
     )
-    state.batcher("twin")  # load the default model before taking requests
-    engine = state.engines["twin"]
-    weights = f" on {engine.gguf.name}" if getattr(engine, "gguf", None) else ""
+    state.echo = lambda line: click.echo(line, err=True)
+    state.scheduler("twin")  # load the default model before taking requests
+    for name in state.model_names():
+        choice = state.engine_choice(name)
+        when = "loaded" if name in state.engines else "loads on first use"
+        click.echo(f"  {name:14} {choice.describe() if choice else '?'} ({when})", err=True)
     click.echo(
         f"Serving {the_twin(ws).owner}'s twin on http://{settings.host}:{settings.port}/ "
-        f"(API: /v1, engine: {engine.name}{weights}). Ctrl-C stops.",
+        "(API: /v1). Ctrl-C stops.",
         err=True,
     )
     uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level="warning")

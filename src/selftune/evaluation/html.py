@@ -437,6 +437,10 @@ def render_html(report: dict[str, Any]) -> str:
                     ],
                 )
             )
+    if report.get("memory"):
+        from selftune.evaluation.memory import render_memory
+
+        h.append(render_memory(report["memory"]))
     h.append(_budget_html(report))
     if report.get("timings_s"):
         h.append(

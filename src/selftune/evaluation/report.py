@@ -60,9 +60,12 @@ def evaluate_run(
     private_facts: list[str] | None = None,
     judge_endpoint: Any = None,
     progress: Callable[[str], Any] | None = None,
+    memory: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report for a finished run. With neither `config` nor `sections` only perplexity is
-    computed (seconds; what the demo needs); `selftune eval` runs `config.sections`."""
+    computed (seconds; what the demo needs); `selftune eval` runs `config.sections`.
+    `memory(base, tuned, train, valid)` computes the facts and memory section
+    (selftune.evaluation.memory; it needs the workspace, so `run_eval` passes it)."""
     from selftune.evaluation.html import verdict
     from selftune.evaluation.notes import continue_notes, note_prompts, notes_section
     from selftune.evaluation.sides import load_sides
@@ -183,6 +186,8 @@ def evaluate_run(
                 tuned, leak_wanted, dataset_dir, train, config, private_facts or [], system, budget
             ),
         )
+    if "memory" in sections and memory is not None:
+        report["memory"] = timed("memory", lambda: memory(base, tuned, train, valid))
     report["budget"] = budget.summary()
     report["verdict"] = verdict(report)
     return report

@@ -71,15 +71,22 @@ def run_eval(
     dataset = ws.artefacts.dataset_of(run)
     use_endpoint = settings.judge == "endpoint" and "judge" in chosen
     judge = endpoint(ws, judge_url) if use_endpoint else None
+    from functools import partial
+
+    from selftune.evaluation.memory import memory_section
+    from selftune.memory.facts import private_facts
+
+    memory = partial(memory_section, ws, config=settings, max_len=ws.config.train.max_seq_len)
     report = evaluate_run(
         run.path,
         dataset.path,
         ws.config.train.max_seq_len,
         config=settings,
         sections=chosen,
-        private_facts=list(ws.config.build.private_facts or []),
+        private_facts=private_facts(ws),
         judge_endpoint=judge,
         progress=progress,
+        memory=memory,
     )
     folder = ws.new_artefact_dir("reports")
     report["id"] = folder.name

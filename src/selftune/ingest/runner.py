@@ -167,6 +167,9 @@ def ingest_paths(
                 if gc_was_on:
                     gc.enable()
     store.apply_identity(me)
+    from selftune.memory import on_ingest
+
+    on_ingest(store)  # the memory's search index follows the store, incrementally
     return summaries
 
 

@@ -51,16 +51,29 @@ def get_model(model_id: str, state: State) -> ModelCard:
 
 
 def _card(state: ServerState, name: str) -> ModelCard:
+    """The model, and which engine serves it (or would, once loaded) and why."""
     spec = state.catalog.get(name)
-    return ModelCard(id=name, created=spec.created if spec else 0)
+    choice = state.engine_choice(name)
+    return ModelCard(
+        id=name,
+        created=spec.created if spec else 0,
+        engine=choice.kind if choice else None,
+        engine_reason=choice.reason if choice else None,
+        loaded=name in state.engines,
+    )
 
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request, state: State):
     fields.check_chat(body)
     messages = fields.chat_messages(body)
-    # no system message: the twin's own prompt, as in training (not the base model's stock one)
-    messages = state.twin.chat_messages(messages)
+    # no system message: the twin's own prompt, as in training (not the base model's stock one),
+    # with its memory block for the last message (`user` names who is chatting, when sent)
+    memory = None
+    if state.memory is not None and not (messages and messages[0]["role"] == "system"):
+        count = state.count_tokens(body.model)
+        memory = state.memory.for_messages(messages, body.user, count_tokens=count)
+    messages = state.twin.chat_messages(messages, memory=memory)
     flags = runner.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )

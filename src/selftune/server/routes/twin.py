@@ -46,8 +46,12 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
     flags = runner.input_flags(state, [body.prompt], request, body.unattended)
     prompt = body.prompt
     if body.chat:
-        system = body.system or state.twin.system()
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": body.prompt}]
+        asked = [{"role": "user", "content": body.prompt}]
+        memory = None
+        if not body.system and state.memory is not None:
+            memory = state.memory.for_messages(asked, count_tokens=state.count_tokens(body.model))
+        system = body.system or state.twin.system(memory=memory)
+        messages = [{"role": "system", "content": system}, *asked]
         prompt = render_chat(state.tokenizer(body.model), messages)
     return await _candidates(state, request, body, prompt, body.prompt, "generate", flags)
 
@@ -59,7 +63,11 @@ async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateR
     # turns was written by the owner here and now
     checked = [part for author, text in turns for part in (author, text)]
     flags = runner.input_flags(state, checked, request, body.unattended)
-    messages = state.twin.reply_messages(turns, body.platform, body.conversation)
+    memory = None
+    if state.memory is not None:
+        count = state.count_tokens(body.model)
+        memory = state.memory.for_turns(turns, body.platform, body.conversation, count_tokens=count)
+    messages = state.twin.reply_messages(turns, body.platform, body.conversation, memory=memory)
     prompt = render_chat(state.tokenizer(body.model), messages)
     shown = [{"author": a, "text": t} for a, t in turns]
     return await _candidates(state, request, body, prompt, shown, "reply", flags)
