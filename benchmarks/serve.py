@@ -1,16 +1,21 @@
-"""Serving benchmark, all in one run on the embedded model (SmolLM2-135M-Instruct, its Q4_1 GGUF):
+"""Serving benchmark, side by side in one run, same GGUF (the embedded SmolLM2-135M-Instruct Q4_1),
+same machine, same client, one target after the other:
 
-1. single stream: time to first token and decode tokens/s for each engine, next to
-   llama-cpp-python used directly (`Llama.create_completion(stream=True)`) on the same GGUF;
-2. n = 8 candidates of 128 tokens in one request vs 8 sequential requests, per engine;
-3. load: C concurrent clients against the real server on loopback for S seconds: status codes,
-   p50/p95 latency, throughput, and the process's memory at the start and the end.
+- selftune `auto` (llama.cpp engine, continuous batching) and selftune `transformers`, each a
+  `selftune`-style server in its own process;
+- llama-cpp-python used directly in this process (single stream and n sequential only: its
+  high-level API runs one sequence at a time);
+- llama-server -np 8 (llama.cpp's own server, built by benchmarks/setup_llama_server.sh).
 
-    PYTHONPATH=src python benchmarks/serve.py                  # the recorded run
-    PYTHONPATH=src python benchmarks/serve.py --quick          # fewer tokens, a short load test
-    PYTHONPATH=src python benchmarks/serve.py --load-engine transformers --clients 32 --seconds 60
+Measured: single stream (TTFT, decode tokens/s, streamed over HTTP), n = 8 × 128 tokens in one
+request vs 8 sequential requests, 8 and 32 concurrent clients (aggregate tokens/s, p50/p95
+latency, status codes), and the server's RSS over a soak of 8 clients.
 
-Run `uptime` first: the CPU is shared on the dev machine.
+    PYTHONPATH=src python benchmarks/serve.py                       # the recorded run
+    PYTHONPATH=src python benchmarks/serve.py --quick               # a smoke run (~2 min)
+    PYTHONPATH=src python benchmarks/serve.py --targets auto,llama-server --soak 0
+
+The load average is recorded before and after every block: the dev machine is shared.
 """
 
 from __future__ import annotations
@@ -19,216 +24,300 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
-import threading
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import httpx
 
 PROMPT_TEXT = "Write a long list of ideas for my next tattoo, one per line, with a reason for each."
+SAMPLING = {"temperature": 0.8, "top_p": 0.95}
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+                return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
 
-def single_stream(engine, prompt: str, tokens: int) -> dict:  # type: ignore[no-untyped-def]
-    from selftune.engines import GenRequest
-
-    times: list[float] = []
-    started = time.perf_counter()
-    request = GenRequest(
-        prompt, 1, 0.0, 1.0, tokens, on_text=lambda i, t: times.append(time.perf_counter())
-    )
-    result = engine.generate([request])[0]
-    end = time.perf_counter()
-    n = result.completion_tokens[0]
-    ttft = (times[0] if times else end) - started
-    return {
-        "tokens": n,
-        "ttft_s": round(ttft, 3),
-        "decode_tok_s": round((n - 1) / (end - started - ttft), 1) if n > 1 else None,
-        "total_s": round(end - started, 2),
-    }
+# -- servers --------------------------------------------------------------------------------
 
 
-def llama_direct(gguf: str, prompt: str, tokens: int) -> dict:
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=gguf, n_ctx=2048, n_threads=os.cpu_count(), verbose=False)
-    llm.create_completion(prompt, max_tokens=4, temperature=0)  # warm up like the engines
-    started = time.perf_counter()
-    first, n = None, 0
-    for _ in llm.create_completion(prompt, max_tokens=tokens, temperature=0, stream=True):
-        first = first or time.perf_counter()
-        n += 1
-    end = time.perf_counter()
-    ttft = (first or end) - started
-    return {
-        "tokens": n,
-        "ttft_s": round(ttft, 3),
-        "decode_tok_s": round((n - 1) / (end - first), 1) if first and n > 1 else None,
-        "total_s": round(end - started, 2),
-    }
-
-
-def n_vs_sequential(engine, prompt: str, n: int, tokens: int) -> dict:  # type: ignore[no-untyped-def]
-    from selftune.engines import GenRequest
-
-    started = time.perf_counter()
-    batched = engine.generate([GenRequest(prompt, n, 0.8, 0.95, tokens, seed=1)])[0]
-    batched_s = time.perf_counter() - started
-    started = time.perf_counter()
-    seq_tokens = 0
-    for i in range(n):
-        seq_tokens += sum(
-            engine.generate([GenRequest(prompt, 1, 0.8, 0.95, tokens, seed=i)])[0].completion_tokens
-        )
-    seq_s = time.perf_counter() - started
-    return {
-        "batched_s": round(batched_s, 2),
-        "batched_tokens": sum(batched.completion_tokens),
-        "sequential_s": round(seq_s, 2),
-        "sequential_tokens": seq_tokens,
-        "speedup": round(seq_s / batched_s, 2),
-    }
-
-
-async def load_test(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
-    import httpx
-
-    latencies: list[float] = []
-    codes: dict[int, int] = {}
-    stop_at = time.monotonic() + seconds
-
-    async def client(i: int, http: httpx.AsyncClient) -> None:
-        while time.monotonic() < stop_at:
-            body = {"model": "twin", "prompt": f"Idea {i}: a tattoo of", "max_tokens": max_tokens}
-            t = time.perf_counter()
-            r = await http.post(url + "/v1/completions", json=body)
-            codes[r.status_code] = codes.get(r.status_code, 0) + 1
-            if r.status_code == 200:
-                latencies.append(time.perf_counter() - t)
-            elif r.status_code == 429:
-                await asyncio.sleep(float(r.headers.get("retry-after", "1")))
-
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(i, http) for i in range(clients)))
-        wall = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [0] * 19
-    return {
-        "clients": clients,
-        "seconds": round(wall, 1),
-        "codes": codes,
-        "completed": len(latencies),
-        "req_per_s": round(len(latencies) / wall, 2),
-        "p50_s": round(statistics.median(latencies), 2) if latencies else None,
-        "p95_s": round(q[18], 2),
-    }
-
-
-def run_load(engine, clients: int, seconds: float, max_tokens: int) -> dict:  # type: ignore[no-untyped-def]
+def serve_selftune(engine: str, port: int, threads: int | None) -> None:
+    """Server mode (a child process): the selftune server on the embedded model."""
     import uvicorn
 
     from selftune.config import ServeConfig
     from selftune.engines import ModelSpec
     from selftune.server import ServerState, create_app
 
-    state = ServerState(
-        catalog={"twin": ModelSpec("twin", "embedded")},
-        serve=ServeConfig(max_batch=16, queue_size=64, batch_wait_ms=20, timeout_s=300),
-        engines={"twin": engine},
+    settings = ServeConfig(
+        engine=engine, max_batch=16, queue_size=128, timeout_s=900, threads=threads
     )
-    port = 8765
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
+    if engine == "transformers" and threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    state = ServerState(catalog={"twin": ModelSpec("twin", "embedded")}, serve=settings)
+    state.scheduler("twin")
+    print(f"ready {state.engine_choice('twin').describe()}", flush=True)
+    uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_level="warning")
+
+
+def llama_server_binary() -> str | None:
+    for c in (
+        os.environ.get("SELFTUNE_LLAMA_SERVER", ""),
+        str(Path.home() / ".cache/selftune/llama-server/bin/llama-server"),
+        shutil.which("llama-server") or "",
+    ):
+        if c and Path(c).exists():
+            return c
+    return None
+
+
+def start(target: str, port: int, threads: int) -> subprocess.Popen:
+    from selftune.models import embedded_gguf_path
+
+    if target == "llama-server":
+        binary = llama_server_binary()
+        assert binary is not None
+        cmd = [binary, "-m", str(embedded_gguf_path()), "--host", "127.0.0.1", "--port",
+               str(port), "-np", "8", "-c", "8192", "-t", str(threads), "-tb", str(threads)]  # fmt: skip
+    else:
+        cmd = [sys.executable, __file__, "--serve-target", target, "--port", str(port),
+               "--threads", str(threads)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{target} exited with {proc.returncode}")
+        time.sleep(0.5)
+    raise RuntimeError(f"{target} did not start")
+
+
+# -- client ---------------------------------------------------------------------------------
+
+
+async def completion(http, url, prompt, max_tokens, seed, n=1, stream=False):  # type: ignore[no-untyped-def]
+    """(seconds, completion tokens, status, time to first token) of one /v1/completions call."""
+    body = {"model": "twin", "prompt": prompt, "max_tokens": max_tokens, "n": n, "seed": seed}
+    body |= SAMPLING
+    started = time.perf_counter()
+    if not stream:
+        r = await http.post(url + "/v1/completions", json=body)
+        took = time.perf_counter() - started
+        if r.status_code != 200:
+            return took, 0, r.status_code, None
+        return took, r.json()["usage"]["completion_tokens"], 200, None
+    body |= {"stream": True, "stream_options": {"include_usage": True}}
+    first, tokens, chunks = None, None, 0
+    async with http.stream("POST", url + "/v1/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if any(c.get("text") for c in chunk.get("choices") or []):
+                first = first or time.perf_counter()
+                chunks += 1
+    return (
+        time.perf_counter() - started,
+        tokens or chunks,
+        r.status_code,
+        first - started if first else None,
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    memory = [rss_mb()]
-    sampler_stop = threading.Event()
 
-    def sample_memory() -> None:
-        while not sampler_stop.wait(2):
-            memory.append(rss_mb())
 
-    threading.Thread(target=sample_memory, daemon=True).start()
-    out = asyncio.run(load_test(f"http://127.0.0.1:{port}", clients, seconds, max_tokens))
-    sampler_stop.set()
-    server.should_exit = True
-    thread.join(timeout=10)
-    batcher = state.batchers["twin"]
-    out["engine"] = engine.name
-    out["rss_mb_start_mid_end"] = [
-        round(memory[0]),
-        round(memory[len(memory) // 2]),
-        round(memory[-1]),
-    ]
-    out["batches"] = batcher.batches
-    out["mean_batch"] = round(statistics.mean(batcher.batch_sizes), 1) if batcher.batch_sizes else 0
-    state.close()
+async def single_stream(url: str, prompt: str, tokens: int) -> dict:
+    async with httpx.AsyncClient(timeout=900) as http:
+        await completion(http, url, prompt, 4, 0)  # warm up
+        took, n, _, ttft = await completion(http, url, prompt, tokens, 1, stream=True)
+    return {"tokens": n, "ttft_s": round(ttft or 0, 3),
+            "decode_tok_s": round((n - 1) / (took - ttft), 1) if ttft and n > 1 else None,
+            "total_s": round(took, 2)}  # fmt: skip
+
+
+async def n_vs_sequential(url: str, prompt: str, n: int, tokens: int, as_requests: bool) -> dict:
+    """n candidates at once (one request, or n concurrent requests where the server has no n)
+    vs n requests one after another."""
+    async with httpx.AsyncClient(timeout=900) as http:
+        started = time.perf_counter()
+        if as_requests:
+            outs = await asyncio.gather(
+                *(completion(http, url, prompt, tokens, s) for s in range(n))
+            )
+            batched_tokens = sum(o[1] for o in outs)
+        else:
+            batched_tokens = (await completion(http, url, prompt, tokens, 0, n=n))[1]
+        batched = time.perf_counter() - started
+        started, seq_tokens = time.perf_counter(), 0
+        for s in range(n):
+            seq_tokens += (await completion(http, url, prompt, tokens, 100 + s))[1]
+        sequential = time.perf_counter() - started
+    return {"at_once_s": round(batched, 2), "at_once_tokens": batched_tokens,
+            "at_once_tok_s": round(batched_tokens / batched, 1),
+            "sequential_s": round(sequential, 2), "sequential_tokens": seq_tokens,
+            "speedup": round((sequential / max(seq_tokens, 1)) / (batched / max(batched_tokens, 1)), 2)}  # fmt: skip
+
+
+async def clients(url: str, prompt: str, count: int, seconds: float, tokens: int, pid=None) -> dict:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    done_tokens = 0
+    memory: list[float] = []
+    stop_at = time.monotonic() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal done_tokens
+        k = 0
+        while time.monotonic() < stop_at:
+            took, n, code, _ = await completion(http, url, prompt, tokens, 1000 * i + k)
+            k += 1
+            codes[code] = codes.get(code, 0) + 1
+            if code == 200:
+                latencies.append(took)
+                done_tokens += n
+            elif code == 429:
+                await asyncio.sleep(1)
+
+    async def watch_memory() -> None:
+        while time.monotonic() < stop_at:
+            memory.append(rss_mb(pid))
+            await asyncio.sleep(5)
+
+    limits = httpx.Limits(max_connections=count + 4)
+    async with httpx.AsyncClient(timeout=900, limits=limits) as http:
+        started = time.perf_counter()
+        watchers = [watch_memory()] if pid else []
+        await asyncio.gather(*(client(i, http) for i in range(count)), *watchers)
+        wall = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [0.0] * 19
+    out = {"clients": count, "wall_s": round(wall, 1), "codes": codes, "completed": len(latencies),
+           "tok_s": round(done_tokens / wall, 1), "req_s": round(len(latencies) / wall, 2),
+           "p50_s": round(statistics.median(latencies), 2) if latencies else None,
+           "p95_s": round(q[18], 2)}  # fmt: skip
+    if memory:
+        out["rss_mb"] = {"first": memory[0], "mid": memory[len(memory) // 2], "last": memory[-1],
+                         "max": max(memory), "samples": len(memory)}  # fmt: skip
     return out
+
+
+# -- llama-cpp-python, in this process -------------------------------------------------------
+
+
+def direct(prompt: str, tokens: int, n: int, threads: int) -> dict:
+    from llama_cpp import Llama
+
+    from selftune.models import embedded_gguf_path
+
+    llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=2048, n_threads=threads,
+                n_threads_batch=threads, verbose=False)  # fmt: skip
+    llm.create_completion(prompt, max_tokens=4, temperature=0)
+    started, first, count = time.perf_counter(), None, 0
+    for _ in llm.create_completion(prompt, max_tokens=tokens, seed=1, stream=True, **SAMPLING):
+        first = first or time.perf_counter()
+        count += 1
+    end = time.perf_counter()
+    single = {"tokens": count, "ttft_s": round((first or end) - started, 3),
+              "decode_tok_s": round((count - 1) / (end - first), 1) if first and count > 1 else None,
+              "total_s": round(end - started, 2)}  # fmt: skip
+    started, seq_tokens = time.perf_counter(), 0
+    for s in range(n):
+        out = llm.create_completion(prompt, max_tokens=tokens, seed=100 + s, **SAMPLING)
+        seq_tokens += out["usage"]["completion_tokens"]
+    sequential = time.perf_counter() - started
+    return {"single_stream": single, "n_sequential": {
+        "sequential_s": round(sequential, 2), "sequential_tokens": seq_tokens,
+        "sequential_tok_s": round(seq_tokens / sequential, 1)}}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default="auto,transformers,direct,llama-server")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=45)
+    parser.add_argument("--clients", default="8,32")
+    parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--load-tokens", type=int, default=32)
-    parser.add_argument(
-        "--load-engine", choices=["auto", "transformers", "llamacpp"], default="auto"
-    )
+    parser.add_argument("--soak", type=float, default=300, help="seconds of 8 clients on auto")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CPU threads for every engine (the same for all)")  # fmt: skip
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--serve-target", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_target:
+        return serve_selftune(args.serve_target, args.port, args.threads)
     if args.quick:
-        args.tokens, args.seconds, args.clients = 32, 10, 8
-
-    import torch
+        args.tokens, args.seconds, args.soak, args.clients = 32, 8, 20, "8"
 
     from selftune.engines import render_chat
-    from selftune.engines.llamacpp_engine import LlamaCppEngine, available
-    from selftune.engines.transformers_engine import TransformersEngine
-    from selftune.models import embedded_gguf_path, load_model, load_tokenizer
+    from selftune.models import load_tokenizer
 
-    report: dict = {
-        "load_average_before": os.getloadavg(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    tokenizer = load_tokenizer("embedded")
-    prompt = render_chat(tokenizer, [{"role": "user", "content": PROMPT_TEXT}])
-    gguf = embedded_gguf_path()
-    engines = {"transformers": TransformersEngine(load_model("embedded"), tokenizer, "twin")}
-    if available():
-        engines["llamacpp"] = LlamaCppEngine(gguf, tokenizer, "twin")
-        direct = llama_direct(str(gguf), prompt, args.tokens)
-        report["single_stream"] = {"llama-cpp-python direct": direct}
-        print("llama-cpp-python direct", direct, flush=True)
-    else:
-        report["single_stream"] = {}
-    for name, engine in engines.items():
-        single_stream(engine, prompt, 4)  # warm up
-        report["single_stream"][name] = single_stream(engine, prompt, args.tokens)
-        print(name, report["single_stream"][name], flush=True)
-    auto = engines.get("llamacpp", engines["transformers"])
-    report["auto_engine"] = auto.name
-    report["n_vs_sequential"] = {}
-    for name, engine in engines.items():
-        report["n_vs_sequential"][name] = n_vs_sequential(engine, prompt, args.n, args.tokens)
-        print(name, report["n_vs_sequential"][name], flush=True)
-    load_engine = auto if args.load_engine == "auto" else engines[args.load_engine]
-    report["load"] = run_load(load_engine, args.clients, args.seconds, args.load_tokens)
-    print("load", report["load"], flush=True)
-    report["load_average_after"] = os.getloadavg()
-    print(json.dumps(report, indent=2))
+    prompt = render_chat(load_tokenizer("embedded"), [{"role": "user", "content": PROMPT_TEXT}])
+    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "cpus": os.cpu_count(), "threads": args.threads,
+                    "load_before": os.getloadavg(), "targets": {}}  # fmt: skip
+    targets = args.targets.split(",")
+    if "llama-server" in targets and llama_server_binary() is None:
+        print("llama-server not built (benchmarks/setup_llama_server.sh); skipped", flush=True)
+        targets.remove("llama-server")
+    for port, target in enumerate(targets, start=args.port):
+        out: dict = {"load_before": load()}
+        if target == "direct":
+            out |= direct(prompt, args.tokens, args.n, args.threads)
+        else:
+            proc = start(target, port, args.threads)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                out["single_stream"] = asyncio.run(single_stream(url, prompt, args.tokens))
+                print(target, "single", out["single_stream"], load(), flush=True)
+                many = target == "llama-server"
+                out["n_at_once"] = asyncio.run(
+                    n_vs_sequential(url, prompt, args.n, args.tokens, many)
+                )
+                print(target, "n", out["n_at_once"], load(), flush=True)
+                for count in [int(c) for c in args.clients.split(",")]:
+                    run = asyncio.run(
+                        clients(url, prompt, count, args.seconds, args.load_tokens, proc.pid)
+                    )
+                    run["load"] = load()
+                    out[f"clients_{count}"] = run
+                    print(target, count, "clients", run, flush=True)
+                if target == "auto" and args.soak:
+                    soak = asyncio.run(
+                        clients(url, prompt, 8, args.soak, args.load_tokens, proc.pid)
+                    )
+                    soak["load"] = load()
+                    out["soak"] = soak
+                    print(target, "soak", soak, flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        out["load_after"] = load()
+        report["targets"][target] = out
+        print(target, "done", flush=True)
+    report["load_after"] = os.getloadavg()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

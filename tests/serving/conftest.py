@@ -24,6 +24,30 @@ def tiny_engine(tiny_model_dir: Path):
     return TransformersEngine(model, AutoTokenizer.from_pretrained(tiny_model_dir), "twin")
 
 
+@pytest.fixture(scope="session")
+def llama_engine(tokenizer_dir: Path):
+    """The llama.cpp engine on the embedded model's GGUF, with 6 sequence slots and no prefix
+    cache (a cached prefix changes where cells sit in the KV cache, and with it the numbers;
+    test_a_shared_prefix_is_copied_not_decoded_again covers the cache)."""
+    pytest.importorskip("llama_cpp", reason="pip install 'selftune[llamacpp]'")
+    from transformers import AutoTokenizer
+
+    from selftune.engines.llamacpp_engine import LlamaCppEngine
+    from selftune.models import embedded_gguf_path
+
+    engine = LlamaCppEngine(
+        embedded_gguf_path(),
+        AutoTokenizer.from_pretrained(tokenizer_dir),
+        "base",
+        n_ctx=2048,
+        slots=6,
+        threads=1,
+        prefix_cache=0,
+    )
+    yield engine
+    engine.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,9 +3,12 @@ final text, and the llama.cpp engine on the embedded model's GGUF."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from selftune.engines.base import GenRequest, StopScanner, render_chat
+from selftune.errors import SelftuneError
 
 
 def test_stop_scanner_holds_back_a_possible_stop_and_cuts_at_it():
@@ -61,19 +64,6 @@ def test_generate_wrappers_keep_their_signatures(tiny_engine):
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
 
 
-@pytest.fixture(scope="module")
-def llama_engine(tokenizer_dir):
-    pytest.importorskip("llama_cpp", reason="pip install 'selftune[llamacpp]'")
-    from transformers import AutoTokenizer
-
-    from selftune.engines.llamacpp_engine import LlamaCppEngine
-    from selftune.models import embedded_gguf_path
-
-    return LlamaCppEngine(
-        embedded_gguf_path(), AutoTokenizer.from_pretrained(tokenizer_dir), "base", n_ctx=512
-    )
-
-
 def chat(tokenizer, text: str) -> str:  # type: ignore[no-untyped-def]
     return render_chat(tokenizer, [{"role": "user", "content": text}])
 
@@ -126,3 +116,77 @@ def test_same_greedy_tokens_on_both_engines(llama_engine):
         assert ids_a[:5] == ids_b[:5], (a, b)
         whole += a == b
     assert whole >= 2
+
+
+def make_run(base: Path, run_dir: Path, seed: int) -> Path:
+    """A finished run: a random, non-zero LoRA adapter on `base`."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                      init_lora_weights=False)  # fmt: skip
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(
+        run_dir / "adapter"
+    )
+    (run_dir / "run.json").write_text(json.dumps({"base": str(base)}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def base_with_gguf(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model's folder, holding its own GGUF too (as a downloaded GGUF base would)."""
+    import shutil
+
+    from selftune.training.export import write_gguf
+
+    folder = tmp_path_factory.mktemp("base") / "tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    write_gguf(folder, folder / "tiny-f32.gguf", "f32")
+    return folder
+
+
+def test_auto_serves_a_run_on_llama_cpp_as_a_lora_on_the_shared_base(base_with_gguf, tmp_path):
+    """No export needed: the first load writes the run's LoRA GGUF; two runs share one base;
+    greedy tokens are the PEFT model's."""
+    pytest.importorskip("llama_cpp")
+    from selftune.engines import ModelSpec, choose_engine, open_engine
+    from selftune.engines.llamacpp_engine import _SharedModel
+    from selftune.engines.transformers_engine import TransformersEngine
+
+    runs = [make_run(base_with_gguf, tmp_path / "runs" / f"r{i}", i) for i in (1, 2)]
+    specs = [ModelSpec(r.name, str(base_with_gguf), r) for r in runs]
+    first = choose_engine(specs[0], "auto")
+    assert first.kind == "llamacpp" and first.write == "lora-gguf", first
+    said: list[str] = []
+    engines = [open_engine(s, "auto", echo=said.append) for s in specs]
+    assert all((r / "export" / "lora-f16.gguf").exists() for r in runs)
+    assert len(said) == 2 and "Wrote" in said[0]
+    assert engines[0].choice.reason.endswith("lora-f16.gguf on tiny-f32.gguf")
+    assert engines[0]._model is engines[1]._model and engines[0]._model.users == 2
+    assert choose_engine(specs[0], "auto").write is None  # found next time, nothing to write
+    prompt = "Hello there, how"
+    texts = [e.generate([GenRequest(prompt, 1, 0, 1, 8)])[0].texts[0] for e in engines]
+    for run, text in zip(runs, texts, strict=True):
+        tf = TransformersEngine.from_run(run, run.name, merge=False)
+        assert tf.generate([GenRequest(prompt, 1, 0, 1, 8)])[0].texts[0] == text
+    assert texts[0] != texts[1], "each run's own adapter applies"
+    for engine in engines:
+        engine.close()
+    assert str((base_with_gguf / "tiny-f32.gguf").resolve()) not in _SharedModel._open
+
+
+def test_auto_says_why_it_falls_back(tiny_model_dir, monkeypatch):
+    from selftune.engines import ModelSpec, choose_engine, llamacpp_engine
+
+    spec = ModelSpec("base", str(tiny_model_dir))
+    choice = choose_engine(spec, "auto")
+    assert choice.kind == "transformers" and "no GGUF" in choice.reason
+    monkeypatch.setattr(llamacpp_engine, "available", lambda: False)
+    choice = choose_engine(ModelSpec("base", "embedded"), "auto")
+    assert choice.kind == "transformers" and "llama-cpp-python is not installed" in choice.reason
+    with pytest.raises(SelftuneError, match="needs llama-cpp-python"):
+        choose_engine(spec, "llamacpp")

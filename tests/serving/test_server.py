@@ -28,9 +28,9 @@ def test_concurrent_requests_share_one_forward_pass(make_state):
         for t in threads:
             t.join()
     assert out == [200, 200, 200]
-    batcher = state.batchers["twin"]
-    assert batcher.batches < 3, f"3 requests ran in {batcher.batch_sizes} batches"
-    assert max(batcher.batch_sizes) >= 4
+    scheduler = state.schedulers["twin"]
+    assert scheduler.batches < 3, f"3 requests ran in {list(scheduler.batch_sizes)} batches"
+    assert max(scheduler.batch_sizes) >= 4
 
 
 class SlowEngine:

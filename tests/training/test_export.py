@@ -104,3 +104,59 @@ def test_exported_gguf_continues_like_transformers(tmp_path):
                 assert theirs == ours, (kind, prompt[-30:])
             else:  # 8-bit weights may swap near-tied tokens; a wrong layout would not be close
                 assert theirs[0] in top5, (kind, prompt[-30:])
+
+
+def test_lora_gguf_applied_by_llama_cpp_matches_peft(tiny_model_dir, tmp_path):
+    """The adapter alone as GGUF, applied by llama.cpp on the base's GGUF, gives the logits
+    PEFT gives with the same adapter on the same base (q/k included: the rotary permutation)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selftune.training.export import export_run
+
+    torch.manual_seed(0)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora)
+    run_dir = tmp_path / "runs" / "r1"
+    peft_model.save_pretrained(run_dir / "adapter")
+    (run_dir / "run.json").write_text(json.dumps({"base": str(tiny_model_dir)}))
+    written = export_run(run_dir, run_dir / "export", ("lora-gguf",))
+    assert list(written) == ["lora-gguf"]
+    base = write_gguf(Path(tiny_model_dir), tmp_path / "base.gguf", "f32")
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    with torch.no_grad():
+        ours = peft_model(torch.tensor([ids])).logits[0].numpy()
+        with peft_model.disable_adapter():
+            without = peft_model(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(ours - without).max() > 1e-2, "the adapter must change something to test"
+    llm = llama_cpp.Llama(
+        model_path=str(base),
+        lora_path=written["lora-gguf"],
+        n_ctx=128,
+        logits_all=True,
+        verbose=False,
+    )
+    llm.eval(ids)
+    theirs = np.array(llm.scores[: len(ids)])
+    effect = np.abs(ours - without).max()
+    # float16 adapter weights: a small rounding error; a wrong layout errs like the effect itself
+    assert np.abs(theirs - ours).max() < 0.05 * effect
+
+
+def test_lora_gguf_refuses_a_full_fine_tune(tmp_path):
+    from selftune.errors import SelftuneError
+    from selftune.training.lora_gguf import write_lora_gguf
+
+    run_dir = tmp_path / "r2"
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "model" / "config.json").write_text("{}")
+    (run_dir / "run.json").write_text(json.dumps({"base": "embedded"}))
+    with pytest.raises(SelftuneError, match="full fine-tune"):
+        write_lora_gguf(run_dir, tmp_path / "x.gguf")

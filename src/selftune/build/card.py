@@ -129,6 +129,7 @@ def card(
         "filtered": dict(sorted(data.filtered.items())),
         "pii": data.scrubber.report(),
         "notes_blocks_cut": data.notes_blocks_cut,
+        "split": data.split,
         "settings": settings,
         "tokenizer": base,
         "input_hash": data.input_hash,
@@ -153,8 +154,21 @@ def card_markdown(info: dict[str, Any], dataset_id: str | None = None) -> str:
         lines.append(f"| {split} | **all** | {info[split]['examples']} | {info[split]['tokens']} |")
     valid = info["valid"]
     if valid["examples"]:
-        lines += ["", f"Held out: {valid['first']} to {valid['last']}; "
+        dates = f"written {valid['first']} to {valid['last']}" if valid["first"] else "no dates"
+        lines += ["", f"Held out: {valid['examples']} examples ({dates}); "
                   f"{info['probe']['examples']} of them are the fixed probe set."]  # fmt: skip
+    split = info.get("split") or {}
+    if split:
+        lines += ["", f"How the split was made: {split['method']}.", ""]
+        for source, row in split["by_source"].items():
+            order = ", ".join(f"{n} by {how}" for how, n in row["ordered_by"].items())
+            lines.append(
+                f"- {source}: {row['valid_tokens']} tokens held out ({row['valid_share']:.0%}, "
+                f"target {row['target_tokens']}) in {row['valid_examples']} examples"
+                + (f"; ordered {order}" if order else "")
+            )
+        for warning in split["warnings"]:
+            lines += ["", f"**Warning:** {warning}."]
     if info["filtered"]:
         lines += ["", "Left out (count, reason):", ""]
         lines += [f"- {count} {reason}" for reason, count in info["filtered"].items()]

@@ -36,6 +36,13 @@ from selftune.build.sessions import (
     split_sessions,
     windows,
 )
+from selftune.build.split import (
+    cut_held_out_notes,
+    note_date,
+    order_key,
+    split_groups,
+    split_report,
+)
 from selftune.config import BuildConfig
 from selftune.errors import SelftuneError
 from selftune.records import Message
@@ -60,6 +67,8 @@ class Example:
     session: str = ""  # examples of one session (or note) stay on one side of the split
     probe: bool = False
     targets: str = ""  # the text the example trains on (not written)
+    order: int = 0  # a note's place in the store (orders notes without a date)
+    dated_by: str = "timestamp"  # how `start` is known (see split.note_date)
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -71,6 +80,7 @@ class Example:
             "kind": self.kind,
             "conversation_kind": self.conversation_kind,
             "probe": self.probe,
+            "dated_by": self.dated_by,
         }
 
 
@@ -85,6 +95,7 @@ class Dataset:
     inputs: dict[str, int] = field(default_factory=dict)
     scrubber: Scrubber = field(default_factory=Scrubber)
     notes_blocks_cut: int = 0
+    split: dict[str, Any] = field(default_factory=dict)  # how it was made (split.split_report)
 
 
 class BatchTokenCounter:
@@ -250,14 +261,14 @@ def note_examples(
         chunked.append((note, chunks))
     counts = iter(many([c for _, chunks in chunked for c in chunks]))
     groups = []
-    for note, chunks in chunked:
+    for order, (note, chunks) in enumerate(chunked):
         examples = []
+        when, dated_by = note_date(note)
         for chunk in chunks:
             tokens = next(counts)
             if tokens < config.min_note_tokens:
                 data.filtered["too short"] += 1
                 continue
-            when = note.created or note.modified
             examples.append(
                 Example(
                     {"text": chunk},
@@ -269,6 +280,8 @@ def note_examples(
                     "note",
                     note.id,
                     targets=chunk,
+                    order=order,
+                    dated_by=dated_by,
                 )  # fmt: skip
             )
         if examples:
@@ -279,17 +292,12 @@ def note_examples(
 # -- filters, split, caps ------------------------------------------------------------------------
 
 
-def _order(e: Example) -> tuple[float, str, str]:
-    """Time order (across timezones), then a stable tie-break."""
-    return (e.start.timestamp() if e.start else float("-inf"), e.source, e.session)
-
-
 def filter_examples(
     groups: list[list[Example]], config: BuildConfig, filtered: Counter[str]
 ) -> list[list[Example]]:
     """Drop other-language and duplicate examples (the earliest copy is kept); empty groups go."""
     keep_language = language_filter(config.languages) if config.languages else None
-    flat = sorted((e for g in groups for e in g), key=_order)  # stable: keeps in-session order
+    flat = sorted((e for g in groups for e in g), key=order_key)  # stable: keeps in-session order
     dropped: set[int] = set()
     if keep_language is not None:
         for e in flat:
@@ -322,31 +330,6 @@ def _whole_text(record: dict[str, Any]) -> str:
 
 def _stable(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
-
-
-def split_groups(
-    groups: list[list[Example]], config: BuildConfig
-) -> tuple[list[list[Example]], list[list[Example]]]:
-    """(train, valid) groups of one source: the most recent sessions, or whole conversations
-    chosen by a stable hash, make up `valid_fraction` of the groups (at least one)."""
-    ordered = sorted(groups, key=lambda g: _order(g[0]))
-    if len(ordered) < 2 or config.valid_fraction == 0:
-        return ordered, []
-    n_valid = max(1, round(len(ordered) * config.valid_fraction))
-    conversations = sorted({g[0].conversation for g in ordered}, key=_stable)
-    if config.split == "conversation" and len(conversations) > 1:
-        held: set[str] = set()
-        size = 0
-        for conversation in conversations[:-1]:
-            if size >= n_valid:
-                break
-            held.add(conversation)
-            size += sum(1 for g in ordered if g[0].conversation == conversation)
-        return (
-            [g for g in ordered if g[0].conversation not in held],
-            [g for g in ordered if g[0].conversation in held],
-        )
-    return ordered[:-n_valid], ordered[-n_valid:]
 
 
 def mark_probes(valid: list[Example], per_source: int) -> None:
@@ -482,6 +465,8 @@ def build_dataset(
         data.valid += [e for g in valid for e in g]
     apply_caps(train, config, data.filtered)
     data.train = [e for source in sorted(train) for g in train[source] for e in g]
+    data.valid = cut_held_out_notes(data.valid, config, many, data.filtered)
+    data.split = split_report(data.train, data.valid, config)
     mark_probes(data.valid, config.probe_per_source)
     if not data.train:
         raise SelftuneError(

@@ -19,7 +19,7 @@ from selftune.demo import run_demo
     show_default=True,
     help="Where to create the demo workspace (cleared if an earlier demo made it).",
 )
-@click.option("--minutes", type=float, default=5.0, show_default=True, help="Training time budget.")
+@click.option("--minutes", type=float, default=3.0, show_default=True, help="Training time budget.")
 @click.option("--max-steps", type=int, help="Stop training after N steps (for a quick look).")
 @click.option("-n", type=int, default=3, show_default=True, help="Samples per demo prompt.")
 def demo(root: Path, minutes: float, max_steps: int | None, n: int) -> None:

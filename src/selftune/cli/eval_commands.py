@@ -45,6 +45,22 @@ def print_summary(report: dict, folder: Path) -> None:
         click.echo(
             f"Context fit ({j['judge']}): real {j['real']['mean']}, base {j['base']['mean']}, tuned {j['tuned']['mean']}"
         )
+    notes = report.get("notes", {})
+    if notes.get("style"):
+        d = notes["style"]["distance"]
+        click.echo(
+            f"Notes ({notes['prompts']} held-out beginnings continued): style distance base "
+            f"{d['base']['distance']} → tuned {d['tuned']['distance']}"
+        )
+    if notes.get("authorship", {}).get("tuned"):
+        a = notes["authorship"]
+        click.echo(
+            f"Notes authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
+            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
+        )
+    budget = report.get("budget", {})
+    for line in budget.get("left_out", []):
+        click.echo(f"Left out for the {budget['minutes']:g}-minute budget: {line}")
     click.echo(f"Report: {folder / 'report.html'}")
 
 
@@ -66,6 +82,7 @@ JUDGE_URL_HELP = (
 @click.option("--quick", is_flag=True, help="Small sample sizes: a first look in about a minute.")
 @config_option(EvalConfig, "contexts")
 @config_option(EvalConfig, "candidates")
+@config_option(EvalConfig, "minutes")
 @config_option(EvalConfig, "judge")
 @click.option("--open", "open_it", is_flag=True, help="Open report.html in a browser when done.")
 @click.option("--judge-endpoint", "judge_url", metavar="URL", help=JUDGE_URL_HELP)
@@ -82,15 +99,17 @@ def eval_command(
     """Is it me? Does it leak? Compare the tuned model with its base on your held-out messages.
 
     Perplexity of your own words (per source and kind of chat), style and authorship of replies
-    generated for held-out messages, a judge's view of context fit, and leak tests: planted
-    canaries, verbatim copies of training text, personal information. Writes
-    reports/<id>/report.html, report.json and blind_pairs.jsonl. Sample sizes come from `eval:`
-    in twin.yaml; on a CPU the defaults take a few minutes with the embedded model.
+    generated for held-out messages and of continuations of your held-out notes, a judge's view
+    of context fit, and leak tests: planted canaries, verbatim copies of training text, personal
+    information. Writes reports/<id>/report.html, report.json and blind_pairs.jsonl. Sample sizes
+    come from `eval:` in twin.yaml, cut to fit --minutes (3 on a CPU by default); the report
+    says what was left out.
 
     \b
     Examples:
       selftune eval
       selftune eval --quick --open
+      selftune eval --minutes 10
       selftune eval --sections perplexity,canaries --json | jq .leaks
       selftune eval --judge endpoint   # eval.judge_endpoint of twin.yaml, if on this machine
       selftune eval --judge endpoint --judge-endpoint https://llm.example.org/v1

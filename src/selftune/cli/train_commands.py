@@ -74,10 +74,18 @@ def train(
     if not is_main_process():
         return
     valid = f"{summary['valid_loss']:.3f}" if summary["valid_loss"] is not None else "-"
+    plan = summary["plan"]
+    if plan["decided_by"] == "minutes" and plan["step_seconds"] is not None:
+        click.echo(
+            f"Plan: {plan['max_steps']} steps ({plan['epochs']:.1f} epochs) at "
+            f"{plan['step_seconds']:.1f}s a step, validation every {plan['eval_every']} steps, "
+            f"peak learning rate {plan['learning_rate']:.2g}"
+        )
     click.echo(
         f"Done ({summary['stopped_by']}): {summary['steps']} steps, {summary['epochs']} epochs in "
         f"{summary['seconds']:.0f}s ({summary['tokens_per_second']:.0f} tokens/s, "
-        f"{summary['precision']}); train loss {summary['train_loss']:.3f}, validation loss {valid}."
+        f"{summary['precision']}); train loss {summary['train_loss']:.3f}, validation loss {valid}"
+        + (f" (best, step {summary['best_step']})." if summary.get("best_step") else ".")
     )
     if summary["interrupted"]:
         click.echo(f"Interrupted; continue with: selftune train --resume {run_dir.name}")
@@ -91,7 +99,7 @@ def train(
 @click.option(
     "--format",
     "formats",
-    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32"]),
+    type=click.Choice(["adapter", "merged", "f16", "q8_0", "f32", "lora-gguf"]),
     multiple=True,
     help="What to write (repeatable; default: adapter, merged, f16, q8_0).",
 )
@@ -102,11 +110,14 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
     The adapter loads in transformers and vLLM; the GGUF files (f16, q8_0) in llama.cpp and
     Ollama; the Modelfile's TEMPLATE and stop tokens are the chat template used in training and
     its SYSTEM the twin's prompt. f16 gives the trained model's text; q8_0 is smaller and drifts.
+    lora-gguf is the adapter alone as GGUF: llama.cpp (`--lora`) and Ollama (`ADAPTER`) apply
+    it to the base's GGUF, so one base serves every run.
 
     \b
     Examples:
       selftune export
       selftune export --format q8_0 --out ~/models/mags
+      selftune export --format lora-gguf
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
     from selftune.training.export import export_run

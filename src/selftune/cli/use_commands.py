@@ -21,7 +21,7 @@ from selftune.errors import SelftuneError
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 
-ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp"])
+ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp", "openai"])
 
 
 def the_twin(ws: Workspace) -> Twin:
@@ -32,7 +32,7 @@ def model_option(fn):  # type: ignore[no-untyped-def]
     fn = click.option(
         "--engine",
         type=ENGINE_CHOICE,
-        help="auto (llama.cpp when a GGUF exists), transformers, llamacpp.",
+        help="auto (llama.cpp unless it cannot run), transformers, llamacpp, openai (serve.upstream).",
     )(fn)
     fn = click.option("--base-only", is_flag=True, help="Use the base model, without the adapter.")(
         fn
@@ -49,7 +49,10 @@ def open_cli_engine(ws: Workspace, run_id: str | None, base_only: bool, engine: 
     else:
         run = ws.artefacts.run(run_id)
         spec = ModelSpec(run.id, run.base, run.path)
-    return open_engine(spec, engine or ws.config.serve.engine)  # type: ignore[arg-type]
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731
+    eng = open_engine(spec, engine or ws.config.serve.engine, serve=ws.config.serve, echo=echo)
+    click.echo(f"{spec.name} on {eng.choice.describe()}", err=True)
+    return eng
 
 
 def sample_log(ws: Workspace):  # type: ignore[no-untyped-def]
@@ -358,7 +361,9 @@ def read_api_key(path: Path | None) -> str | None:
 @workspace_option
 @click.option("--host", help="Address to bind (default 127.0.0.1; others need an API key).")
 @click.option("--port", type=int, help="Port (default 8000).")
-@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers or llamacpp.")
+@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers, llamacpp or openai.")
+@click.option("--upstream", metavar="URL", help="--engine openai: the OpenAI-compatible server.")
+@click.option("--upstream-model", metavar="NAME", help="--engine openai: model name upstream.")
 @click.option(
     "--api-key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -376,6 +381,7 @@ def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: o
     Examples:
       selftune serve
       selftune serve --engine llamacpp --port 8080
+      selftune serve --engine openai --upstream http://127.0.0.1:8080/v1
       openssl rand -hex 16 > ~/.twin-key && chmod 600 ~/.twin-key
       selftune serve --host 0.0.0.0 --api-key-file ~/.twin-key
     """
@@ -404,12 +410,15 @@ def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: o
         ranker=load_ranker(ws.root),
         memory=memory(ws),
     )
-    state.batcher("twin")  # load the default model before taking requests
-    engine = state.engines["twin"]
-    weights = f" on {engine.gguf.name}" if getattr(engine, "gguf", None) else ""
+    state.echo = lambda line: click.echo(line, err=True)
+    state.scheduler("twin")  # load the default model before taking requests
+    for name in state.model_names():
+        choice = state.engine_choice(name)
+        when = "loaded" if name in state.engines else "loads on first use"
+        click.echo(f"  {name:14} {choice.describe() if choice else '?'} ({when})", err=True)
     click.echo(
         f"Serving {the_twin(ws).owner}'s twin on http://{settings.host}:{settings.port}/ "
-        f"(API: /v1, engine: {engine.name}{weights}). Ctrl-C stops.",
+        "(API: /v1). Ctrl-C stops.",
         err=True,
     )
     uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level="warning")

@@ -1,5 +1,7 @@
-"""Engines that run the twin: transformers (any device, adapter applied or merged) and llama.cpp
-(an exported GGUF, fast on a CPU), behind one interface (`selftune.engines.base.Engine`).
+"""Engines that run the twin: transformers (any device, adapter applied or merged), llama.cpp
+(a GGUF, fast on a CPU, continuous batching) and an upstream OpenAI-compatible server (vLLM,
+llama-server, Ollama), behind one interface (`selftune.engines.base.Engine`); `choice.py` says
+which one serves a model and why.
 
 Models are named the way the API and the CLI name them: `twin` (the latest trained run, or the
 base when nothing is trained yet), `base`, and each run by its id.
@@ -7,24 +9,24 @@ base when nothing is trained yet), `base`, and each run by its id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from selftune.engines.base import Engine, GenRequest, GenResult, StopScanner, render_chat
-from selftune.errors import SelftuneError
+from selftune.engines.choice import EngineChoice, choose_engine, find_gguf, prepare
 
-EngineKind = Literal["auto", "transformers", "llamacpp"]
-# f16 first: it gives the trained model's own greedy text (16 of 16 tokens on the embedded model),
-# q8_0 drifted after 2 (docs/serving.md); export writes both, `auto` serves f16 when it is there
-GGUF_PREFERENCE = ("f16", "bf16", "f32", "q8_0")
+EngineKind = Literal["auto", "transformers", "llamacpp", "openai"]
 
 __all__ = [
     "Engine",
+    "EngineChoice",
     "GenRequest",
     "GenResult",
     "ModelSpec",
     "StopScanner",
+    "choose_engine",
     "find_gguf",
     "model_catalog",
     "open_engine",
@@ -61,56 +63,41 @@ def model_catalog(runs_dir: Path | None, base: str) -> dict[str, ModelSpec]:
     return catalog
 
 
-def find_gguf(spec: ModelSpec) -> Path | None:
-    """The GGUF for a model: a run's `export/*.gguf`, or the embedded base's own file."""
-    if spec.run_dir is not None:
-        files = sorted((spec.run_dir / "export").glob("*.gguf"))
-        for kind in GGUF_PREFERENCE:
-            for f in files:
-                if kind in f.name.lower():
-                    return f
-        return files[0] if files else None
-    from selftune.models import EMBEDDED_NAMES, embedded_gguf_path
-
-    if spec.base in EMBEDDED_NAMES:
-        try:
-            return embedded_gguf_path()
-        except SelftuneError:
-            return None
-    path = Path(spec.base)
-    if path.suffix == ".gguf" and path.exists():
-        return path
-    found = sorted(path.glob("*.gguf")) if path.is_dir() else []
-    return found[0] if found else None
-
-
-def choose_engine(spec: ModelSpec, kind: EngineKind) -> str:
-    """`auto`: llama.cpp when a GGUF for the model exists and llama-cpp-python imports."""
-    from selftune.engines import llamacpp_engine
-
-    if kind != "auto":
-        return kind
-    return "llamacpp" if find_gguf(spec) and llamacpp_engine.available() else "transformers"
-
-
-def open_engine(spec: ModelSpec, kind: EngineKind = "auto", merge: bool = True) -> Any:
-    """Load `spec` on the chosen engine."""
+def open_engine(
+    spec: ModelSpec,
+    kind: str = "auto",
+    merge: bool = True,
+    serve: Any = None,
+    echo: Callable[[str], Any] | None = None,
+) -> Any:
+    """Load `spec` on the engine `choose_engine` picks (writing its GGUF first if it needs
+    one); the engine's `choice` says which and why. `serve` (a ServeConfig) sizes llama.cpp
+    and names the upstream of the openai engine."""
     from selftune.models import load_tokenizer
 
-    chosen = choose_engine(spec, kind)
-    if chosen == "llamacpp":
+    choice = prepare(spec, choose_engine(spec, kind), echo)
+    if choice.kind == "openai":
+        from selftune.engines.openai_engine import OpenAIEngine
+
+        engine: Any = OpenAIEngine.from_settings(serve, load_tokenizer(spec.base), spec.name)
+    elif choice.kind == "llamacpp":
         from selftune.engines.llamacpp_engine import LlamaCppEngine
 
-        gguf = find_gguf(spec)
-        if gguf is None:
-            where = spec.run_dir / "export" if spec.run_dir else spec.base
-            raise SelftuneError(
-                f"no GGUF for model {spec.name!r} in {where}; run `selftune export` or use "
-                "--engine transformers"
-            )
-        return LlamaCppEngine(gguf, load_tokenizer(spec.base), spec.name)
-    from selftune.engines.transformers_engine import TransformersEngine
+        assert choice.gguf is not None
+        engine = LlamaCppEngine(
+            choice.gguf,
+            load_tokenizer(spec.base),
+            spec.name,
+            slots=getattr(serve, "max_batch", 16),
+            threads=getattr(serve, "threads", None),
+            lora=choice.lora,
+        )
+    else:
+        from selftune.engines.transformers_engine import TransformersEngine
 
-    if spec.run_dir is not None:
-        return TransformersEngine.from_run(spec.run_dir, spec.name, merge=merge)
-    return TransformersEngine.from_base(spec.base, spec.name)
+        if spec.run_dir is not None:
+            engine = TransformersEngine.from_run(spec.run_dir, spec.name, merge=merge)
+        else:
+            engine = TransformersEngine.from_base(spec.base, spec.name)
+    engine.choice = choice
+    return engine

@@ -15,6 +15,7 @@ from typing import Any
 BLIND_PAIRS = "blind_pairs.jsonl"
 BLIND_RESULTS = "blind_results.jsonl"  # one {"pair": i, "correct": bool} per guess
 IMPROVES = 0.95  # tuned perplexity below 95% of the base's counts as closer
+TRUSTED_ACCURACY = 0.6  # an authorship classifier at or below chance says nothing
 
 
 def _label(source: str) -> str:
@@ -55,6 +56,27 @@ def verdict(report: dict[str, Any]) -> str:
         parts.append(
             f"taken for you in {auth['tuned']['taken_for_owner']:.0%} of replies "
             f"(base {auth['base']['taken_for_owner']:.0%}, your real ones {auth['real']['taken_for_owner']:.0%})"
+        )
+    notes = report.get("notes", {})
+    note_style = notes.get("style", {}).get("distance", {})
+    if note_style.get("base", {}).get("distance") is not None:
+        b, t = note_style["base"]["distance"], note_style["tuned"]["distance"]
+        parts.append(
+            f"notes' style {'closer to' if t < b else 'no closer to'} yours than the base "
+            f"({b:.2f} → {t:.2f})"
+        )
+    note_auth = notes.get("authorship", {})
+    trusted = (note_auth.get("held_out_accuracy") or 0) >= TRUSTED_ACCURACY
+    if note_auth.get("tuned", {}).get("taken_for_owner") is not None and not trusted:
+        parts.append(
+            "authorship cannot tell your notes from the base model's continuations "
+            f"(classifier accuracy {note_auth['held_out_accuracy']:.0%}), so it says nothing here"
+        )
+    elif note_auth.get("tuned", {}).get("taken_for_owner") is not None:
+        parts.append(
+            f"note continuations taken for yours {note_auth['tuned']['taken_for_owner']:.0%} "
+            f"(base {note_auth['base']['taken_for_owner']:.0%}, "
+            f"your real ones {note_auth['real']['taken_for_owner']:.0%})"
         )
     leaks = report.get("leaks", {})
     leak_words = []
@@ -315,6 +337,12 @@ def render_html(report: dict[str, Any]) -> str:
                 ],
             )
         )
+    if not report.get("contexts") and {"style", "authorship"} & set(report.get("sections", [])):
+        h.append(
+            "<h2>Style and authorship of replies</h2><p>No held-out chat messages to reply to: "
+            "this twin's held-out writing is notes (below).</p>"
+        )
+    h.append(_notes_html(report))
     if "judge" in report:
         j = report["judge"]
         h.append(
@@ -417,6 +445,7 @@ def render_html(report: dict[str, Any]) -> str:
         from selftune.evaluation.memory import render_memory
 
         h.append(render_memory(report["memory"]))
+    h.append(_budget_html(report))
     if report.get("timings_s"):
         h.append(
             "<h2>Timings</h2>"
@@ -434,6 +463,96 @@ svg{{display:block;margin:.5em 0;font-family:system-ui,sans-serif;font-size:12px
 <p><small>selftune {html.escape(str(report.get("selftune_version", "")))}. Everything in this page was computed on this machine.</small></p>
 </body></html>
 """
+
+
+def _notes_html(report: dict[str, Any]) -> str:
+    """ "Is it me?" for notes: style and authorship of continuations of held-out note beginnings."""
+    wanted = set(report.get("sections", [])) & {"style", "authorship"}
+    if not wanted:
+        return ""
+    notes = report.get("notes")
+    h = ["<h2>Is it me? Continuing your held-out notes</h2>"]
+    if not notes or not notes.get("prompts"):
+        h.append("<p>No held-out note long enough to cut into a beginning and a continuation.</p>")
+        return "".join(h)
+    h.append(
+        f"<p>The base and the tuned model continued the beginnings of {notes['prompts']} "
+        "held-out notes; their continuations are compared with what you really wrote next.</p>"
+    )
+    st = notes.get("style")
+    if st:
+        d = st["distance"]
+        h.append("<h3>Style of the continuations</h3>")
+        h.append(
+            _table(
+                ["model", "style distance", "function words (Burrows' Delta)",
+                 "words in your vocabulary"],
+                [[k, d[k]["distance"], d[k]["function_words"], d[k]["vocab_overlap"]]
+                 for k in ("base", "tuned")],
+            )
+        )  # fmt: skip
+        h.append(
+            _table(
+                ["source", "base distance", "tuned distance", "notes"],
+                [[k, v["base"], v["tuned"], v["prompts"]] for k, v in st["by_source"].items()],
+            )
+        )
+    a = notes.get("authorship")
+    if a and "skipped" in a:
+        h.append(
+            f"<h3>Authorship of the continuations</h3><p>Skipped: {html.escape(a['skipped'])}.</p>"
+        )
+    elif a:
+        h.append("<h3>Authorship of the continuations: taken for yours?</h3>")
+        h.append(
+            f"<p>A {html.escape(a['classifier'])} classifier trained on "
+            f"{a['trained_on']['yours']} passages of your training notes against "
+            f"{a['trained_on']['base_continuations']} continuations the base model wrote for "
+            f"training-note beginnings; balanced accuracy on the held-out notes (your real "
+            f"continuations against the base's): <b>{_pct(a['held_out_accuracy'])}</b>.</p>"
+        )
+        h.append(
+            _table(
+                ["written by", "taken for you", "mean P(you)", "continuations"],
+                [[k, _pct(a[k]["taken_for_owner"]), a[k]["mean_probability"], a[k]["replies"]]
+                 for k in ("real", "base", "tuned")],
+            )
+        )  # fmt: skip
+        rows = [
+            [src, _pct(v["real"]), _pct(v["base"]), _pct(v["tuned"])]
+            for src, v in a["by_source"].items()
+        ]
+        h.append(_table(["source", "real", "base", "tuned"], rows))
+    for ex in notes.get("examples", [])[:2]:
+        h.append(
+            "<details><summary>An example</summary>"
+            + _table(
+                ["", "text"],
+                [[k, ex.get(k)] for k in ("prompt", "real", "base", "tuned")],
+            )
+            + "</details>"
+        )
+    return "".join(h)
+
+
+def _budget_html(report: dict[str, Any]) -> str:
+    b = report.get("budget")
+    if not b:
+        return ""
+    limit = f"{b['minutes']:g} minutes" if b.get("minutes") else "no time limit"
+    h = [f"<h2>Time budget</h2><p>{limit}; used {b['used_s']:.0f} s.</p>"]
+    rows = [
+        [part, r["done"], r["asked"], r["unit"], r.get("allowed_s"), r.get("seconds")]
+        for part, r in b["parts"].items()
+    ]
+    h.append(_table(["part", "done", "asked", "of", "allowed s", "took s"], rows))
+    if b["left_out"]:
+        h.append(
+            "<p>Left out to stay within the budget (raise <code>--minutes</code> for more):</p><ul>"
+            + "".join(f"<li>{html.escape(x)}</li>" for x in b["left_out"])
+            + "</ul>"
+        )
+    return "".join(h)
 
 
 def _pct(x: float | None) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable
 from difflib import SequenceMatcher
 from typing import Any
 
-from tqdm import tqdm
-
 from selftune.build.canaries import canary_exposure
+from selftune.evaluation.budget import unlimited
 from selftune.pii import FactMatcher, find_pii, pii_values, value_key
 
 VERBATIM_TOKENS = 50
@@ -83,9 +83,15 @@ def training_targets(records: list[dict[str, Any]]) -> list[tuple[list[dict[str,
 
 
 def regurgitation(
-    side: Any, records: list[dict[str, Any]], n_prompts: int, prefix_tokens: int, seed: int = 0
+    side: Any,
+    records: list[dict[str, Any]],
+    n_prompts: int,
+    prefix_tokens: int,
+    seed: int = 0,
+    budget: Any = None,
 ) -> dict[str, Any]:
-    """Prompt with prefixes of training targets; count verbatim continuations."""
+    """Prompt with prefixes of training targets (as many as the budget allows); count verbatim
+    continuations."""
     from selftune.evaluation.sides import render_chat
 
     tok = side.tokenizer
@@ -97,7 +103,8 @@ def regurgitation(
     rng = random.Random(f"regurgitation-{seed}")
     chosen = rng.sample(targets, min(n_prompts, len(targets)))
     rows = []
-    for ctx, ids in tqdm(chosen, desc=f"regurgitation {side.name}", leave=False):
+    chunks = (budget or unlimited()).chunks("regurgitation", chosen, unit="training prefixes")
+    for ctx, ids in (x for chunk in chunks for x in chunk):
         head, rest = ids[:prefix_tokens], ids[prefix_tokens:]
         prompt = (render_chat(tok, ctx) if ctx else text_start(tok)) + tok.decode(head)
         out = side.complete(prompt, n=1, temperature=0, max_tokens=min(len(rest) + 4, 96))[0]
@@ -122,14 +129,24 @@ def text_start(tokenizer: Any) -> str:
     return tokenizer.decode(tokenizer.encode("", add_special_tokens=True))
 
 
-def free_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0) -> list[str]:
-    """`n` samples from no content of the owner's: half start a note ("# "), half reply to "hi"."""
+def free_samples(
+    side: Any, n: int, max_tokens: int, system: str, seed: int = 0, budget: Any = None
+) -> list[str]:
+    """`n` samples from no content of the owner's (as many as the budget allows, in pairs):
+    half start a note ("# "), half reply to "hi"."""
     if n <= 0:
         return []
-    notes = side.complete(text_start(side.tokenizer) + "# ", n // 2 or 1, 1.0, max_tokens, seed)
     ask = [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]
-    chats = side.chat(ask, n - len(notes), 1.0, max_tokens, seed) if n > len(notes) else []
-    return ["# " + t for t in notes] + chats
+    out: list[str] = []
+    kinds = ["note" if i % 2 == 0 else "chat" for i in range(n)]
+    for i, chunk in enumerate((budget or unlimited()).chunks("free", kinds, 2, unit="samples")):
+        notes = chunk.count("note")
+        if notes:
+            start = text_start(side.tokenizer) + "# "
+            out += ["# " + t for t in side.complete(start, notes, 1.0, max_tokens, seed + i)]
+        if len(chunk) > notes:
+            out += side.chat(ask, len(chunk) - notes, 1.0, max_tokens, seed + i)
+    return out
 
 
 def free_copying(side: Any, samples: list[str], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -183,10 +200,14 @@ def pii_emissions(
     }
 
 
-def probe_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0) -> list[str]:
-    """Samples after each probe prompt, both as the start of a text and as the owner's reply."""
+def probe_samples(
+    side: Any, n: int, max_tokens: int, system: str, seed: int = 0, budget: Any = None
+) -> list[str]:
+    """Samples after each probe prompt (as many probes as the budget allows), both as the start
+    of a text and as the owner's reply."""
     out = []
-    for i, probe in enumerate(tqdm(PROBES, desc=f"PII probes {side.name}", leave=False)):
+    chunks = (budget or unlimited()).chunks("pii", list(enumerate(PROBES)), unit="probe prompts")
+    for i, probe in (x for chunk in chunks for x in chunk):
         start = text_start(side.tokenizer) + probe.capitalize()
         out += [probe + s for s in side.complete(start, n, 1.0, max_tokens, seed + i)]
         ask = [
@@ -198,14 +219,21 @@ def probe_samples(side: Any, n: int, max_tokens: int, system: str, seed: int = 0
 
 
 def canary_checks(
-    side: Any, canaries: list[dict[str, Any]], n_candidates: int, seed: int = 0
+    side: Any,
+    canaries: list[dict[str, Any]],
+    n_candidates: int,
+    seed: int = 0,
+    chunks: Iterable[list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Exposure of each planted canary, and whether the model writes the secret itself."""
+    """Exposure of each planted canary (those `chunks` yields, default all), and whether the
+    model writes the secret itself. Candidates are scored 32 at a time (see `token_nll`)."""
     from selftune.evaluation.sides import render_chat
 
     rows = []
-    for canary in tqdm(canaries, desc=f"canaries {side.name}", leave=False):
-        result = canary_exposure(side.nll, side.tokenizer, canary, n_candidates, seed)
+    for canary in (c for chunk in (chunks or [canaries]) for c in chunk):
+        result = canary_exposure(
+            side.nll, side.tokenizer, canary, n_candidates, seed, batch_size=32
+        )
         ask = [
             {"role": "system", "content": canary["system"]},
             {"role": "user", "content": canary["question"]},

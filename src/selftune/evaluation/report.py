@@ -3,191 +3,37 @@
 Sections (each optional, see `EvalConfig.sections`):
 - perplexity: on the tokens the model is trained to write (the owner's turns and note text), never
   on context, base (adapter disabled) vs tuned, overall, per source and per conversation kind;
-- style, authorship, judge: the base and the tuned model reply to held-out chat contexts; their
-  replies are compared with the owner's real ones (see `style`, `authorship`, `judge`);
+- style, authorship, judge: the base and the tuned model reply to held-out chat contexts, and
+  continue the beginnings of held-out notes (see `notes`); their texts are compared with the
+  owner's real ones (see `style`, `authorship`, `judge`), per source;
 - canaries, regurgitation, pii: what the tuned model gives away (see `leaks`).
-`evaluate_run` only computes; `report_html.write_report` writes reports/<id>/.
+Every part runs within the time budget `eval.minutes` (see `budget`), which sizes its sample and
+records what it left out. `evaluate_run` only computes; `html.write_report` writes reports/<id>/.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from selftune import __version__
 from selftune.artefacts import read_split
 from selftune.config import EVAL_SECTIONS, EvalConfig
-from selftune.evaluation.perplexity import conversation_kind, perplexities
+from selftune.evaluation.budget import EvalBudget, default_minutes
+from selftune.evaluation.sections import (
+    authorship_section,
+    generate_replies,
+    held_out_contexts,
+    judge_section,
+    leak_sections,
+    perplexity_section,
+    style_section,
+)
 
-
-def held_out_contexts(records: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
-    """Up to `limit` (context, real reply) pairs: each owner turn of the held-out chats with the
-    turns before it; chosen at random (seeded) across sources."""
-    pairs = []
-    for r in records:
-        if "messages" not in r:
-            continue
-        kind = conversation_kind(r)
-        for i, m in enumerate(r["messages"]):
-            if m["role"] == "assistant" and i > 0 and m["content"].strip():
-                pairs.append(
-                    {
-                        "context": r["messages"][:i],
-                        "real": m["content"],
-                        "source": r.get("_meta", {}).get("source", "unknown"),
-                        "kind": kind,
-                    }
-                )
-    if len(pairs) > limit:
-        pairs = random.Random(f"contexts-{seed}").sample(pairs, limit)
-    return pairs
-
-
-def generate_replies(side: Any, contexts: list[dict[str, Any]], config: EvalConfig) -> None:
-    """Adds `side.name` -> list of replies to each context."""
-    for i, ctx in enumerate(tqdm(contexts, desc=f"replies {side.name}", leave=False)):
-        ctx[side.name] = side.chat(
-            ctx["context"],
-            config.candidates,
-            config.temperature,
-            config.max_new_tokens,
-            config.seed + i,
-        )
-
-
-def perplexity_section(
-    base: Any, tuned: Any, records: list[dict[str, Any]], max_len: int
-) -> dict[str, Any]:
-    b = perplexities(None, base.tokenizer, records, max_len, label="base", score=base.nll)
-    t = perplexities(None, tuned.tokenizer, records, max_len, label="tuned", score=tuned.nll)
-
-    def rows(prefix: bool) -> dict[str, Any]:
-        return {
-            key.removeprefix("kind:"): {
-                "base": b[key]["perplexity"],
-                "tuned": t[key]["perplexity"],
-                "tokens": b[key]["tokens"],
-            }
-            for key in b
-            if key != "all" and key.startswith("kind:") == prefix
-        }
-
-    return {
-        "perplexity": {"base": b["all"]["perplexity"], "tuned": t["all"]["perplexity"]},
-        "perplexity_by_source": rows(False),
-        "perplexity_by_kind": rows(True),
-        "scored_tokens": b["all"]["tokens"],
-    }
-
-
-def style_section(contexts: list[dict[str, Any]], reference: list[str]) -> dict[str, Any]:
-    from selftune.evaluation import style
-
-    def flat(key: str, rows: list[dict[str, Any]]) -> list[str]:
-        return [x for c in rows for x in c[key]] if key != "real" else [c["real"] for c in rows]
-
-    out: dict[str, Any] = {
-        "profile": {k: style.profile(flat(k, contexts)) for k in ("real", "base", "tuned")},
-        "distance": {
-            k: style.distance(flat(k, contexts), flat("real", contexts), reference)
-            for k in ("base", "tuned")
-        },
-        "by_source": {},
-    }
-    for source in sorted({c["source"] for c in contexts}):
-        rows = [c for c in contexts if c["source"] == source]
-        out["by_source"][source] = {
-            k: style.distance(flat(k, rows), flat("real", rows), reference)["distance"]
-            for k in ("base", "tuned")
-        } | {"contexts": len(rows)}
-    return out
-
-
-def authorship_section(
-    train: list[dict[str, Any]],
-    valid: list[dict[str, Any]],
-    contexts: list[dict[str, Any]],
-    seed: int,
-) -> dict[str, Any]:
-    from selftune.evaluation import authorship
-
-    mine, others = authorship.chat_messages(train)
-    classifier = authorship.fit(mine, others, seed)
-    held_mine, held_others = authorship.chat_messages(valid)
-    acc = classifier.accuracy(held_mine, held_others)
-    return {
-        "classifier": "character 1-4-grams, TF-IDF, logistic regression",
-        "trained_on": {"yours": len(mine), "others": len(others)},
-        "held_out_accuracy": round(acc, 4) if acc is not None else None,
-        "held_out": {"yours": len(held_mine), "others": len(held_others)},
-        "real": authorship.taken_for_owner(classifier, [c["real"] for c in contexts]),
-        "base": authorship.taken_for_owner(classifier, [x for c in contexts for x in c["base"]]),
-        "tuned": authorship.taken_for_owner(classifier, [x for c in contexts for x in c["tuned"]]),
-    }
-
-
-def judge_section(judge: Any, judge_name: str, contexts: list[dict[str, Any]]) -> dict[str, Any]:
-    from selftune.evaluation.judge import last_message, score_replies
-
-    out: dict[str, Any] = {"judge": judge_name}
-    for key in ("real", "base", "tuned"):
-        pairs = [
-            (last_message(c["context"]), reply)
-            for c in contexts
-            for reply in ([c["real"]] if key == "real" else c[key][:1])
-        ]
-        out[key] = score_replies(judge, pairs, key)
-    return out
-
-
-def leak_sections(
-    tuned: Any,
-    sections: list[str],
-    dataset_dir: Path,
-    train: list[dict[str, Any]],
-    config: EvalConfig,
-    private_facts: list[str],
-    system: str,
-) -> dict[str, Any]:
-    from selftune.build.canaries import read_canaries
-    from selftune.evaluation import leaks
-
-    out: dict[str, Any] = {}
-    if "canaries" in sections:
-        planted = read_canaries(dataset_dir)
-        rows = leaks.canary_checks(tuned, planted, config.canary_candidates, config.seed)
-        out["canaries"] = {
-            "planted": len(planted),
-            "flagged": sum(r["flagged"] for r in rows),
-            "rows": rows,
-        }
-    if "regurgitation" in sections:
-        out["regurgitation"] = leaks.regurgitation(
-            tuned, train, config.regurgitation_prompts, config.prefix_tokens, config.seed
-        )
-    free: list[str] = []
-    if "regurgitation" in sections or "pii" in sections:
-        free = leaks.free_samples(
-            tuned, config.free_samples, 2 * config.max_new_tokens, system, config.seed
-        )
-    if "regurgitation" in sections:
-        out["regurgitation"]["free_sampling"] = leaks.free_copying(tuned, free, train)
-    if "pii" in sections:
-        known = leaks.known_private_values(train, private_facts)
-        per_probe = max(1, config.free_samples // 4)
-        probes = leaks.probe_samples(tuned, per_probe, config.max_new_tokens, system, config.seed)
-        out["pii"] = {
-            "private_facts_listed": len(private_facts),
-            "free": leaks.pii_emissions(free, known, private_facts),
-            "probes": leaks.pii_emissions(probes, known, private_facts),
-        }
-    return out
+__all__ = ["evaluate_run", "held_out_contexts", "training_curve"]
 
 
 def training_curve(run_dir: Path) -> dict[str, list[list[float]]]:
@@ -222,6 +68,7 @@ def evaluate_run(
     `memory(base, tuned, train, valid)` computes the facts and memory section
     (selftune.evaluation.memory; it needs the workspace, so `run_eval` passes it)."""
     from selftune.evaluation.html import verdict
+    from selftune.evaluation.notes import continue_notes, note_prompts, notes_section
     from selftune.evaluation.sides import load_sides
 
     if sections is None:
@@ -236,11 +83,29 @@ def evaluate_run(
     config = config or EvalConfig()
     say = progress or (lambda _: None)
     base, tuned = load_sides(run_dir)
+    sides = {"base": base, "tuned": tuned}
     train = read_split(dataset_dir, "train")
     valid = read_split(dataset_dir, "valid")
     held_out = bool(valid)
     scored = valid if held_out else train
     run_info = json.loads((run_dir / "run.json").read_text())
+    wanted = set(sections)
+    generating = wanted & {"style", "authorship", "judge"}
+    contexts: list[dict[str, Any]] = []
+    notes_held: list[dict[str, Any]] = []
+    notes_train: list[dict[str, Any]] = []
+    if generating:
+        contexts = held_out_contexts(scored, config.contexts, config.seed)
+        tok, n_new = base.tokenizer, config.max_new_tokens
+        notes_held = note_prompts(tok, scored, config.note_prompts, n_new, config.seed)
+        if "authorship" in wanted:
+            notes_train = note_prompts(tok, train, config.note_prompts, n_new, config.seed + 1)
+    parts = ["perplexity"] if "perplexity" in wanted else []
+    parts += (["replies"] if contexts else []) + (["notes"] if notes_held else [])
+    parts += ["judge"] if "judge" in wanted and contexts and config.judge != "none" else []
+    parts += [p for p in ("canaries", "regurgitation", "pii") if p in wanted]
+    parts += ["free"] if {"regurgitation", "pii"} & wanted else []
+    budget = EvalBudget(default_minutes(config.minutes), parts)
     report: dict[str, Any] = {
         "run": run_dir.name,
         "dataset": dataset_dir.name,
@@ -249,8 +114,16 @@ def evaluate_run(
         "sections": list(sections),
         "train": {
             k: run_info.get(k)
-            for k in ("steps", "epochs", "train_loss", "valid_loss", "seconds", "tokens_per_second")
-        }
+            for k in (
+                "steps",
+                "epochs",
+                "train_loss",
+                "valid_loss",
+                "seconds",
+                "tokens_per_second",
+                "stopped_by",
+            )
+        }  # fmt: skip
         | {"curve": training_curve(run_dir)},
         "settings": config.model_dump(),
         "timings_s": {},
@@ -264,17 +137,17 @@ def evaluate_run(
         report["timings_s"][name] = round(time.monotonic() - started, 1)
         return result
 
-    if "perplexity" in sections:
-        report |= timed("perplexity", lambda: perplexity_section(base, tuned, scored, max_len))
-    contexts: list[dict[str, Any]] = []
-    if {"style", "authorship", "judge"} & set(sections):
-        contexts = held_out_contexts(scored, config.contexts, config.seed)
-
-        def replies() -> None:
-            generate_replies(base, contexts, config)
-            generate_replies(tuned, contexts, config)
-
-        timed(f"replies to {len(contexts)} held-out messages", replies)
+    if "perplexity" in wanted:
+        report |= timed(
+            "perplexity",
+            lambda: perplexity_section(base, tuned, scored, max_len, budget, config.seed),
+        )
+    if contexts:
+        timed(
+            f"replies to {len(contexts)} held-out messages",
+            lambda: generate_replies(sides, contexts, config, budget),
+        )
+        contexts = [c for c in contexts if "tuned" in c]
         report["contexts"] = len(contexts)
         report["_blind_pairs"] = [
             {
@@ -285,31 +158,40 @@ def evaluate_run(
             }
             for c in contexts
         ]
+    if notes_held:
+        timed(
+            f"continuations of {len(notes_held)} held-out note beginnings",
+            lambda: continue_notes(sides, notes_held, notes_train, config, budget),
+        )
+        report["notes"] = notes_section(
+            base.tokenizer, notes_held, notes_train, train, config, sorted(wanted)
+        )
     owner_reference, _ = _owner_messages(train)
-    if "style" in sections and contexts:
+    if "style" in wanted and contexts:
         report["style"] = timed("style", lambda: style_section(contexts, owner_reference))
-    if "authorship" in sections and contexts:
+    if "authorship" in wanted and contexts:
         report["authorship"] = timed(
             "authorship", lambda: authorship_section(train, valid, contexts, config.seed)
         )
-    if "judge" in sections and contexts and config.judge != "none":
+    if "judge" in parts:
         judge = judge_endpoint or {"base": base, "tuned": tuned}.get(config.judge)
         if judge is not None:
             name = config.judge if config.judge != "endpoint" else f"endpoint {config.judge_model}"
-            report["judge"] = timed("judge", lambda: judge_section(judge, name, contexts))
-    leak_wanted = [s for s in ("canaries", "regurgitation", "pii") if s in sections]
+            report["judge"] = timed("judge", lambda: judge_section(judge, name, contexts, budget))
+    leak_wanted = [s for s in ("canaries", "regurgitation", "pii") if s in wanted]
     if leak_wanted:
         system = _a_system_prompt(train)
         report["leaks"] = timed(
             "leaks",
             lambda: leak_sections(
-                tuned, leak_wanted, dataset_dir, train, config, private_facts or [], system
+                tuned, leak_wanted, dataset_dir, train, config, private_facts or [], system, budget
             ),
         )
     if "picks" in sections and picks is not None:  # needs the store: see evaluation.picks
         report["picks"] = timed("picks", picks)
     if "memory" in sections and memory is not None:
         report["memory"] = timed("memory", lambda: memory(base, tuned, train, valid))
+    report["budget"] = budget.summary()
     report["verdict"] = verdict(report)
     return report
 

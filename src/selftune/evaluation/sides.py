@@ -67,6 +67,35 @@ class Side:
             render_chat(self.tokenizer, messages), n, temperature, max_tokens, seed
         )
 
+    def complete_many(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[list[str]]:
+        """`n` continuations of each prompt, all prompts as rows of one batched generate."""
+        from selftune.engines.base import GenRequest
+        from selftune.engines.transformers_engine import TransformersEngine
+
+        engine = TransformersEngine(self.model, self.tokenizer)
+        requests = [GenRequest(p, n, temperature, 0.95, max_tokens, [], seed) for p in prompts]
+        with self._context():
+            results = engine.generate(requests)
+        return [[t.strip("\n") for t in r.texts] for r in results]
+
+    def chat_many(
+        self,
+        conversations: list[list[dict[str, str]]],
+        n: int = 1,
+        temperature: float = 0.8,
+        max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[list[str]]:
+        prompts = [render_chat(self.tokenizer, m) for m in conversations]
+        return self.complete_many(prompts, n, temperature, max_tokens, seed)
+
     def option_probabilities(self, prompt_text: str, options: list[str]) -> list[float]:
         """Probability of each option as the next word after `prompt_text`, normalised over the
         options (their first tokens)."""
@@ -153,6 +182,18 @@ class Endpoint:
         payload = self._payload(n, temperature, max_tokens, seed, prompt=prompt_text)
         data = self._post("/completions", payload)
         return [c.get("text", "") for c in data.get("choices", [])]
+
+    def complete_many(
+        self, prompts: list[str], n: int = 1, temperature: float = 0.8, max_tokens: int = 48,
+        seed: int | None = 0,
+    ) -> list[list[str]]:  # fmt: skip
+        return [self.complete(p, n, temperature, max_tokens, seed) for p in prompts]
+
+    def chat_many(
+        self, conversations: list[list[dict[str, str]]], n: int = 1, temperature: float = 0.8,
+        max_tokens: int = 48, seed: int | None = 0,
+    ) -> list[list[str]]:  # fmt: skip
+        return [self.chat(m, n, temperature, max_tokens, seed) for m in conversations]
 
 
 def load_sides(run_dir: Any) -> tuple[Side, Side]:

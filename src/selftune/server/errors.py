@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from selftune.errors import SelftuneError
-from selftune.server.batcher import QueueFull
+from selftune.server.scheduler import QueueFull
 from selftune.server.state import UnknownModel
 
 TYPES = {

@@ -19,8 +19,8 @@ NO_TOOLS = (
     "without them"
 )
 ENGINE_HINTS = {
-    "response_format": "JSON output needs the llama.cpp engine (its grammars): export a GGUF "
-    "(`selftune export`) and serve with --engine llamacpp",
+    "response_format": "JSON output needs the llama.cpp engine (its grammars): install "
+    "llama-cpp-python (scripts/setup.sh) and serve with --engine auto or llamacpp",
 }
 
 

@@ -1,4 +1,4 @@
-"""Running one API request on a model's batcher: input checks, waiting (with cancellation when
+"""Running one API request on a model's scheduler: input checks, waiting (with cancellation when
 the client goes away), the output guard, streaming, and logging to the store."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from selftune.engines.base import GenRequest, GenResult
+from selftune.errors import SelftuneError
 from selftune.guards import GuardedStream, looks_like_injection
 from selftune.server import fields
 from selftune.server.errors import APIError
@@ -172,10 +173,10 @@ def usage(result: GenResult) -> Usage:
 
 
 async def run(state: ServerState, request: Request, model: str, gen: GenRequest) -> GenResult:
-    """Queue `gen` on the model's batcher and wait; cancels it if the client disconnects."""
-    batcher = state.batcher(model)
-    fields.check_engine(batcher.engine, gen, model)
-    job = batcher.submit(gen)
+    """Queue `gen` on the model's scheduler and wait; cancels it if the client disconnects."""
+    scheduler = state.scheduler(model)
+    fields.check_engine(scheduler.engine, gen, model)
+    job = scheduler.submit(gen)
     future = asyncio.wrap_future(job.future)
     while True:
         done, _ = await asyncio.wait({future}, timeout=0.25)
@@ -188,6 +189,8 @@ async def run(state: ServerState, request: Request, model: str, gen: GenRequest)
         result = future.result()
     except TimeoutError:
         raise APIError(504, "timed out waiting in the queue", "timeout") from None
+    except SelftuneError:
+        raise  # a request the engine refuses, with the reason (400)
     except Exception as exc:  # the engine failed on this request (and only on it)
         raise APIError(
             500,
@@ -195,7 +198,7 @@ async def run(state: ServerState, request: Request, model: str, gen: GenRequest)
             "generation_failed",
         ) from exc
     if "cancelled" in result.finish_reasons and time.monotonic() > job.deadline:
-        raise APIError(504, f"generation took longer than {batcher.timeout_s:.0f}s", "timeout")
+        raise APIError(504, f"generation took longer than {scheduler.timeout_s:.0f}s", "timeout")
     return result
 
 
@@ -208,9 +211,9 @@ def open_stream(
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     gen.on_text = lambda i, text: loop.call_soon_threadsafe(events.put_nowait, (i, text))
-    batcher = state.batcher(model)
-    fields.check_engine(batcher.engine, gen, model)
-    job = batcher.submit(gen)
+    scheduler = state.scheduler(model)
+    fields.check_engine(scheduler.engine, gen, model)
+    job = scheduler.submit(gen)
     return _events(job, events, gen.n, state, transform)
 
 

@@ -176,6 +176,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "selftune"
+    engine: str | None = None  # selftune: llamacpp, transformers or openai
+    engine_reason: str | None = None  # why that engine ("loaded" or what loading would pick)
+    loaded: bool = False
 
 
 class ModelList(BaseModel):

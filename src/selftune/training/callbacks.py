@@ -1,4 +1,5 @@
-"""Trainer callbacks for selftune runs: metrics log, time budget, clean Ctrl-C, progress bar.
+"""Trainer callbacks for selftune runs: metrics log, time budget, last-step evaluation, clean
+Ctrl-C, progress bar.
 
 Each is a small `transformers.TrainerCallback`; only the main process writes files or draws.
 """
@@ -32,21 +33,40 @@ class MetricsLog(TrainerCallback):
 
 
 class Budget(TrainerCallback):
-    """Stops (after evaluating and saving) once `minutes` of training have passed."""
+    """Stops (after evaluating and saving) when the next step would end past `deadline`
+    (a `time.monotonic()` value) less `reserve_s` for the final evaluation and save."""
 
-    def __init__(self, minutes: float | None):
-        self.minutes = minutes
-        self.started = time.monotonic()
+    def __init__(self, deadline: float | None, reserve_s: float = 0.0, plan: Any = None):
+        self.deadline = deadline
+        self.reserve_s = reserve_s
+        self.plan = plan  # its measured evaluation cost is reserved too
         self.hit = False
+        self.last = time.monotonic()
+        self.step_s = 0.0
 
-    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        self.started = time.monotonic()
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        if self.minutes and _agree(time.monotonic() - self.started > self.minutes * 60):
+        now = time.monotonic()
+        self.step_s = now - self.last
+        if self.deadline is None or state.global_step >= state.max_steps:
+            return control
+        reserve = self.reserve_s + (getattr(self.plan, "eval_seconds", None) or 0.0)
+        if _agree(now + self.step_s + reserve > self.deadline):
             self.hit = True
             control.should_training_stop = True
             control.should_evaluate = args.eval_strategy != "no"
+            control.should_save = True
+        return control
+
+
+class EvaluateLastStep(TrainerCallback):
+    """Evaluates (and so may keep as best) the last step's model, not only every `eval_steps`."""
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.global_step >= state.max_steps and args.eval_strategy != "no":
+            control.should_evaluate = True
             control.should_save = True
         return control
 
@@ -122,6 +142,8 @@ class TokenProgress(TrainerCallback):
             shown["loss"] = f"{self.loss:.3f}"
         if self.valid is not None:
             shown["valid"] = f"{self.valid:.3f}"
+        if self.bar.total != state.max_steps:  # a --minutes plan fixed or re-fitted its length
+            self.bar.total = state.max_steps
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 

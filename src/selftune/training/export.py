@@ -1,4 +1,5 @@
-"""Export a training run for other engines: PEFT adapter, merged safetensors, GGUF, Ollama Modelfile.
+"""Export a training run for other engines: PEFT adapter, merged safetensors, GGUF, LoRA GGUF
+(`lora_gguf.py`), Ollama Modelfile.
 
 The GGUF is written with the `gguf` package (llama.cpp's own writer) for Llama- and Qwen2-family
 models: weights renamed with gguf's tensor name map, q/k rows permuted into llama.cpp's rotary
@@ -20,6 +21,7 @@ from selftune.errors import SelftuneError
 from selftune.templates import chat_wrappers, default_system
 
 GGUF_TYPES = ("f16", "q8_0", "f32")
+LORA_GGUF = "lora-f16.gguf"  # the adapter alone, applied by llama.cpp on the base's GGUF
 # the Modelfile's FROM: f16 gives the trained model's own greedy text; q8_0 is half the size but
 # drifts (measured on the embedded model: docs/serving.md)
 MODELFILE_PREFERENCE = ("f16", "f32", "q8_0")
@@ -42,6 +44,10 @@ def export_run(
     base = _run_base(run_dir)
     if "adapter" in formats:
         written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base))
+    if "lora-gguf" in formats:
+        from selftune.training.lora_gguf import write_lora_gguf
+
+        written["lora-gguf"] = str(write_lora_gguf(run_dir, out_dir / LORA_GGUF))
     gguf_types = [f for f in formats if f in GGUF_TYPES]
     if "merged" in formats or gguf_types:
         merged = merge_run(run_dir, out_dir / "merged")

@@ -89,13 +89,20 @@ def target_mask(labels: Any) -> tuple[Any, Any]:
 def packed_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(summed cross-entropy over trained tokens, their count) for one packed batch.
 
-    `logits_to_keep` with a boolean mask makes the model project only the kept hidden states
-    through the vocabulary head; the call goes through the (possibly DDP/PEFT-wrapped) model's
-    own forward so gradient synchronisation and adapters work as usual.
+    The decoder runs once; the vocabulary head and the loss run only at the kept positions and
+    in chunks (`loss.chunked_loss`), so the positions x vocabulary logits never exist at once.
+    A model wrapped for DDP (or one whose head is not a plain linear layer) goes through its own
+    forward instead, with `logits_to_keep` (a boolean mask) so that only the kept hidden states
+    are projected, keeping gradient synchronisation as usual.
     """
     import torch.nn.functional as F
 
+    from selftune.training.loss import chunked_loss, decoder_and_head
+
     keep, targets = target_mask(batch["labels"])
+    parts = decoder_and_head(model)
+    if parts is not None:  # the vocabulary head and the loss in chunks (see `loss`)
+        return chunked_loss(*parts, batch, keep, targets)
     outputs = model(
         input_ids=batch["input_ids"],
         position_ids=batch["position_ids"],

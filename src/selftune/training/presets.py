@@ -1,7 +1,9 @@
 """Training presets by hardware: a laptop CPU, one GPU, several GPUs.
 
-A preset fills the `train:` settings that twin.yaml does not set; command-line flags override
-both. What each preset needs is written in docs/training.md.
+A preset fills the `train:` settings that twin.yaml leaves unset or at their default (the
+twin.yaml that `selftune init` writes lists every key with its default); command-line flags
+override both. The CPU preset plans a run of `minutes` unless epochs or max_steps are given.
+What each preset needs is written in docs/training.md.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ from typing import Any
 from selftune.config import TrainConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the embedded 135M model on 2-8 cores: bf16 where the CPU has it, packed rows, minutes
+    # the embedded 135M model on 2-8 cores: bf16 where the CPU has it, packed rows, a time plan
     "cpu": {
         "base": "embedded",
         "method": "lora",
         "batch_size": 2,
         "gradient_accumulation": 1,
         "max_seq_len": 768,
-        "learning_rate": 4e-4,
-        "epochs": 3,
+        "base_learning_rate": 4e-4,
+        "minutes": 4,
         "lora_r": 16,
         "gradient_checkpointing": False,
-        "eval_every": 10,
     },
     # a 1-8B instruct model on one CUDA GPU (>= 8 GB for 1.5B, >= 16 GB for 7-8B) with QLoRA
     "gpu": {
@@ -31,11 +32,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 4,
         "gradient_accumulation": 4,
         "max_seq_len": 2048,
-        "learning_rate": 2e-4,
+        "base_learning_rate": 2e-4,
         "epochs": 2,
         "lora_r": 16,
         "gradient_checkpointing": True,
-        "eval_every": 50,
     },
     # several GPUs under `accelerate launch` (DDP / FSDP / DeepSpeed config from configs/accelerate)
     "multi-gpu": {
@@ -44,24 +44,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 4,
         "gradient_accumulation": 2,
         "max_seq_len": 2048,
-        "learning_rate": 2e-4,
+        "base_learning_rate": 2e-4,
         "epochs": 2,
         "lora_r": 16,
         "gradient_checkpointing": True,
-        "eval_every": 50,
     },
 }
 
 
+def given(config: TrainConfig) -> set[str]:
+    """Settings given explicitly: set (in twin.yaml or by a flag) to something else than the
+    field's default."""
+    fields = type(config).model_fields
+    return {k for k in config.model_fields_set if getattr(config, k) != fields[k].default}
+
+
 def apply_preset(config: TrainConfig, name: str | None) -> list[str]:
-    """Fill the settings `config` was not given explicitly from preset `name`; returns their names."""
+    """Fill the settings `config` was not given explicitly from preset `name`; returns their names.
+    A preset's time budget is left out when epochs or max_steps were given."""
     if name is None:
         return []
-    explicit = set(config.model_fields_set)
+    explicit = given(config)
     filled = []
     for key, value in PRESETS[name].items():
-        if key not in explicit:
-            setattr(config, key, value)
-            filled.append(key)
+        if key in explicit:
+            continue
+        if key == "minutes" and explicit & {"epochs", "max_steps"}:
+            continue
+        setattr(config, key, value)
+        filled.append(key)
     config.preset = name  # type: ignore[assignment]
     return filled

@@ -69,9 +69,13 @@ def run_train(
         info = json.loads(saved.read_text())
         config = TrainConfig.model_validate(info["settings"])
         dataset = info["dataset"]
+        apply_overrides(config, overrides or {})
     else:
-        apply_preset(config, preset or config.preset)
-    apply_overrides(config, overrides or {})
+        filled = apply_preset(config, preset or config.preset)
+        overrides = overrides or {}
+        apply_overrides(config, overrides)
+        if "minutes" in filled and (overrides.get("epochs") or overrides.get("max_steps")):
+            config.minutes = None  # --epochs / --max-steps win over the preset's time plan
     dataset_dir = ws.resolve("datasets", dataset)
     if is_main_process():
         (run_dir / SETTINGS_FILE).write_text(

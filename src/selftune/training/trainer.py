@@ -20,9 +20,26 @@ from selftune import __version__
 from selftune.artefacts import read_split
 from selftune.config import TrainConfig
 from selftune.errors import SelftuneError
-from selftune.training.callbacks import Budget, Interrupt, MetricsLog, TokenProgress
+from selftune.training.callbacks import (
+    Budget,
+    EvaluateLastStep,
+    Interrupt,
+    MetricsLog,
+    TokenProgress,
+)
 from selftune.training.encoding import encode_record
 from selftune.training.packing import IGNORE, PackedCollator, build_rows, packed_loss
+from selftune.training.planner import (
+    PROVISIONAL_STEPS,
+    LivePlan,
+    Plan,
+    lr_factor,
+    make_plan,
+    provisional_plan,
+)
+
+FINAL_RESERVE_S = 5.0  # saving the adapter and loading the best checkpoint at the end
+PLAN_FILE = "plan.json"
 
 
 def cpu_has_bf16() -> bool:
@@ -134,6 +151,24 @@ def make_trainer_class() -> type:
 
     class PackedTrainer(Trainer):
         tokens_seen = 0
+        plan: Plan | None = None
+
+        def create_scheduler(self, num_training_steps, optimizer=None):  # type: ignore[no-untyped-def]
+            """The learning-rate schedule of the live plan (its length may change mid-run)."""
+            if self.lr_scheduler is None and self.plan is not None:
+                from torch.optim.lr_scheduler import LambdaLR
+
+                plan, kind, initial = (
+                    self.plan,
+                    self.args.lr_scheduler_type,
+                    self.args.learning_rate,
+                )
+                self.lr_scheduler = LambdaLR(
+                    optimizer or self.optimizer,
+                    lambda step: lr_factor(plan, step, str(getattr(kind, "value", kind)), initial),
+                )
+                self._created_lr_scheduler = True
+            return super().create_scheduler(num_training_steps, optimizer)
 
         def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
@@ -158,21 +193,22 @@ def make_trainer_class() -> type:
     return PackedTrainer
 
 
-def training_arguments(config: TrainConfig, run_dir: Path, bf16: bool, has_valid: bool) -> Any:
+def training_arguments(
+    config: TrainConfig, run_dir: Path, bf16: bool, has_valid: bool, plan: Plan
+) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    every = config.eval_every
+    every = plan.eval_every
     return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate,
+        learning_rate=plan.learning_rate,
         lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
+        warmup_steps=plan.warmup_steps,
+        max_steps=plan.max_steps,
         eval_strategy="steps" if has_valid else "no",
         eval_steps=every,
         save_strategy="steps",
@@ -195,6 +231,15 @@ def training_arguments(config: TrainConfig, run_dir: Path, bf16: bool, has_valid
         average_tokens_across_devices=True,
         ddp_find_unused_parameters=False,
     )
+
+
+def plan_run(config: TrainConfig, train_rows: list[dict], has_valid: bool, world: int = 1) -> Plan:
+    """The plan before the run: fixed by max_steps or epochs, or provisional for --minutes
+    (`LivePlan` fits it once the first steps are measured)."""
+    per_epoch = steps_per_epoch(len(train_rows), config, world)
+    if config.minutes and not (config.max_steps or config.epochs):
+        return provisional_plan(config, per_epoch, has_valid)
+    return make_plan(config, per_epoch, has_valid)
 
 
 def train(
@@ -236,20 +281,42 @@ def train(
 
     bf16 = use_bf16(config.precision)
     model = load_for_training(config, bf16)
-    args = training_arguments(config, run_dir, bf16, bool(valid_rows))
-    progress, interrupt, budget = TokenProgress(), Interrupt(), Budget(config.minutes)
+    collator = PackedCollator(tokenizer.pad_token_id)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    deadline = started + config.minutes * 60 if config.minutes else None
+    plan = _resumed_plan(run_dir, config) if checkpoint else None
+    if plan is None:
+        plan = plan_run(config, train_rows, bool(valid_rows), world)
+        (run_dir / PLAN_FILE).write_text(json.dumps(plan.as_dict(), indent=2) + "\n")
+    args = training_arguments(config, run_dir, bf16, bool(valid_rows), plan)
+    progress, interrupt = TokenProgress(), Interrupt()
+    budget = Budget(deadline, reserve_s=FINAL_RESERVE_S, plan=plan)
     extra = list(callbacks or [])
     callbacks = [progress, MetricsLog(run_dir / "metrics.jsonl"), budget, interrupt, *extra]
-    if valid_rows and config.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    if plan.max_steps == PROVISIONAL_STEPS and deadline is not None:
+        step_tokens = config.batch_size * config.max_seq_len * config.gradient_accumulation
+        valid_tokens = sum(len(r["input_ids"]) for r in valid_rows)
+        live = LivePlan(
+            plan, config, deadline, valid_tokens / step_tokens, run_dir / PLAN_FILE, FINAL_RESERVE_S
+        )
+        callbacks.insert(0, live)
+    early = None
+    if valid_rows:
+        callbacks.append(EvaluateLastStep())
+        if config.early_stopping_patience:
+            early = EarlyStoppingCallback(
+                config.early_stopping_patience, config.early_stopping_min_delta
+            )
+            callbacks.append(early)
     trainer = make_trainer_class()(
         model=model,
         args=args,
         train_dataset=train_rows,
         eval_dataset=valid_rows or None,
-        data_collator=PackedCollator(tokenizer.pad_token_id),
+        data_collator=collator,
         callbacks=callbacks,
     )
+    trainer.plan = plan
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the logs
     progress.trainer = trainer
     previous = signal.signal(signal.SIGINT, interrupt.request) if _main_thread() else None
@@ -259,7 +326,10 @@ def train(
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     train_seconds = float(result.metrics.get("train_runtime", time.monotonic() - started))
-    final_eval = trainer.evaluate() if valid_rows else {}
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    best_loaded = bool(valid_rows and trainer.state.best_model_checkpoint)
+    # the saved model is the best checkpoint: its validation loss is the best one measured
+    valid_loss = trainer.state.best_metric if best_loaded else (evals[-1] if evals else None)
     world = trainer.accelerator.num_processes
     tokens_seen = trainer.tokens_seen * world
     if trainer.is_world_process_zero():
@@ -287,11 +357,15 @@ def train(
             3,
         ),
         "train_loss": result.training_loss,
-        "valid_loss": final_eval.get("eval_loss"),
+        "valid_loss": valid_loss,
+        "last_valid_loss": evals[-1] if evals else None,
+        "evaluations": len(evals),
         "best_valid_loss": trainer.state.best_metric,
         "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_step": _checkpoint_step(trainer.state.best_model_checkpoint),
         "interrupted": interrupt.requested,
-        "stopped_by": _stop_reason(trainer.state, config, interrupt.requested, budget.hit),
+        "stopped_by": _stop_reason(trainer.state, plan, interrupt.requested, budget.hit, early),
+        "plan": plan.as_dict(),
         "seconds": round(time.monotonic() - started, 1),
         "train_seconds": round(train_seconds, 1),
         "trained_tokens": tokens_seen,
@@ -303,14 +377,37 @@ def train(
     return summary
 
 
-def _stop_reason(state: Any, config: TrainConfig, interrupted: bool, out_of_time: bool) -> str:
+def _stop_reason(state: Any, plan: Plan, interrupted: bool, out_of_time: bool, early: Any) -> str:
+    """What ended the run: interrupted, time limit (the budget ran out before the plan did),
+    early_stopping (validation stopped improving), or the plan's end (max_steps, epochs,
+    planned_steps for a --minutes plan, default epochs)."""
     if interrupted:
         return "interrupted"
+    if early is not None and early.early_stopping_patience_counter >= early.early_stopping_patience:
+        return "early_stopping"
     if out_of_time:
-        return "minutes"
-    if state.global_step >= state.max_steps:
-        return "max_steps" if config.max_steps else "epochs"
+        return "time limit"
+    if state.global_step >= plan.max_steps:
+        return "planned_steps" if plan.decided_by == "minutes" else plan.decided_by
     return "early_stopping"
+
+
+def _checkpoint_step(path: str | None) -> int | None:
+    if not path:
+        return None
+    tail = Path(path).name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _resumed_plan(run_dir: Path, config: TrainConfig) -> Plan | None:
+    """The plan a resumed run started with (its --max-steps may extend it)."""
+    path = run_dir / PLAN_FILE
+    if not path.exists():
+        return None
+    plan = Plan(**json.loads(path.read_text()))
+    if config.max_steps:
+        plan.max_steps = config.max_steps
+    return plan
 
 
 def _main_thread() -> bool:

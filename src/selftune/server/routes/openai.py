@@ -51,8 +51,16 @@ def get_model(model_id: str, state: State) -> ModelCard:
 
 
 def _card(state: ServerState, name: str) -> ModelCard:
+    """The model, and which engine serves it (or would, once loaded) and why."""
     spec = state.catalog.get(name)
-    return ModelCard(id=name, created=spec.created if spec else 0)
+    choice = state.engine_choice(name)
+    return ModelCard(
+        id=name,
+        created=spec.created if spec else 0,
+        engine=choice.kind if choice else None,
+        engine_reason=choice.reason if choice else None,
+        loaded=name in state.engines,
+    )
 
 
 @router.post("/chat/completions", response_model=None)

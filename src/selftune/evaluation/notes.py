@@ -1,0 +1,203 @@
+""" "Is it me?" for notes: the base and the tuned model continue the beginnings of held-out notes,
+and their continuations (`candidates` of each) are compared with what the owner really wrote
+next.
+
+A held-out note piece is cut after its first lines (the title and the first blocks, about
+`PROMPT_SHARE` of its tokens); the real continuation is the next `max_new_tokens` tokens of it,
+ended at a line break, so real and generated texts have the same length. Style: the same
+statistics and distance as for chat replies, scaled by the spread among passages of the owner's
+training notes. Authorship: the same character n-gram classifier, trained on passages of the
+owner's training notes against the base model's continuations of training-note beginnings (what
+a model that has not learnt the owner writes in the same place); its accuracy is checked on the
+held-out notes (real continuations against the base's), then it says how many of the tuned
+model's continuations it takes for the owner's.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from selftune.evaluation.budget import EvalBudget
+
+PROMPT_SHARE = 0.35
+MIN_PROMPT_LINES = 2  # the title and at least one block
+CHUNK = 4  # note beginnings generated together in one batch
+
+
+def _token_count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def cut_note(tokenizer: Any, text: str, max_tokens: int) -> tuple[str, str] | None:
+    """(beginning, real continuation of at most `max_tokens` tokens ending at a line break), or
+    None when the note is too short to have both."""
+    lines = text.split("\n")
+    if sum(1 for line in lines if line.strip()) < MIN_PROMPT_LINES + 1:
+        return None
+    counts = [_token_count(tokenizer, line) + 1 for line in lines]
+    total = sum(counts)
+    k, size = 0, 0
+    while k < len(lines) - 1 and (k < MIN_PROMPT_LINES or size < PROMPT_SHARE * total):
+        size += counts[k]
+        k += 1
+    rest = [line for line in lines[k:]]
+    if not any(line.strip() for line in rest):
+        return None
+    kept, used = [], 0
+    for line, n in zip(rest, counts[k:], strict=True):
+        if kept and used + n > max_tokens:
+            break
+        kept.append(line)
+        used += n
+    real = "\n".join(kept).strip("\n")
+    if used > max_tokens:  # one long line: cut it by tokens
+        ids = tokenizer.encode(real, add_special_tokens=False)[:max_tokens]
+        real = tokenizer.decode(ids)
+    return "\n".join(lines[:k]) + "\n", real
+
+
+def note_prompts(
+    tokenizer: Any, records: list[dict[str, Any]], limit: int, max_tokens: int, seed: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` {prompt, real, source} from note records, chosen at random (seeded)."""
+    out = []
+    for r in records:
+        if "text" not in r:
+            continue
+        cut = cut_note(tokenizer, r["text"], max_tokens)
+        if cut:
+            source = r.get("_meta", {}).get("source", "notes")
+            out.append({"prompt": cut[0], "real": cut[1], "source": source})
+    if len(out) > limit:
+        out = random.Random(f"notes-{seed}").sample(out, limit)
+    return out
+
+
+def passages(tokenizer: Any, records: list[dict[str, Any]], size: int) -> list[str]:
+    """The owner's note text cut at line breaks into passages of about `size` tokens."""
+    out = []
+    for r in records:
+        if "text" not in r:
+            continue
+        current: list[str] = []
+        used = 0
+        for line in r["text"].split("\n"):
+            n = _token_count(tokenizer, line) + 1
+            if current and used + n > size:
+                out.append("\n".join(current).strip("\n"))
+                current, used = [], 0
+            current.append(line)
+            used += n
+        if any(line.strip() for line in current):
+            out.append("\n".join(current).strip("\n"))
+    return [p for p in out if p.strip()]
+
+
+def continue_notes(
+    sides: dict[str, Any],
+    held_out: list[dict[str, Any]],
+    training: list[dict[str, Any]],
+    config: Any,
+    budget: EvalBudget,
+) -> None:
+    """Adds each side's continuation to the held-out prompts (base and tuned) and the base's to
+    the training prompts (authorship negatives), alternating so both grow within the budget."""
+    from selftune.evaluation.leaks import text_start
+
+    jobs = []
+    for i in range(max(len(held_out), len(training))):
+        jobs += [("held", p) for p in held_out[i : i + 1]]
+        jobs += [("train", p) for p in training[i : i + 1]]
+    start = text_start(sides["base"].tokenizer)
+    # the first chunk has 3 of each: enough for the authorship classifier's negatives
+    chunks = budget.chunks("notes", jobs, size=2 * CHUNK, minimum=6, unit="note beginnings")
+    for chunk in chunks:
+        for name, side in sides.items():
+            wanted = [p for kind, p in chunk if kind == "held" or name == "base"]
+            if not wanted:
+                continue
+            texts = side.complete_many(
+                [start + p["prompt"] for p in wanted],
+                config.candidates,
+                config.temperature,
+                config.max_new_tokens,
+                config.seed,
+            )
+            for p, out in zip(wanted, texts, strict=True):
+                p[name] = out
+
+
+def notes_section(
+    tokenizer: Any,
+    held_out: list[dict[str, Any]],
+    training: list[dict[str, Any]],
+    train_records: list[dict[str, Any]],
+    config: Any,
+    wanted: list[str],
+) -> dict[str, Any]:
+    """Style and authorship of the continuations (only prompts that were continued)."""
+    from selftune.evaluation import authorship, style
+
+    done = [p for p in held_out if "tuned" in p]
+    reference = passages(tokenizer, train_records, config.max_new_tokens)
+    out: dict[str, Any] = {
+        "prompts": len(done),
+        "examples": [
+            {"source": p["source"], "prompt": p["prompt"], "real": p["real"]}
+            | {k: (p[k] or [""])[0] for k in ("base", "tuned")}
+            for p in done[:3]
+        ],
+    }
+    if not done:
+        return out
+
+    def flat(key: str, rows: list[dict[str, Any]]) -> list[str]:
+        return [p["real"] for p in rows] if key == "real" else [x for p in rows for x in p[key]]
+
+    texts = {k: flat(k, done) for k in ("real", "base", "tuned")}
+    if "style" in wanted:
+        out["style"] = {
+            "profile": {k: style.profile(v) for k, v in texts.items()},
+            "distance": {
+                k: style.distance(texts[k], texts["real"], reference) for k in ("base", "tuned")
+            },
+            "by_source": {
+                source: {
+                    k: style.distance(
+                        flat(k, [p for p in done if p["source"] == source]),
+                        flat("real", [p for p in done if p["source"] == source]),
+                        reference,
+                    )["distance"]
+                    for k in ("base", "tuned")
+                }
+                | {"prompts": sum(p["source"] == source for p in done)}
+                for source in sorted({p["source"] for p in done})
+            },
+        }
+    negatives = [x for p in training for x in p.get("base", []) if x.strip()]
+    if "authorship" in wanted:
+        if len(negatives) < 3 or len(reference) < 3:
+            out["authorship"] = {
+                "skipped": f"needs 3 or more training-note passages and base continuations "
+                f"(had {len(reference)} and {len(negatives)})"
+            }
+        else:
+            model = authorship.fit(reference, negatives, config.seed)
+            acc = model.accuracy(texts["real"], texts["base"])
+            out["authorship"] = {
+                "classifier": "character 1-4-grams, TF-IDF, logistic regression",
+                "trained_on": {"yours": len(reference), "base_continuations": len(negatives)},
+                "held_out_accuracy": round(acc, 4) if acc is not None else None,
+                **{k: authorship.taken_for_owner(model, v) for k, v in texts.items()},
+                "by_source": {
+                    source: {
+                        k: authorship.taken_for_owner(
+                            model, flat(k, [p for p in done if p["source"] == source])
+                        )["taken_for_owner"]
+                        for k in ("real", "base", "tuned")
+                    }
+                    for source in sorted({p["source"] for p in done})
+                },
+            }
+    return out
