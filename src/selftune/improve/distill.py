@@ -135,13 +135,21 @@ def sft_phase(
     from selftune.training.callbacks import Budget, Interrupt, MetricsLog
     from selftune.training.encoding import IGNORE, encode_record
     from selftune.training.packing import PackedCollator
-    from selftune.training.trainer import make_trainer_class, to_rows, training_arguments
+    from selftune.training.planner import make_plan
+    from selftune.training.trainer import (
+        make_trainer_class,
+        steps_per_epoch,
+        to_rows,
+        training_arguments,
+    )
 
     items = [encode_record(tokenizer, r, config.max_seq_len) for r in records]
     items = [i for i in items if any(t != IGNORE for t in i["labels"][1:])]
     rows = to_rows(items, config.max_seq_len, config.packing)
-    args = training_arguments(config, folder, False, False)
-    budget, interrupt = Budget(config.minutes), Interrupt()
+    # a fixed plan (improve.epochs); improve.minutes only cuts it short
+    plan = make_plan(config, steps_per_epoch(len(rows), config), False)
+    args = training_arguments(config, folder, False, False, plan)
+    budget, interrupt = Budget(_deadline(config.minutes)), Interrupt()
     trainer = make_trainer_class()(
         model=model,
         args=args,
@@ -150,6 +158,7 @@ def sft_phase(
         callbacks=[MetricsLog(folder / "metrics.jsonl"), budget, interrupt],
     )
     trainer.remove_callback(PrinterCallback)
+    trainer.plan = plan
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(folder))
     return {
         "examples": len(items),
@@ -233,7 +242,7 @@ def preference_phase(
             undesirable_weight=max(1.0, ups / downs),
         )
         trainer_class = KTOTrainer
-    budget = Budget(settings.minutes)
+    budget = Budget(_deadline(settings.minutes))
     trainer = trainer_class(
         model=model,
         args=args,
@@ -251,6 +260,10 @@ def preference_phase(
         "train_loss": result.training_loss,
         "stopped_by": "minutes" if budget.hit else "epochs",
     }
+
+
+def _deadline(minutes: float | None) -> float | None:
+    return time.monotonic() + minutes * 60 if minutes else None
 
 
 def _last_checkpoint(folder: Path) -> str | None:
