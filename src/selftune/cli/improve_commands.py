@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.cli.options import config_option, overrides, resume_option, workspace_option
 from selftune.config import ImproveConfig
 from selftune.errors import SelftuneError
 from selftune.workspace import Workspace
@@ -243,15 +243,7 @@ def review(ws: Workspace, limit: int | None) -> None:
 @config_option(IC, "beta")
 @config_option(IC, "replay")
 @click.option("--run", "parent_id", metavar="ID", help="Distill from this run (default: the twin).")
-@click.option(
-    "--resume",
-    "resume_id",
-    is_flag=False,
-    flag_value="latest",
-    default=None,
-    metavar="[RUN]",
-    help="Continue an interrupted distill (the latest, or RUN).",
-)
+@resume_option("distill")
 def distill(ws: Workspace, parent_id: str | None, resume_id: str | None, **options: object) -> None:
     """Train a new run from the current twin on what you kept, always with a replay of your
     original data; the new run becomes `twin`.

@@ -37,6 +37,19 @@ def workspace_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def resume_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--resume [RUN]`: continue an interrupted run (the latest, or RUN), passed as `resume_id`."""
+    return click.option(
+        "--resume",
+        "resume_id",
+        is_flag=False,
+        flag_value="latest",
+        default=None,
+        metavar="[RUN]",
+        help=f"Continue an interrupted {what} (the latest, or RUN).",
+    )
+
+
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
     """(the type without None, whether the field is a list)."""
     args = [a for a in get_args(annotation) if a is not type(None)]

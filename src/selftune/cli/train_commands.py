@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from selftune.cli.options import config_option, overrides, workspace_option
+from selftune.cli.options import config_option, overrides, resume_option, workspace_option
 from selftune.config import TrainConfig
 from selftune.training import is_main_process, run_train
 from selftune.workspace import Workspace
@@ -32,15 +32,7 @@ T = TrainConfig
 @config_option(T, "eval_every")
 @config_option(T, "report_to")
 @config_option(T, "seed")
-@click.option(
-    "--resume",
-    "resume_id",
-    is_flag=False,
-    flag_value="latest",
-    default=None,
-    metavar="[RUN]",
-    help="Continue an interrupted run (the latest, or RUN) from its newest checkpoint.",
-)
+@resume_option("run from its newest checkpoint")
 def train(
     ws: Workspace,
     dataset: str | None,

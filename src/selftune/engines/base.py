@@ -83,6 +83,17 @@ class GenResult:
     logprobs: list[list[TokenLogprob]] | None = None  # per candidate, per token of its text
 
 
+def logprobs_within(entries: list[TokenLogprob], text: str) -> list[TokenLogprob]:
+    """The entries of the tokens that lie inside `text` (a stop string may have cut it)."""
+    room, kept = len(text.encode("utf-8")), []
+    for entry in entries:
+        room -= len(entry.bytes)
+        if room < 0:
+            break
+        kept.append(entry)
+    return kept
+
+
 def unsupported(engine: Any, request: GenRequest) -> list[str]:
     """The optional fields `request` sets that `engine` cannot honour."""
     supports = getattr(engine, "supports", frozenset())

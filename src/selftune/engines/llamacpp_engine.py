@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult, StopScanner
-from selftune.engines.llamacpp_sampling import logprob, sampler_chain, within
+from selftune.engines.base import GenRequest, GenResult, StopScanner, logprobs_within
+from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
@@ -499,7 +499,9 @@ class LlamaCppEngine:
         result = GenResult(texts, len(run.prompt), counts, reasons)
         request = run.request
         if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
-            result.logprobs = [within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)]
+            result.logprobs = [
+                logprobs_within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)
+            ]
         return result
 
     def _set_lora(self, path: Path, scale: float) -> None:

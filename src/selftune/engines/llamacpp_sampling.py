@@ -37,17 +37,6 @@ def token_bytes(tokenizer: Any, token: int) -> bytes:
     return shared(tokenizer, token)
 
 
-def within(entries: list[Any], text: str) -> list[Any]:
-    """The entries of the tokens that lie inside `text` (a stop string may have cut it)."""
-    room, kept = len(text.encode("utf-8")), []
-    for entry in entries:
-        room -= len(entry.bytes)
-        if room < 0:
-            break
-        kept.append(entry)
-    return kept
-
-
 def sampler_chain(lib: Any, vocab: Any, n_vocab: int, request: GenRequest, seed: int) -> Any:
     """The request's own chain: logit bias and OpenAI's presence/frequency penalties on the
     raw logits, the response-format grammar, then temperature, top-p on the tempered

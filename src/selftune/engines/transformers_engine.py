@@ -16,7 +16,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult, StopScanner, TokenLogprob
+from selftune.engines.base import (
+    GenRequest,
+    GenResult,
+    StopScanner,
+    TokenLogprob,
+    logprobs_within,
+)
 
 
 class TransformersEngine:
@@ -279,20 +285,9 @@ class _RowTracker:
                 texts.append(scanner.text)
                 counts.append(len(self.tokens[row]))
                 reasons.append(self.done[row] or "length")
-                logprobs.append(_within(self.logprobs[row], scanner.text))
+                logprobs.append(logprobs_within(self.logprobs[row], scanner.text))
             wanted = request.logprobs or request.top_logprobs
             out.append(
                 GenResult(texts, prompt_lengths[ri], counts, reasons, logprobs if wanted else None)
             )
         return out
-
-
-def _within(entries: list[TokenLogprob], text: str) -> list[TokenLogprob]:
-    """The entries of the tokens that lie inside `text` (a stop string may have cut it)."""
-    room, kept = len(text.encode("utf-8")), []
-    for entry in entries:
-        room -= len(entry.bytes)
-        if room < 0:
-            break
-        kept.append(entry)
-    return kept
