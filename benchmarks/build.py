@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import ingest as corpus  # noqa: E402  (the ingest benchmark's corpus writers)
-from selftune.build import run_build  # noqa: E402
-from selftune.ingest.runner import ingest_paths  # noqa: E402
+from selftune.dataset import run_build  # noqa: E402
+from selftune.ingest.importer import ingest_paths  # noqa: E402
 from selftune.workspace import Workspace, find_workspace, init_workspace  # noqa: E402
 
 NOTE_SHARE = 0.05

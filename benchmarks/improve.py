@@ -53,9 +53,9 @@ def load() -> str:
 
 
 def setup(root: Path, train_minutes: float, echo, exports: list[Path], me: list[str]) -> object:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.demo import example_dir
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.training import run_train
     from selftune.workspace import init_workspace
 

@@ -29,7 +29,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from selftune.ingest import ParseContext, get_parser
-from selftune.ingest.runner import ingest_paths
+from selftune.ingest.importer import ingest_paths
 from selftune.store import Store
 
 WORDS = [

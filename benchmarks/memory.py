@@ -87,7 +87,7 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
     import selftune.memory as memory_pkg
     from ingest import SHARES, WRITERS  # benchmarks/ingest.py
     from selftune.config import MemoryConfig
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.memory import Moment, memory_block
     from selftune.memory.facts import Facts
     from selftune.memory.index import update_index
@@ -181,11 +181,11 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
 
 
 def model(run_dir: Path | None, contexts: int) -> None:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.config import EvalConfig
     from selftune.evaluation.memory import memory_section
     from selftune.evaluation.sides import Side, load_sides
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.models import load_model, load_tokenizer
     from selftune.workspace import init_workspace
 

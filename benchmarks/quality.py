@@ -36,9 +36,9 @@ NOTES_SUBSET = (
 
 
 def make_twin(root: Path, kind: str) -> tuple[Path, dict]:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.demo import example_dir
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.workspace import init_workspace
 
     ws = init_workspace(root / kind, ["Mags"])

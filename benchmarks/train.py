@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def build_example_dataset(root: Path) -> Path:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.demo import example_dir
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.workspace import init_workspace
 
     ws = init_workspace(root / "twin", ["Mags"])

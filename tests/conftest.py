@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path
 @pytest.fixture
 def example_workspace(tmp_path: Path):
     """A workspace with the bundled example person (Mags) ingested."""
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "twin", ["Mags"])

@@ -56,7 +56,7 @@ def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, m
     from transformers import AutoTokenizer
 
     from selftune import twin
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.engines import ModelSpec
     from selftune.memory import Memory
     from selftune.server import ServerState, create_app
@@ -106,7 +106,7 @@ def test_served_prompt_is_the_trained_prompt(example_workspace, tokenizer_dir, m
 
 
 def test_a_full_fine_tune_is_used_by_sample_and_serve(example_workspace, tiny_model_dir) -> None:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.engines import model_catalog, open_engine
     from selftune.training import run_train
 
@@ -195,12 +195,12 @@ def test_cli_flags_are_the_config_fields(command: str, section: str) -> None:
 
 
 def test_aliases_and_flag_values_reach_the_config(tmp_path: Path, monkeypatch) -> None:
-    from selftune.training import runner
+    from selftune.training import launch
     from selftune.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "twin", ["Mags"])
     seen = {}
-    monkeypatch.setattr(runner, "run_train", None)  # the CLI must call the stage's entry point
+    monkeypatch.setattr(launch, "run_train", None)  # the CLI must call the stage's entry point
 
     def fake_run_train(ws, dataset=None, preset=None, resume_id=None, overrides=None, echo=None):  # type: ignore[no-untyped-def]
         seen.update(overrides or {})

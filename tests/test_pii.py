@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.build.scrub import Scrubber
+from selftune.dataset.scrub import Scrubber
 from selftune.evaluation import leaks
 from selftune.guards import REDACTED, OutputGuard
 from selftune.pii import FactMatcher, find_pii, value_key

@@ -88,7 +88,7 @@ def test_messages_and_notes_jsonl_fields(example_workspace) -> None:
 
 
 def test_build_targets_are_only_the_owners_words(example_workspace, tokenizer_dir: Path) -> None:
-    from selftune.build import run_build
+    from selftune.dataset import run_build
 
     example_workspace.config.train.base = str(tokenizer_dir)
     info, dataset_id = run_build(example_workspace)
@@ -115,7 +115,7 @@ def test_training_smoke_changes_the_adapter_and_lowers_the_loss(
     import torch
     from safetensors.torch import load_file
 
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.training.trainer import train
 
     example_workspace.config.train.base = str(tiny_model_dir)

@@ -73,7 +73,7 @@ def test_a_command_says_which_workspace_it_uses_when_found_in_a_parent(tmp_path,
 
 
 def test_a_judge_url_only_the_config_chose_needs_the_owners_confirmation(tmp_path, monkeypatch):
-    from selftune.evaluation.runner import endpoint
+    from selftune.evaluation.evaluate import endpoint
 
     ws = init_workspace(tmp_path / "twin", ["Mags"])
     ws.config.eval.judge_endpoint = "https://collector.example/v1"

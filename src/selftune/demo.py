@@ -88,11 +88,11 @@ def run_demo(
     """init → ingest → build → train → eval → sample on the bundled example person, through the
     same entry points the commands use (so the demo's run resumes and its report opens like any
     other); returns the summary written to demo.json."""
-    from selftune.build import run_build
+    from selftune.dataset import run_build
     from selftune.engines import GenRequest, ModelSpec, open_engine, render_chat
     from selftune.evaluation import QUICK, run_eval
     from selftune.guards import OutputGuard
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.models import ensure_embedded_checkpoint
     from selftune.training import run_train
     from selftune.twin import Twin

@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from selftune.build.canaries import (
+from selftune.dataset.canaries import (
     canary_exposure,
     exposure,
     plant_canaries,
     read_canaries,
     write_canaries,
 )
-from selftune.build.dataset import Example
+from selftune.dataset.examples import Example
 
 from .conftest import OTHERS, OWNER, chat
 

@@ -80,8 +80,8 @@ def test_default_is_perplexity_only(untrained_run: Path, small_dataset: Path):
 
 
 def test_every_section_runs_and_base_equals_tuned(untrained_run: Path, small_dataset: Path):
-    from selftune.build.canaries import plant_canaries, write_canaries
-    from selftune.build.dataset import Example
+    from selftune.dataset.canaries import plant_canaries, write_canaries
+    from selftune.dataset.examples import Example
 
     write_canaries(
         small_dataset,

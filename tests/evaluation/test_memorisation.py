@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from selftune.build.canaries import plant_canaries, write_canaries
-from selftune.build.dataset import Example
+from selftune.dataset.canaries import plant_canaries, write_canaries
+from selftune.dataset.examples import Example
 from selftune.config import EvalConfig, TrainConfig
 
 from .conftest import OTHERS, OWNER, chat, write_split

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from selftune.ingest import runner
-from selftune.ingest.runner import ingest_paths
+from selftune.ingest import importer
+from selftune.ingest.importer import ingest_paths
 from selftune.store import Store
 
 from .conftest import FIXTURES
@@ -186,7 +186,7 @@ def test_the_imports_row_of_a_killed_ingest_counts_what_was_committed(tmp_path, 
             f"03/04/2024, {9 + i // 3600:02d}:{i // 60 % 60:02d} - Mags: m{i}" for i in range(2500)
         )
     )
-    monkeypatch.setattr(runner, "BATCH", 1000)
+    monkeypatch.setattr(importer, "BATCH", 1000)
     calls = []
 
     def progress(n: int) -> None:
@@ -295,16 +295,16 @@ def test_the_chat_in_a_zip_is_found_in_a_subfolder_and_not_confused_with_a_sent_
 KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from selftune.ingest import runner
+from selftune.ingest import importer
 from selftune.store import Store
-runner.BATCH = 1000
+importer.BATCH = 1000
 calls = []
 def progress(n):
     calls.append(n)
     if len(calls) == 3:
         os.kill(os.getpid(), signal.SIGKILL)
 with Store(sys.argv[1]) as store:
-    runner.ingest_paths(store, [Path(sys.argv[2])], ("Mags",), progress=progress)
+    importer.ingest_paths(store, [Path(sys.argv[2])], ("Mags",), progress=progress)
 """
 
 

@@ -51,7 +51,7 @@ def workspace_with_ana(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def built_conversations(ws) -> set[str]:  # type: ignore[no-untyped-def]
-    from selftune.build.dataset import build_dataset
+    from selftune.dataset.examples import build_dataset
 
     with Store(ws.store_path) as store:
         config = BuildConfig(probe_per_source=0, min_target_chars=1)

@@ -241,7 +241,7 @@ BAD_FILES = st.one_of(
     )
 )
 def test_bad_files_never_stop_an_ingest_and_binary_never_becomes_a_note(files):
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

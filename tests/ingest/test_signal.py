@@ -78,7 +78,7 @@ def test_signalbackup_tools_txt_export():
 def test_a_folder_with_signal_chats_and_other_exports_is_not_claimed_whole(tmp_path):
     import shutil
 
-    from selftune.ingest.runner import ingest_paths
+    from selftune.ingest.importer import ingest_paths
     from selftune.store import Store
 
     exports = tmp_path / "exports"

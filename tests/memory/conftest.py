@@ -68,7 +68,7 @@ def history() -> list[Message]:
 
 @pytest.fixture
 def memory_workspace(tmp_path: Path):
-    from selftune.ingest.runner import ingest_paths  # noqa: F401  (the index hook lives there)
+    from selftune.ingest.importer import ingest_paths  # noqa: F401  (the index hook lives there)
     from selftune.memory import on_ingest
     from selftune.workspace import init_workspace
 

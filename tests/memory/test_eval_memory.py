@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.memory.conftest import SECRET
 
-from selftune.build.dataset import build_dataset
+from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, EvalConfig
 from selftune.evaluation.memory import (
     contradicts,

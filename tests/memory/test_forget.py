@@ -8,7 +8,7 @@ from datetime import timedelta
 from click.testing import CliRunner
 from tests.memory.conftest import T0, msg
 
-from selftune.build.dataset import build_dataset
+from selftune.dataset.examples import build_dataset
 from selftune.cli import cli
 from selftune.config import BuildConfig, MemoryConfig
 from selftune.memory import Moment, build_memory, memory_block, on_ingest

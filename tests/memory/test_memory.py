@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from tests.memory.conftest import SECRET, T0, msg
 
-from selftune.build.dataset import build_dataset
+from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, MemoryConfig
 from selftune.memory import Memory, Moment, build_memory, memory_block
 from selftune.memory.facts import load_facts, private_facts

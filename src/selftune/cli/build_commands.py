@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from selftune.build import run_build
+from selftune.dataset import run_build
 from selftune.cli.options import config_option, overrides, workspace_option
 from selftune.config import BuildConfig, MemoryConfig, apply_overrides
 from selftune.workspace import Workspace
@@ -58,7 +58,7 @@ def build(
     """
     apply_overrides(ws.config.memory, {"enabled": options.pop("enabled", None)})
     apply_overrides(ws.config.build, overrides(options))
-    from selftune.build.card import card_markdown
+    from selftune.dataset.writer import card_markdown
 
     info, dataset_id = run_build(ws, dry_run, canaries=canaries)
     click.echo(card_markdown(info, dataset_id or "(dry run: nothing written)"))

@@ -10,7 +10,7 @@ import click
 from selftune.cli.options import workspace_option
 from selftune.errors import SelftuneError
 from selftune.ingest import parsers
-from selftune.ingest.runner import ingest_paths
+from selftune.ingest.importer import ingest_paths
 from selftune.workspace import Workspace, init_workspace
 
 

@@ -11,7 +11,7 @@ from selftune.cli.options import config_option, overrides, workspace_option
 from selftune.config import EVAL_SECTIONS, EvalConfig, apply_overrides
 from selftune.errors import SelftuneError
 from selftune.evaluation import QUICK, run_eval
-from selftune.evaluation.runner import endpoint
+from selftune.evaluation.evaluate import endpoint
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 

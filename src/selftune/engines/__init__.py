@@ -1,6 +1,6 @@
 """Engines that run the twin: transformers (any device, adapter applied or merged), llama.cpp
 (a GGUF, fast on a CPU, continuous batching) and an upstream OpenAI-compatible server (vLLM,
-llama-server, Ollama), behind one interface (`selftune.engines.base.Engine`); `choice.py` says
+llama-server, Ollama), behind one interface (`selftune.engines.base.Engine`); `selection.py` says
 which one serves a model and why.
 
 Models are named the way the API and the CLI name them: `twin` (the latest trained run, or the
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selftune.engines.base import Engine, GenRequest, GenResult, StopScanner, render_chat
-from selftune.engines.choice import EngineChoice, choose_engine, find_gguf, prepare
+from selftune.engines.selection import EngineChoice, choose_engine, find_gguf, prepare
 
 EngineKind = Literal["auto", "transformers", "llamacpp", "openai"]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 from typing import Any
 
-from selftune.build.canaries import canary_exposure
+from selftune.dataset.canaries import canary_exposure
 from selftune.evaluation.budget import unlimited
 from selftune.pii import FactMatcher, find_pii, pii_values, value_key
 

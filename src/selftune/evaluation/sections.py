@@ -184,7 +184,7 @@ def leak_sections(
     system: str,
     budget: EvalBudget,
 ) -> dict[str, Any]:
-    from selftune.build.canaries import read_canaries
+    from selftune.dataset.canaries import read_canaries
     from selftune.evaluation import leaks
 
     out: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Ingest: read exports into canonical records (see `registry` for formats, `runner` for the walk)."""
+"""Ingest: read exports into canonical records (see `registry` for formats, `importer` for the walk)."""
 
 from selftune.ingest.registry import (
     ParseContext,

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from selftune.engines.base import GenResult, TokenLogprob, render_chat
-from selftune.server import fields, runner
+from selftune.server import dispatch, fields
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
 from selftune.server.schemas import (
@@ -74,27 +74,27 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
         count = state.count_tokens(body.model)
         memory = state.memory.for_messages(messages, body.user, count_tokens=count)
     messages = state.twin.chat_messages(messages, memory=memory)
-    flags = runner.input_flags(
+    flags = dispatch.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )
     tokenizer = state.tokenizer(body.model)
     prompt = render_chat(tokenizer, messages)
-    gen = runner.gen_request(state, body, prompt)
+    gen = dispatch.gen_request(state, body, prompt)
     fields.logit_bias(body.logit_bias, len(tokenizer))
     gen.logprobs = bool(body.logprobs)
     gen.top_logprobs = body.top_logprobs or 0
     fmt = body.response_format
     gen.response_format = fmt if fmt and fmt.get("type") != "text" else None
-    transform = runner.output_transform(state, body)
+    transform = dispatch.output_transform(state, body)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     extra = _extra(body)
     if body.stream:
-        events = runner.open_stream(state, body.model, gen, transform)
+        events = dispatch.open_stream(state, body.model, gen, transform)
         return event_stream(_chat_chunks(state, body, gen, events, cid, messages, flags, extra))
-    result = await runner.run(state, request, body.model, gen)
+    result = await dispatch.run(state, request, body.model, gen)
     texts = [transform(t) for t in result.texts]
     logprobs = _shown_logprobs(state, result.logprobs, len(texts), flags)
-    sample_id = runner.log_sample(state, "chat", body.model, messages, gen, texts, flags)
+    sample_id = dispatch.log_sample(state, "chat", body.model, messages, gen, texts, flags)
     return ChatCompletion(
         id=cid,
         created=int(time.time()),
@@ -108,7 +108,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
             )
             for i, (t, r) in enumerate(zip(texts, result.finish_reasons, strict=True))
         ],
-        usage=runner.usage(result),
+        usage=dispatch.usage(result),
         selftune={"sample_id": sample_id, "flags": flags, **extra},
     )
 
@@ -121,30 +121,30 @@ async def completions(body: CompletionRequest, request: Request, state: State):
         raise APIError(
             400, "send one prompt per request (use n for several candidates)", None, "prompt"
         )
-    flags = runner.input_flags(state, prompts, request)
+    flags = dispatch.input_flags(state, prompts, request)
     best_of = max(body.best_of or body.n, body.n)
-    gen = runner.gen_request(state, body, prompts[0], best_of)
+    gen = dispatch.gen_request(state, body, prompts[0], best_of)
     tokenizer = state.tokenizer(body.model)  # an unknown model fails here, before any stream
     fields.logit_bias(body.logit_bias, len(tokenizer))
     if best_of > body.n:
         fields.best_of(state.batcher(body.model).engine, body.model)
     gen.logprobs = body.logprobs is not None or best_of > body.n
     gen.top_logprobs = body.logprobs or 0
-    transform = runner.output_transform(state, body)
+    transform = dispatch.output_transform(state, body)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
     extra = _extra(body)
     if body.stream:
-        events = runner.open_stream(state, body.model, gen, transform)
+        events = dispatch.open_stream(state, body.model, gen, transform)
         return event_stream(
             _completion_chunks(state, body, gen, events, cid, prompts[0], flags, extra)
         )
-    result = await runner.run(state, request, body.model, gen)
-    usage = runner.usage(result)  # all best_of candidates were generated
+    result = await dispatch.run(state, request, body.model, gen)
+    usage = dispatch.usage(result)  # all best_of candidates were generated
     if best_of > body.n:
         result = _best(result, body.n)
     texts = [transform(t) for t in result.texts]
     logprobs = _shown_logprobs(state, result.logprobs, len(texts), flags)
-    sample_id = runner.log_sample(state, "completion", body.model, prompts[0], gen, texts, flags)
+    sample_id = dispatch.log_sample(state, "completion", body.model, prompts[0], gen, texts, flags)
     echo = prompts[0] if body.echo else ""
     shown = body.logprobs is not None
     return Completion(
@@ -284,8 +284,8 @@ async def _chat_chunks(state, body, gen, events, cid, messages, flags, extra) ->
                     )
                 yield chunk([{"index": j, "delta": {}, "finish_reason": _reason(reason)}])
             if (body.stream_options or {}).get("include_usage"):
-                yield chunk([], runner.usage(result).model_dump())
-            runner.log_sample(state, "chat", body.model, messages, gen, result.texts, flags)
+                yield chunk([], dispatch.usage(result).model_dump())
+            dispatch.log_sample(state, "chat", body.model, messages, gen, result.texts, flags)
     yield "[DONE]"
 
 
@@ -327,6 +327,6 @@ async def _completion_chunks(state, body, gen, events, cid, prompt, flags, extra
                     [{"index": j, "text": "", "finish_reason": _reason(reason), "logprobs": shown}]
                 )
             if (body.stream_options or {}).get("include_usage"):
-                yield chunk([], runner.usage(result).model_dump())
-            runner.log_sample(state, "completion", body.model, prompt, gen, result.texts, flags)
+                yield chunk([], dispatch.usage(result).model_dump())
+            dispatch.log_sample(state, "completion", body.model, prompt, gen, result.texts, flags)
     yield "[DONE]"

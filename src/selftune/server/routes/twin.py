@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 
 from selftune.engines.base import render_chat
-from selftune.server import runner
+from selftune.server import dispatch
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
 from selftune.server.routes.improve import ranked
@@ -44,7 +44,7 @@ def info(state: State) -> dict[str, Any]:
 
 @router.post("/generate")
 async def generate(body: GenerateRequest, request: Request, state: State) -> GenerateResponse:
-    flags = runner.input_flags(state, [body.prompt], request, body.unattended)
+    flags = dispatch.input_flags(state, [body.prompt], request, body.unattended)
     prompt, shown = body.prompt, body.prompt
     if body.chat:
         asked = [{"role": "user", "content": body.prompt}]
@@ -64,7 +64,7 @@ async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateR
     # every turn is checked, the owner's too: an author name is only a claim, and none of these
     # turns was written by the owner here and now
     checked = [part for author, text in turns for part in (author, text)]
-    flags = runner.input_flags(state, checked, request, body.unattended)
+    flags = dispatch.input_flags(state, checked, request, body.unattended)
     memory = None
     if state.memory is not None:
         count = state.count_tokens(body.model)
@@ -129,20 +129,20 @@ def _guarded(state: ServerState, message: Any) -> Any:
 async def _candidates(
     state: ServerState, request: Request, body: Any, prompt: str, shown: Any, endpoint: str, flags
 ) -> GenerateResponse:
-    gen = runner.gen_request(state, body, prompt)
+    gen = dispatch.gen_request(state, body, prompt)
     started = time.monotonic()
-    result = await runner.run(state, request, body.model, gen)
-    transform = runner.output_transform(state, body)
+    result = await dispatch.run(state, request, body.model, gen)
+    transform = dispatch.output_transform(state, body)
     texts = [transform(t) for t in result.texts]
     texts, result.finish_reasons = ranked(state, body, texts, result.finish_reasons)
-    sample_id = runner.log_sample(state, endpoint, body.model, shown, gen, texts, flags)
+    sample_id = dispatch.log_sample(state, endpoint, body.model, shown, gen, texts, flags)
     return GenerateResponse(
         id=sample_id,
         model=body.model,
         prompt=body.prompt if isinstance(getattr(body, "prompt", None), str) else "",
         candidates=texts,
         finish_reasons=result.finish_reasons,
-        usage=runner.usage(result),
+        usage=dispatch.usage(result),
         flags=flags,
         seconds=round(time.monotonic() - started, 3),
     )

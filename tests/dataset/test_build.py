@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from selftune.artefacts import read_split
-from selftune.build.card import card, write_dataset
-from selftune.build.dataset import build_dataset
-from selftune.build.filters import shingles
+from selftune.dataset.writer import card, write_dataset
+from selftune.dataset.examples import build_dataset
+from selftune.dataset.filters import shingles
 from selftune.config import BuildConfig
 from selftune.errors import SelftuneError
 from selftune.records import Note
@@ -214,7 +214,7 @@ def test_too_long_turns_are_left_out_and_others_long_turns_are_cut(tmp_path):
 def test_the_example_card_matches_the_files_and_builds_are_byte_identical(
     example_workspace, tokenizer_dir
 ):
-    from selftune.build import run_build
+    from selftune.dataset import run_build
 
     ws = example_workspace
     ws.config.train.base = str(tokenizer_dir)
@@ -241,8 +241,8 @@ def test_the_example_card_matches_the_files_and_builds_are_byte_identical(
 def test_examples_added_before_writing_are_in_the_files_and_the_card(
     example_workspace, tokenizer_dir
 ):
-    from selftune.build import run_build
-    from selftune.build.dataset import Example
+    from selftune.dataset import run_build
+    from selftune.dataset.examples import Example
 
     ws = example_workspace
     ws.config.train.base = str(tokenizer_dir)

@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from selftune.build.notes_chunks import note_chunks
+from selftune.dataset.notes_chunks import note_chunks
 from selftune.config import BuildConfig
 
 if TYPE_CHECKING:
-    from selftune.build.dataset import Example
+    from selftune.dataset.examples import Example
     from selftune.records import Note
 
 # sources whose `modified` is the file's mtime (set by a checkout or a copy), not a writing date

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from selftune.build.card import card, card_markdown
-from selftune.build.dataset import build_dataset
-from selftune.build.split import note_date, title_date
+from selftune.dataset.writer import card, card_markdown
+from selftune.dataset.examples import build_dataset
+from selftune.dataset.split import note_date, title_date
 from selftune.config import BuildConfig
 from selftune.records import Note
 

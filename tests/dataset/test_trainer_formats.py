@@ -18,7 +18,7 @@ def rows(path: Path) -> list[dict]:
 
 
 def build(ws, base: Path, **settings) -> Path:  # type: ignore[no-untyped-def]
-    from selftune.build import run_build
+    from selftune.dataset import run_build
 
     ws.config.train.base = str(base)
     for key, value in settings.items():

@@ -22,7 +22,7 @@ from selftune import __version__
 from selftune.config import BuildConfig
 
 if TYPE_CHECKING:
-    from selftune.build.dataset import Dataset, Example
+    from selftune.dataset.examples import Dataset, Example
 
 SPLITS = ("train", "valid")
 

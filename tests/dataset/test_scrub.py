@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.build.scrub import Scrubber, iban_valid, luhn_valid
+from selftune.dataset.scrub import Scrubber, iban_valid, luhn_valid
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,8 @@ def plant_canaries(
     train_examples: list[Any], k: int, seed: int = 0, repeats: int = 1
 ) -> list[dict[str, Any]]:
     """Append `k` canary examples (each `repeats` times) to `train_examples`, a list of
-    `selftune.build.dataset.Example`; returns the canaries as records for `canaries.json`."""
-    from selftune.build.dataset import Example
+    `selftune.dataset.examples.Example`; returns the canaries as records for `canaries.json`."""
+    from selftune.dataset.examples import Example
 
     rng = random.Random(f"canaries-{seed}")
     chats = [e for e in train_examples if "messages" in e.record]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selftune.build.notes_chunks import note_chunks, parse_outline
+from selftune.dataset.notes_chunks import note_chunks, parse_outline
 
 from .conftest import words
 

@@ -23,10 +23,10 @@ from functools import partial
 from itertools import groupby
 from typing import Any
 
-from selftune.build.filters import find_duplicates, language_filter
-from selftune.build.notes_chunks import note_chunks
-from selftune.build.scrub import Scrubber
-from selftune.build.sessions import (
+from selftune.dataset.filters import find_duplicates, language_filter
+from selftune.dataset.notes_chunks import note_chunks
+from selftune.dataset.scrub import Scrubber
+from selftune.dataset.sessions import (
     Pseudonyms,
     Session,
     Turn,
@@ -36,7 +36,7 @@ from selftune.build.sessions import (
     split_sessions,
     windows,
 )
-from selftune.build.split import (
+from selftune.dataset.split import (
     cut_held_out_notes,
     note_date,
     order_key,

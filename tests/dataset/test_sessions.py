@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from selftune.build.sessions import (
+from selftune.dataset.sessions import (
     MEDIA_PLACEHOLDER,
     as_messages,
     merge_turns,

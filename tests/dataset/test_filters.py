@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.build.filters import find_duplicates
+from selftune.dataset.filters import find_duplicates
 
 LONG = "the queen cells on frame six were charged so i did an artificial swarm this morning"
 
@@ -37,7 +37,7 @@ def test_short_replies_repeat_naturally_and_are_not_near_duplicates():
 
 def test_language_filter_keeps_the_languages_asked_for():
     pytest.importorskip("py3langid")
-    from selftune.build.filters import language_filter
+    from selftune.dataset.filters import language_filter
 
     keep = language_filter(["en"])
     assert keep("the bees are bringing in orange pollen from the gorse on the cliffs") is None

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from selftune.cli import cli
-from selftune.ingest.runner import ingest_paths
+from selftune.ingest.importer import ingest_paths
 from selftune.workspace import init_workspace
 
 from .test_build import check_card
@@ -35,7 +35,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_ingest_fixture_gives_a_right_card(name, tmp_path, tokenizer_dir):
-    from selftune.build import run_build
+    from selftune.dataset import run_build
 
     ws = init_workspace(tmp_path / "twin", list(ME))
     ws.config.train.base = str(tokenizer_dir)

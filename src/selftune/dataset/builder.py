@@ -28,10 +28,10 @@ def run_build(
 
     `prepare`, when given, is called with the `Dataset` before the card is made and the files
     are written: the place to add examples to `data.train`. `canaries` random secrets are
-    planted in the training split that way (see selftune.build.canaries).
+    planted in the training split that way (see selftune.dataset.canaries).
     """
-    from selftune.build.card import card, serialise, start_at_user_turn, write_dataset
-    from selftune.build.dataset import BatchTokenCounter, build_dataset
+    from selftune.dataset.writer import card, serialise, start_at_user_turn, write_dataset
+    from selftune.dataset.examples import BatchTokenCounter, build_dataset
     from selftune.memory import build_memory
     from selftune.memory.facts import private_facts
 
@@ -47,7 +47,7 @@ def run_build(
         prepare(data)
     planted = []
     if canaries:
-        from selftune.build.canaries import plant_canaries
+        from selftune.dataset.canaries import plant_canaries
 
         planted = plant_canaries(data.train, canaries, seed=ws.config.train.seed)
     if ws.config.build.start_with_user:
@@ -62,7 +62,7 @@ def run_build(
     folder = ws.new_artefact_dir("datasets")
     info = write_dataset(data, folder, info, files)
     if planted:
-        from selftune.build.canaries import write_canaries
+        from selftune.dataset.canaries import write_canaries
 
         write_canaries(folder, planted)
     return info, folder.name
