@@ -421,6 +421,39 @@ class MemoryConfig(Section):
     )
 
 
+class MatrixConfig(Section):
+    rooms: list[str] = Field(
+        default_factory=list,
+        description="Rooms the bot drafts replies in (room ids like '!abc:example.org'); none by "
+        "default, so `selftune matrix bot` drafts nowhere until you list some.",
+    )
+    approvals_room: str | None = Field(
+        None,
+        description="Your private room where the bot sends drafts and you answer (1..N, "
+        "'e <text>', 'r'); empty: the bot creates one with only you in it on its first start.",
+    )
+    drafts: int = Field(3, ge=1, le=9, description="Drafts offered for each message.")
+    expire_minutes: float = Field(
+        60, gt=0, description="Drafts not answered within this many minutes are dropped."
+    )
+    min_seconds_between_drafts: float = Field(
+        5,
+        ge=0,
+        description="A room gets new drafts at most this often (messages in between are drafted "
+        "for together).",
+    )
+    max_drafts_per_hour: int = Field(
+        30, ge=1, description="Most draft sets the bot makes in an hour, all rooms together."
+    )
+    context_messages: int = Field(
+        12, ge=1, description="The room's latest messages the drafts are written to."
+    )
+    ingest_rooms: list[str] = Field(
+        default_factory=list,
+        description="Rooms `selftune ingest matrix` reads (room ids); empty: every joined room.",
+    )
+
+
 class TwinConfig(Section):
     name: str = Field("twin", description="A name for this twin (used in reports and the API).")
     me: list[str] = Field(
@@ -440,6 +473,11 @@ class TwinConfig(Section):
     memory: MemoryConfig = Field(
         default_factory=MemoryConfig,
         description="Memory and facts (docs/memory.md): build, reply, chat, serve and eval",
+    )
+    matrix: MatrixConfig = Field(
+        default_factory=MatrixConfig,
+        description="Matrix (docs/matrix.md): `ingest matrix` and `matrix bot`; the login is "
+        "in secrets/matrix.json, never here",
     )
 
 

@@ -46,6 +46,7 @@ from selftune.cli import (  # noqa: E402
     demo_command,
     eval_commands,
     improve_commands,
+    matrix_commands,
     memory_commands,
     train_commands,
     use_commands,
@@ -59,6 +60,7 @@ for module in (
     use_commands,
     improve_commands,
     memory_commands,
+    matrix_commands,
     demo_command,
 ):
     for command in module.COMMANDS:
