@@ -82,6 +82,8 @@ def write_config(folder: Path, port: int, shared_secret: str) -> Path:
         "federation_domain_whitelist": [],  # no federation with anyone
         "enable_registration": False,
         "presence": {"enabled": False},
+        # tests log in as one user again and again: an initial /sync must not be a cached one
+        "caches": {"sync_response_cache_duration": 0},
         "rc_message": _UNLIMITED,
         "rc_registration": _UNLIMITED,
         "rc_login": {

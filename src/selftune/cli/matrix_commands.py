@@ -72,4 +72,41 @@ def login(
     click.echo("Next: selftune ingest matrix")
 
 
+@matrix.command()
+@workspace_option
+@click.option("--run", "run_id", metavar="ID", help="Run id (default: the latest).")
+@click.option("--base-only", is_flag=True, help="Draft with the base model, without the adapter.")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "transformers", "llamacpp", "openai"]),
+    help="auto (llama.cpp unless it cannot run), transformers, llamacpp, openai.",
+)
+def bot(ws: Workspace, run_id: str | None, base_only: bool, engine: str | None) -> None:
+    """Draft your replies in the rooms you allow; send one only when you answer.
+
+    \b
+    When someone writes in a room listed under `matrix.rooms` in twin.yaml, the bot
+    sends you numbered drafts in your private approvals room. Answer there:
+      2            send draft 2 into the room, as you
+      e <text>     send your own words instead
+      r            reject them all (nothing is sent)
+    Every answer is kept as a pick for `selftune distill`. Stop with Ctrl-C; starting
+    again resumes where it stopped, without drafting or sending twice.
+    """
+    from selftune.matrix.bot import run_bot
+    from selftune.matrix.drafting import Drafter
+
+    if not ws.config.matrix.rooms:
+        click.echo(
+            "No rooms are allowed yet (matrix.rooms in twin.yaml is empty): the bot will draft "
+            "nowhere. List room ids there, e.g. rooms: ['!abc:example.org'].",
+            err=True,
+        )
+    drafter = Drafter(
+        ws, run=run_id, engine_kind=engine or ws.config.serve.engine, base_only=base_only
+    )
+    click.echo(f"Drafting with {getattr(drafter.engine, 'model_id', 'the twin')}. Ctrl-C stops.")
+    run_bot(ws, drafter, echo=click.echo)
+
+
 COMMANDS = [matrix]

@@ -140,6 +140,16 @@ class MatrixClient:
             return None
         return dict(response.event.source)
 
+    async def recent(self, room_id: str, limit: int) -> list[dict[str, Any]]:
+        """The room's latest `limit` events, oldest first."""
+        response = self._check(
+            await self._client.room_messages(
+                room_id, start=None, direction=self._nio.MessageDirection.back, limit=limit
+            ),
+            f"the latest events of {room_id}",
+        )
+        return [event.source for event in reversed(response.chunk)]
+
     async def state(self, room_id: str) -> list[dict[str, Any]]:
         """The room's current state events (members, name, bridge, encryption)."""
         response = self._check(
@@ -149,7 +159,13 @@ class MatrixClient:
 
     async def send_text(self, room_id: str, text: str, txn_id: str | None = None) -> str:
         """Send `text` as the logged-in user; `txn_id` makes a retry the same message."""
-        content = {"msgtype": "m.text", "body": text}
+        return await self._send(room_id, {"msgtype": "m.text", "body": text}, txn_id)
+
+    async def notice(self, room_id: str, text: str, txn_id: str | None = None) -> str:
+        """A notice (`m.notice`: clients show it as a bot's, and bots do not answer it)."""
+        return await self._send(room_id, {"msgtype": "m.notice", "body": text}, txn_id)
+
+    async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str:
         response = self._check(
             await self._client.room_send(
                 room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
