@@ -17,7 +17,7 @@ from selftune.engines.base import GenResult
 from selftune.matrix.bot import Bot
 from selftune.matrix.client import MatrixClient
 from selftune.matrix.drafting import Drafter
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 
 
 @dataclass

@@ -21,7 +21,7 @@ from selftune.matrix.client import MatrixClient
 from selftune.matrix.drafting import Conversation, Drafter
 from selftune.matrix.events import RoomInfo, classify, content_text, room_info
 from selftune.matrix.state import load_state, save_state
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import platform_name
 from selftune.workspace import Workspace
 

@@ -48,7 +48,7 @@ class Drafter:
         from selftune.improve.ranker import load_ranker
         from selftune.memory import Memory
         from selftune.memory.facts import private_facts
-        from selftune.samples import SampleLog
+        from selftune.store.samples import SampleLog
         from selftune.twin import Twin
 
         self.ws = ws
