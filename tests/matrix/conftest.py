@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("synapse", reason="the Matrix tests need matrix-synapse (the dev extra)")
-pytest.importorskip("nio", reason="the Matrix commands need matrix-nio (the matrix extra)")
-
 sys.path.insert(0, str(Path(__file__).parent))
 
 from homeserver import Homeserver, User  # noqa: E402
@@ -18,6 +15,8 @@ from homeserver import Homeserver, User  # noqa: E402
 
 @pytest.fixture(scope="session")
 def homeserver(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("synapse", reason="the Matrix tests need matrix-synapse (the dev extra)")
+    pytest.importorskip("nio", reason="the Matrix commands need matrix-nio (the matrix extra)")
     with Homeserver(tmp_path_factory.mktemp("synapse")) as hs:
         yield hs
 
