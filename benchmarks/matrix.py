@@ -121,10 +121,11 @@ def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, f
     ws.config.matrix.rooms = [room]
     ws.config.matrix.min_seconds_between_drafts = 0
     bot = Bot(ws, Drafter(ws, engine=StubEngine(tokenizer)), echo=lambda line: None)
-    started = threading.Event()
-    loop = asyncio.new_event_loop()
+    started, stopping = threading.Event(), threading.Event()
     thread = threading.Thread(
-        target=lambda: loop.run_until_complete(run(bot, timeout_ms=5000, ready=started.set)),
+        target=lambda: asyncio.run(
+            run(bot, timeout_ms=1000, ready=started.set, stop=stopping.is_set)
+        ),
         daemon=True,
     )
     thread.start()
@@ -170,7 +171,8 @@ def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, f
                 f"sample log: sample {sample['id']} endpoint={sample['endpoint']} "
                 f"picked={sample['picked']} ({sample['candidates'][sample['picked']]!r})",
             ]
-    loop.call_soon_threadsafe(loop.stop)
+    stopping.set()
+    thread.join(30)
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     print("\n".join(transcript))

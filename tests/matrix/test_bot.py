@@ -172,3 +172,48 @@ def test_reject_edit_supersede_expire_and_excluded(bot_ws, people):
     edited = [s for s in samples.values() if s["edited"]]
     assert len(rejected) == 1 and {r["rating"] for r in rejected[0]["ratings"]} == {-1}
     assert len(edited) == 1 and edited[0]["edited"] == "at the bar, 8"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the boundaries rule (issue 21) is not on this branch yet: today's memory recalls "
+    "past exchanges from any conversation; when it lands, Drafter passes the room's audience "
+    "and this marker goes",
+)
+def test_a_contact_never_gets_another_conversation_quoted(
+    tmp_path, homeserver, make_user, tokenizer_dir
+):
+    """The boundaries rule through the bot: Bob asks about what Alice told the owner alone;
+    the drafts' prompt (memory block included) must not carry Alice's words to Bob."""
+    from click.testing import CliRunner
+    from transformers import AutoTokenizer
+
+    from selftune.cli import cli
+
+    owner = make_user("bounds_owner", "Mags")
+    alice = make_user("bounds_alice", "Alice")
+    bob = make_user("bounds_bob", "Bob")
+    secret_room = alice.create_room([owner.user_id], direct=True)
+    owner.join(secret_room)
+    alice.say(secret_room, "the surprise party for Bob is on Saturday at the boathouse")
+    owner.say(secret_room, "perfect, I will keep Bob busy until eight at the boathouse")
+    bob_room = bob.create_room([owner.user_id], direct=True)
+    owner.join(bob_room)
+    ws = logged_in_workspace(tmp_path / "twin", homeserver, owner, ["Mags"])
+    ingested = CliRunner().invoke(cli, ["ingest", "matrix", "-w", str(ws.root)])
+    assert ingested.exit_code == 0, ingested.output
+    ws.config.matrix.rooms = [bob_room]
+    ws.config.matrix.min_seconds_between_drafts = 0
+    engine = StubEngine(AutoTokenizer.from_pretrained(tokenizer_dir))
+
+    async def scenario() -> None:
+        bot = Bot(ws, Drafter(ws, engine=engine), echo=lambda line: None)
+        async with MatrixClient(bot.account) as client:
+            await bot.start(client)
+            bob.say(bob_room, "what are you doing on Saturday? the boathouse party?")
+            await bot.step(client, timeout_ms=0)
+
+    asyncio.run(scenario())
+    assert len(engine.prompts) == 1
+    assert "keep Bob busy" not in engine.prompts[0]
+    assert "surprise party for Bob" not in engine.prompts[0]

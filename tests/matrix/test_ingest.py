@@ -31,6 +31,11 @@ def chats(homeserver, make_user):
         "whatsapp",
         {"protocol": {"id": "whatsapp", "displayname": "WhatsApp"}, "bridgebot": "@whatsappbot:x"},
     )
+    encrypted = alice.create_room([owner.user_id], name="Secret plans")
+    owner.join(encrypted)
+    alice.put_state(encrypted, "m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"})
+    ciphertext = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "session_id": "s"}
+    alice.send(encrypted, ciphertext, event_type="m.room.encrypted")
     sent = {
         "hi": alice.say(direct, "hi there"),
         "hey": owner.say(direct, "hey alice"),
@@ -70,6 +75,7 @@ def test_ingest_reads_rooms_exactly_and_only_once(tmp_path, homeserver, chats):
     first = runner.invoke(cli, ["ingest", "matrix", "-w", str(ws.root)])
     assert first.exit_code == 0, first.output
     assert "Climbing crew" in first.output
+    assert "matrix room 'Secret plans': 1 end-to-end encrypted event(s) skipped" in first.output
     rows = _rows(ws)
     sent = chats["sent"]
     assert set(rows) == set(sent.values()) - {sent["oops"]}  # the redacted one is not stored

@@ -195,19 +195,17 @@ class Bot:
 
 async def run(
     bot: Bot,
-    steps: int | None = None,
     timeout_ms: int = 30000,
     ready: Callable[[], Any] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """The bot until interrupted (or for `steps` syncs)."""
+    """The bot until interrupted, or until `stop()` says so between two syncs."""
     async with MatrixClient(bot.account) as client:
         await bot.start(client)
         if ready is not None:
             ready()
-        done = 0
-        while steps is None or done < steps:
+        while not stop():
             await bot.step(client, timeout_ms)
-            done += 1
 
 
 def run_bot(ws: Workspace, drafter: Drafter, echo: Callable[[str], Any] = print) -> None:
