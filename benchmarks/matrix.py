@@ -105,7 +105,13 @@ def bench_ingest(hs: Homeserver, root: Path, events: int) -> dict[str, float]:
     }
 
 
-def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def drafter_texts(notice: dict) -> list[str]:
+    """The numbered drafts of a drafts notice."""
+    lines = notice["content"]["body"].split("\n")
+    return [line.split(". ", 1)[1] for line in lines if line[:1].isdigit() and ". " in line]
+
+
+def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer, model: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from selftune.matrix.bot import Bot, run
     from selftune.matrix.drafting import Drafter
 
@@ -120,7 +126,12 @@ def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, f
     save_account(ws.root, Account(hs.url, owner.user_id, owner.token))
     ws.config.matrix.rooms = [room]
     ws.config.matrix.min_seconds_between_drafts = 0
-    bot = Bot(ws, Drafter(ws, engine=StubEngine(tokenizer)), echo=lambda line: None)
+    if model == "stub":
+        drafter = Drafter(ws, engine=StubEngine(tokenizer))
+    else:  # the embedded base model on llama.cpp, short drafts
+        ws.config.sample.max_tokens = 24
+        drafter = Drafter(ws, engine_kind="llamacpp", base_only=True)
+    bot = Bot(ws, drafter, echo=lambda line: None)
     started, stopping = threading.Event(), threading.Event()
     thread = threading.Thread(
         target=lambda: asyncio.run(
@@ -143,7 +154,7 @@ def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, f
         contact.say(room, text)
         while True:
             fresh = [e for e in notices() if e["event_id"] not in seen]
-            drafts = [e for e in fresh if "1. draft 1" in e["content"]["body"]]
+            drafts = [e for e in fresh if "\n1. " in e["content"]["body"]]
             if drafts:
                 break
             time.sleep(0.02)
@@ -152,7 +163,7 @@ def bench_bot(hs: Homeserver, root: Path, rounds: int, tokenizer) -> dict[str, f
         deadline = time.time() + 30
         while time.time() < deadline:
             mine = [e for e in owner.messages(room, 5) if e["sender"] == owner.user_id]
-            if mine and mine[0]["content"].get("body") == "draft 2":
+            if mine and mine[0]["content"].get("body") == drafter_texts(drafts[0])[1]:
                 break
             time.sleep(0.05)
         if i == 0:
@@ -188,6 +199,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--model",
+        choices=["stub", "base"],
+        default="stub",
+        help="stub: instant drafts (the bot and homeserver alone); base: the embedded model on "
+        "llama.cpp, 24-token drafts",
+    )
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
@@ -199,7 +217,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Homeserver(Path(tmp) / "synapse") as hs:
         print("ingest:", bench_ingest(hs, Path(tmp), args.events))
         print("load:", os.getloadavg())
-        print("bot:", bench_bot(hs, Path(tmp), args.rounds, tokenizer))
+        print("bot:", bench_bot(hs, Path(tmp), args.rounds, tokenizer, args.model))
     print("load after:", os.getloadavg())
 
 

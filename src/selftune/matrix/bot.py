@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from selftune.errors import SelftuneError
 from selftune.guards import looks_like_injection
 from selftune.matrix import decide
 from selftune.matrix.account import Account, load_account
@@ -27,6 +28,7 @@ from selftune.workspace import Workspace
 
 STATE_FILE = "bot.json"
 QUOTE_CHARS = 200
+RETRY_SECONDS = 10
 
 
 class Bot:
@@ -126,19 +128,33 @@ class Bot:
         return self.rooms[room_id]
 
     async def _do(self, client: MatrixClient, actions: list[decide.Action]) -> None:
+        unsent = False  # the Send before a LogPick failed: that pick did not happen
         for action in actions:
             if isinstance(action, decide.Draft):
                 await self._draft(client, action)
             elif isinstance(action, decide.Notify):
                 await self._notify(client, action.text, action.key)
             elif isinstance(action, decide.Send):
-                event_id = await client.send_text(action.room_id, action.text, action.key)
+                try:
+                    event_id = await client.send_text(action.room_id, action.text, action.key)
+                except SelftuneError as exc:  # not sent, so not a pick either: say so
+                    self.echo(f"Could not send your answer to {action.room_id}: {exc}")
+                    await self._notify(
+                        client,
+                        f"Could not send that into the room ({exc}); nothing was sent. Write it "
+                        "there yourself, or wait for the next drafts.",
+                        f"failed-{action.key}",
+                    )
+                    unsent = True
+                    continue
                 self.state.own.append(event_id)
                 self.echo(f"Sent your answer to {action.room_id}.")
-            elif isinstance(action, decide.LogPick):
+            elif isinstance(action, decide.LogPick) and not unsent:
                 self.log.pick(action.sample_id, action.candidate, action.edited)
             elif isinstance(action, decide.LogReject):
                 self.log.reject_all(action.sample_id)
+            if not isinstance(action, decide.Send):
+                unsent = False
             self.save()
 
     async def _notify(self, client: MatrixClient, text: str, key: str) -> str:
@@ -205,7 +221,11 @@ async def run(
         if ready is not None:
             ready()
         while not stop():
-            await bot.step(client, timeout_ms)
+            try:
+                await bot.step(client, timeout_ms)
+            except SelftuneError as exc:  # the homeserver away or refusing: wait, try again
+                bot.echo(f"{exc}; trying again in {RETRY_SECONDS} s")
+                await asyncio.sleep(RETRY_SECONDS)
 
 
 def run_bot(ws: Workspace, drafter: Drafter, echo: Callable[[str], Any] = print) -> None:
