@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from selftune.evaluation.html import bar_chart, line_chart, render_html, verdict
+from selftune.evaluation.charts import bar_chart, line_chart
+from selftune.evaluation.html import render_html
+from selftune.evaluation.verdict import verdict
 
 
 def report(**extra) -> dict:

@@ -10,8 +10,8 @@ import pytest
 
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
-from selftune.improve.picks import build_picks, split_held_out, untagged
 from selftune.improve.prompts import file_prompts, training_prompts
+from selftune.picks import build_picks, split_held_out, untagged
 from selftune.samples import SampleLog
 from selftune.twin import Twin
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from tests.memory.conftest import SECRET
 
-from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, EvalConfig
-from selftune.evaluation.memory import (
+from selftune.dataset.examples import build_dataset
+from selftune.evaluation.sections.facts_recall import (
     contradicts,
     memory_section,
     probe,
