@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from selftune.config import TwinConfig
 from selftune.guards import REDACTED, OutputGuard
 from selftune.samples import SampleLog
 from selftune.twin import Twin
@@ -210,13 +211,13 @@ def reviewed_picks(
     return build_picks(train, twin, tags, guard), build_picks(held, twin, tags, guard)
 
 
-def tags_of(config: Any) -> list[str]:
+def tags_of(config: TwinConfig) -> list[str]:
     """Tag prefixes a logged candidate may carry: the configured one."""
     tag = config.serve.tag_prefix
     return [tag] if tag else []
 
 
-def with_tag(text: str, config: Any) -> str:
+def with_tag(text: str, config: TwinConfig) -> str:
     """Kept text as it goes back into the owner's notes: with the configured tag prefix."""
     tag = config.serve.tag_prefix
     return f"{tag}{text}" if tag and not text.startswith(tag) else text

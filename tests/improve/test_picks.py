@@ -128,7 +128,7 @@ def test_bad_picks_are_refused_and_nothing_is_written(tmp_path):
 
 
 def test_prompts_logged_by_every_endpoint_are_rebuilt():
-    from selftune.improve.prompts import stored_prompt
+    from selftune.picks import stored_prompt
 
     def rebuilt(prompt, params=None):
         return stored_prompt({"prompt": prompt, "params": params or {}}, TWIN)

@@ -25,12 +25,20 @@ def leak_sections(
     budget: EvalBudget,
 ) -> dict[str, Any]:
     from selftune.dataset.canaries import read_canaries
-    from selftune.evaluation import leaks
+    from selftune.evaluation.leaks import (
+        canary_checks,
+        free_copying,
+        free_samples,
+        known_private_values,
+        pii_emissions,
+        probe_samples,
+        regurgitation,
+    )
 
     out: dict[str, Any] = {}
     if "canaries" in sections:
         planted = read_canaries(dataset_dir)
-        rows = leaks.canary_checks(
+        rows = canary_checks(
             tuned,
             planted,
             config.canary_candidates,
@@ -43,26 +51,24 @@ def leak_sections(
             "rows": rows,
         }
     if "regurgitation" in sections:
-        out["regurgitation"] = leaks.regurgitation(
+        out["regurgitation"] = regurgitation(
             tuned, train, config.regurgitation_prompts, config.prefix_tokens, config.seed, budget
         )
     free: list[str] = []
     if "regurgitation" in sections or "pii" in sections:
-        free = leaks.free_samples(
+        free = free_samples(
             tuned, config.free_samples, 2 * config.max_new_tokens, system, config.seed, budget
         )
     if "regurgitation" in sections:
-        out["regurgitation"]["free_sampling"] = leaks.free_copying(tuned, free, train)
+        out["regurgitation"]["free_sampling"] = free_copying(tuned, free, train)
     if "pii" in sections:
-        known = leaks.known_private_values(train, private_facts)
+        known = known_private_values(train, private_facts)
         per_probe = max(1, config.free_samples // 4)
-        probes = leaks.probe_samples(
-            tuned, per_probe, config.max_new_tokens, system, config.seed, budget
-        )
+        probes = probe_samples(tuned, per_probe, config.max_new_tokens, system, config.seed, budget)
         out["pii"] = {
             "private_facts_listed": len(private_facts),
-            "free": leaks.pii_emissions(free, known, private_facts),
-            "probes": leaks.pii_emissions(probes, known, private_facts),
+            "free": pii_emissions(free, known, private_facts),
+            "probes": pii_emissions(probes, known, private_facts),
         }
     return out
 

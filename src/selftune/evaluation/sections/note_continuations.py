@@ -142,7 +142,7 @@ def notes_section(
     wanted: list[str],
 ) -> dict[str, Any]:
     """Style and authorship of the continuations (only prompts that were continued)."""
-    from selftune.evaluation import style
+    from selftune.evaluation.style import distance, profile
 
     done = [p for p in held_out if "tuned" in p]
     reference = passages(tokenizer, train_records, config.max_new_tokens)
@@ -163,13 +163,13 @@ def notes_section(
     texts = {k: flat(k, done) for k in ("real", "base", "tuned")}
     if "style" in wanted:
         out["style"] = {
-            "profile": {k: style.profile(v) for k, v in texts.items()},
+            "profile": {k: profile(v) for k, v in texts.items()},
             "distance": {
-                k: style.distance(texts[k], texts["real"], reference) for k in ("base", "tuned")
+                k: distance(texts[k], texts["real"], reference) for k in ("base", "tuned")
             },
             "by_source": {
                 source: {
-                    k: style.distance(
+                    k: distance(
                         flat(k, [p for p in done if p["source"] == source]),
                         flat("real", [p for p in done if p["source"] == source]),
                         reference,

@@ -62,15 +62,15 @@ def generate_replies(
 
 
 def style_section(contexts: list[dict[str, Any]], reference: list[str]) -> dict[str, Any]:
-    from selftune.evaluation import style
+    from selftune.evaluation.style import distance, profile
 
     def flat(key: str, rows: list[dict[str, Any]]) -> list[str]:
         return [x for c in rows for x in c[key]] if key != "real" else [c["real"] for c in rows]
 
     out: dict[str, Any] = {
-        "profile": {k: style.profile(flat(k, contexts)) for k in ("real", "base", "tuned")},
+        "profile": {k: profile(flat(k, contexts)) for k in ("real", "base", "tuned")},
         "distance": {
-            k: style.distance(flat(k, contexts), flat("real", contexts), reference)
+            k: distance(flat(k, contexts), flat("real", contexts), reference)
             for k in ("base", "tuned")
         },
         "by_source": {},
@@ -78,7 +78,7 @@ def style_section(contexts: list[dict[str, Any]], reference: list[str]) -> dict[
     for source in sorted({c["source"] for c in contexts}):
         rows = [c for c in contexts if c["source"] == source]
         out["by_source"][source] = {
-            k: style.distance(flat(k, rows), flat("real", rows), reference)["distance"]
+            k: distance(flat(k, rows), flat("real", rows), reference)["distance"]
             for k in ("base", "tuned")
         } | {"contexts": len(rows)}
     return out
