@@ -61,9 +61,10 @@ def margin_summary(margins: list[float]) -> dict[str, Any]:
 
 def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
     """The held-out picks for a run: those its distill kept back, else the most recent share."""
-    from selftune.improve.picks import build_picks, guard_of, split_held_out, tags_of
+    from selftune.improve.picks import build_picks, split_held_out, tags_of
     from selftune.samples import SampleLog
     from selftune.twin import Twin
+    from selftune.use import guard_for
 
     reviewed = SampleLog(ws.store_path).reviewed()
     recorded = (run_info.get("distill") or {}).get("held_out_samples")
@@ -74,15 +75,16 @@ def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
         _, held = split_held_out(
             [s for s in reviewed if s["id"] not in trained], ws.config.improve.held_out
         )
-    guard = guard_of(ws)
+    guard = guard_for(ws, training=True)
     return build_picks(held, Twin.from_config(ws.config), tags_of(ws.config), guard)
 
 
 def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
     """Before (parent, or base) vs after (this run) on held-out pairs, and the ranker."""
     from selftune.artefacts import RunDir
-    from selftune.improve.ranker import load_ranker, pairwise_accuracy
+    from selftune.improve.ranker import pairwise_accuracy
     from selftune.models import load_tuned
+    from selftune.use import load_ranker
 
     run = RunDir(run_dir)
     info = run.info()

@@ -159,14 +159,6 @@ def reviewed_picks(
     return build_picks(train, twin, tags, guard), build_picks(held, twin, tags, guard)
 
 
-def guard_of(ws: Any, training: bool = True) -> OutputGuard:
-    """The output guard with every private fact (twin.yaml's and facts.yaml's). For choosing
-    training material it is always on, whatever `serve.guard_output` says for output."""
-    from selftune.memory.facts import private_facts
-
-    return OutputGuard(private_facts(ws), enabled=training or ws.config.serve.guard_output)
-
-
 def tags_of(config: Any) -> list[str]:
     """Tag prefixes a logged candidate may carry: the configured one."""
     tag = config.serve.tag_prefix

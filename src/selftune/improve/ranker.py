@@ -6,13 +6,13 @@ regression over character 1-4-gram TF-IDF of the candidate plus a handful of num
 authorship classifier's P(owner wrote this) (`evaluation.authorship`, fitted on the training
 split), length and line count. Its accuracy is pairwise, on held-out picks: how often it scores
 the chosen candidate above a rejected one; the authorship score alone is measured beside it.
-The fitted ranker lives in `<workspace>/ranker/` (ranker.pkl, ranker.json).
+The fitted ranker lives in `<workspace>/ranker/` (ranker.pkl, ranker.json); loading and using it
+is `selftune.use.ranker` (a ranker.pkl pickled before that move names `Numbers` here: it loads).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import pickle
 from datetime import datetime
 from pathlib import Path
@@ -20,52 +20,9 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 from selftune.improve.picks import Pair, Picks
+from selftune.use.ranker import Numbers, Ranker, ranker_dir
 
-RANKER_DIR = "ranker"
 MIN_EACH = 4
-
-
-class Numbers:
-    """Numeric features of candidate texts (a picklable sklearn transformer)."""
-
-    def __init__(self, authorship: Any):
-        self.authorship = authorship
-
-    def fit(self, texts: list[str], y: Any = None) -> Numbers:
-        return self
-
-    def transform(self, texts: list[str]) -> Any:
-        import numpy as np
-
-        owner = (
-            self.authorship.owner_probability(list(texts))
-            if self.authorship
-            else [0.5] * len(texts)
-        )
-        rows = [
-            [2 * p - 1, math.log1p(len(t)) / 5, t.count("\n") / 4, float(t[:1].islower())]
-            for p, t in zip(owner, texts, strict=True)
-        ]
-        return np.asarray(rows, dtype=float)
-
-
-class Ranker:
-    """A fitted ranker: `scores(texts)` (higher is more the owner's pick), `order(texts)`."""
-
-    def __init__(self, pipeline: Any, authorship: Any, info: dict[str, Any]):
-        self.pipeline = pipeline
-        self.authorship = authorship
-        self.info = info
-
-    def scores(self, texts: list[str]) -> list[float]:
-        if not texts:
-            return []
-        return [float(p) for p in self.pipeline.predict_proba(list(texts))[:, 1]]
-
-    def order(self, texts: list[str]) -> list[str]:
-        """`texts` best-first (a stable sort: ties keep their order)."""
-        scores = self.scores(texts)
-        return [t for _, t in sorted(zip(scores, texts, strict=True), key=lambda x: -x[0])]
 
 
 def labelled(picks: Picks) -> tuple[list[str], list[int]]:
@@ -134,10 +91,6 @@ def fit_ranker(
     return ranker
 
 
-def ranker_dir(root: Path) -> Path:
-    return root / RANKER_DIR
-
-
 def save_ranker(ranker: Ranker, root: Path) -> Path:
     folder = ranker_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,26 +100,15 @@ def save_ranker(ranker: Ranker, root: Path) -> Path:
     return folder
 
 
-def load_ranker(root: Path) -> Ranker | None:
-    """The workspace's ranker, or None when none has been trained yet."""
-    folder = ranker_dir(root)
-    if not (folder / "ranker.pkl").exists():
-        return None
-    with (folder / "ranker.pkl").open("rb") as f:
-        saved = pickle.load(f)  # our own file, written by save_ranker
-    info_path = folder / "ranker.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    return Ranker(saved["pipeline"], saved["authorship"], info)
-
-
 def train_ranker(ws: Any, progress: Any = None) -> Ranker:
     """`selftune rank --train`: fit on the reviewed picks (held-out ones kept back), save."""
-    from selftune.improve.picks import guard_of, reviewed_picks, tags_of
+    from selftune.improve.picks import reviewed_picks, tags_of
     from selftune.samples import SampleLog
     from selftune.twin import Twin
+    from selftune.use import guard_for
 
     settings = ws.config.improve
-    guard = guard_of(ws)
+    guard = guard_for(ws, training=True)
     train, held = reviewed_picks(
         SampleLog(ws.store_path),
         Twin.from_config(ws.config),
