@@ -1,4 +1,4 @@
-"""Commands that put the twin to work: sample, chat, reply and serve.
+"""Commands that put the twin to work: sample, chat and reply (serve: `serve_command`).
 
 Each parses its options, opens the twin's session (`selftune.use.TwinSession`: the engine, the
 twin's prompt and memory block, the output guard, the ranker and the sample log) and prints.
@@ -7,18 +7,14 @@ twin's prompt and memory block, the output guard, the ranker and the sample log)
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from selftune.cli.options import config_option, workspace_option
 from selftune.config import SampleConfig, apply_overrides
-from selftune.errors import SelftuneError
-from selftune.use import TwinSession
+from selftune.use import TwinSession, parse_conversation
 from selftune.workspace import Workspace
 
 ENGINE_CHOICE = click.Choice(["auto", "transformers", "llamacpp", "openai"])
@@ -192,23 +188,6 @@ def chat(
         history.append({"role": "assistant", "content": out.texts[0]})
 
 
-def parse_conversation(text: str) -> list[tuple[str, str]]:
-    """`Author: text` lines; a line without `Name:` continues the turn before it."""
-    turns: list[tuple[str, str]] = []
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if not line.strip():
-            continue
-        author, sep, said = line.partition(":")
-        if sep and author.strip() and len(author) <= 40 and "http" not in author:
-            turns.append((author.strip(), said.strip()))
-        elif turns:
-            turns[-1] = (turns[-1][0], turns[-1][1] + "\n" + line.strip())
-        else:
-            turns.append(("them", line.strip()))
-    return turns
-
-
 @click.command()
 @workspace_option
 @click.argument("conversation", type=click.File("r", encoding="utf-8"))
@@ -265,66 +244,4 @@ def reply(
         click.echo(f"[{i}] {draft}\n")
 
 
-def read_api_key(path: Path | None) -> str | None:
-    """The key from --api-key-file, else $SELFTUNE_API_KEY, else None (twin.yaml's applies)."""
-    if path is not None:
-        key = path.read_text(encoding="utf-8").strip()
-        if not key:
-            raise SelftuneError(f"{path} is empty; put the API key in it")
-        return key
-    return os.environ.get("SELFTUNE_API_KEY") or None
-
-
-@click.command()
-@workspace_option
-@click.option("--host", help="Address to bind (default 127.0.0.1; others need an API key).")
-@click.option("--port", type=int, help="Port (default 8000).")
-@click.option("--engine", type=ENGINE_CHOICE, help="auto, transformers, llamacpp or openai.")
-@click.option("--upstream", metavar="URL", help="--engine openai: the OpenAI-compatible server.")
-@click.option("--upstream-model", metavar="NAME", help="--engine openai: model name upstream.")
-@click.option(
-    "--api-key-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Require 'Authorization: Bearer KEY', KEY read from this file (or $SELFTUNE_API_KEY; "
-    "never on the command line, where `ps` shows it).",
-)
-@click.option("--no-log", is_flag=True, help="Keep nothing in store.sqlite for this session.")
-def serve(ws: Workspace, no_log: bool, api_key_file: Path | None, **overrides: object) -> None:
-    """Serve the twin: an OpenAI-compatible API and a web page, on this machine only by default.
-
-    Models: `twin` (latest run), `base`, and each run by id. Open http://127.0.0.1:8000/ for
-    chat, "give me N" and the blind game; point any OpenAI client at http://127.0.0.1:8000/v1.
-
-    \b
-    Examples:
-      selftune serve
-      selftune serve --engine llamacpp --port 8080
-      selftune serve --engine openai --upstream http://127.0.0.1:8080/v1
-      openssl rand -hex 16 > ~/.twin-key && chmod 600 ~/.twin-key
-      selftune serve --host 0.0.0.0 --api-key-file ~/.twin-key
-    """
-    import uvicorn
-
-    from selftune.engines import model_catalog
-    from selftune.server import ServerState, check_bind, create_app
-
-    apply_overrides(ws.config.serve, {**overrides, "api_key": read_api_key(api_key_file)})
-    settings = ws.config.serve
-    check_bind(settings.host, settings.api_key)
-    session = TwinSession.for_workspace(ws, log=not no_log)
-    catalog = model_catalog(ws.runs_dir, ws.config.train.base)
-    state = ServerState.from_session(session, catalog, settings, ws.reports_dir, echo=say)
-    state.scheduler("twin")  # load the default model before taking requests
-    for name in state.model_names():
-        choice = state.engine_choice(name)
-        when = "loaded" if name in state.engines else "loads on first use"
-        say(f"  {name:14} {choice.describe() if choice else '?'} ({when})")
-    say(
-        f"Serving {session.twin.owner}'s twin on http://{settings.host}:{settings.port}/ "
-        "(API: /v1). Ctrl-C stops."
-    )
-    uvicorn.run(create_app(state), host=settings.host, port=settings.port, log_level="warning")
-    sys.exit(0)
-
-
-COMMANDS = [sample, chat, reply, serve]
+COMMANDS = [sample, chat, reply]

@@ -21,6 +21,7 @@ from typing import Any
 from selftune.errors import SelftuneError
 from selftune.improve.picks import Pair, Picks
 from selftune.use.ranker import Numbers, Ranker, ranker_dir
+from selftune.workspace import Workspace
 
 MIN_EACH = 4
 
@@ -100,7 +101,7 @@ def save_ranker(ranker: Ranker, root: Path) -> Path:
     return folder
 
 
-def train_ranker(ws: Any, progress: Any = None) -> Ranker:
+def train_ranker(ws: Workspace, progress: Any = None) -> Ranker:
     """`selftune rank --train`: fit on the reviewed picks (held-out ones kept back), save."""
     from selftune.improve.picks import reviewed_picks, tags_of
     from selftune.samples import SampleLog
@@ -122,7 +123,7 @@ def train_ranker(ws: Any, progress: Any = None) -> Ranker:
     return ranker
 
 
-def owner_classifier(ws: Any, seed: int = 0) -> Any:
+def owner_classifier(ws: Workspace, seed: int = 0) -> Any:
     """The authorship classifier on the current twin's training split (None without chats)."""
     from selftune.evaluation import authorship as authorship_model
 

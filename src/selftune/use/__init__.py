@@ -2,7 +2,16 @@
 the server (which runs engines through its scheduler), `TwinSession.bare(engine)` for measuring
 the model as it is. `guard_for(ws)` is the workspace's output guard, `load_ranker` its ranker."""
 
+from selftune.use.conversation import parse_conversation
 from selftune.use.ranker import Ranker, load_ranker
 from selftune.use.session import Candidates, TwinSession, guard_for, open_twin_engine
 
-__all__ = ["Candidates", "Ranker", "TwinSession", "guard_for", "load_ranker", "open_twin_engine"]
+__all__ = [
+    "Candidates",
+    "Ranker",
+    "TwinSession",
+    "guard_for",
+    "load_ranker",
+    "open_twin_engine",
+    "parse_conversation",
+]
