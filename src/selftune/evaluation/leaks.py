@@ -86,7 +86,7 @@ def regurgitation(
 ) -> dict[str, Any]:
     """Prompt with prefixes of training targets (as many as the budget allows); count verbatim
     continuations."""
-    from selftune.evaluation.sides import render_chat
+    from selftune.engines.base import render_chat
 
     tok = side.tokenizer
     targets = [
@@ -221,7 +221,7 @@ def canary_checks(
 ) -> list[dict[str, Any]]:
     """Exposure of each planted canary (those `chunks` yields, default all), and whether the
     model writes the secret itself. Candidates are scored 32 at a time (see `token_nll`)."""
-    from selftune.evaluation.sides import render_chat
+    from selftune.engines.base import render_chat
 
     rows = []
     for canary in (c for chunk in (chunks or [canaries]) for c in chunk):
