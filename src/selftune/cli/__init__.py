@@ -48,6 +48,7 @@ from selftune.cli import (  # noqa: E402
     improve_commands,
     matrix_commands,
     memory_commands,
+    serve_command,
     train_commands,
     use_commands,
 )
@@ -58,6 +59,7 @@ for module in (
     train_commands,
     eval_commands,
     use_commands,
+    serve_command,
     improve_commands,
     memory_commands,
     matrix_commands,

@@ -244,6 +244,8 @@ def on_answer(
                 )
             ]
         text, edited = target.candidates[index], None
+        if not text.strip():
+            return [Notify(f"Draft {index + 1} is empty; choose another.", f"empty-{event_id}")]
     del state.pending[target.room_id]
     actions.append(Send(target.room_id, text, f"selftune-{target.trigger}"))
     if target.sample_id is not None:

@@ -1,10 +1,10 @@
 """The one call that writes the bot's drafts: a room's latest turns, who will read the reply (the
 audience) and the platform in, N guarded candidates (best first) and the logged sample's id out.
 
-Written against the twin's own pieces (the prompt of `twin.py`, the memory block, the output
-guard, the preference ranker, the sample log) until the `use` stage holds them in one place; the
-audience is where the boundaries rule (memory only from conversations everyone reading took
-part in) plugs in.
+It goes through the use stage (`TwinSession.reply`: the twin's prompt with the room's platform,
+the memory block, the output guard, the ranker, the sample log), like every other use of the
+twin; the audience is where the boundaries rule (memory only from conversations everyone reading
+took part in) plugs in.
 """
 
 from __future__ import annotations
@@ -34,76 +34,38 @@ class Drafts:
 
 
 class Drafter:
-    """Opens the twin once (`engine` given: that engine, e.g. a test's), drafts many times."""
+    """The twin's session (`selftune.use.TwinSession`), opened once, drafting many times.
+    `engine` given: that engine (a test's, a benchmark's); else run `run` (the latest) or the
+    base on the engine kind `engine_kind`."""
 
     def __init__(
         self,
         ws: Workspace,
         engine: Any = None,
         run: str | None = None,
-        engine_kind: str = "auto",
+        engine_kind: str | None = None,
         base_only: bool = False,
     ):
-        from selftune.guards import OutputGuard
-        from selftune.improve.ranker import load_ranker
-        from selftune.memory import Memory
-        from selftune.memory.facts import private_facts
-        from selftune.store.samples import SampleLog
-        from selftune.twin import Twin
+        from selftune.use import TwinSession
 
-        self.ws = ws
-        self.engine = engine if engine is not None else _open(ws, run, engine_kind, base_only)
-        self.twin = Twin.from_config(ws.config)
-        self.guard = OutputGuard(private_facts(ws), enabled=ws.config.serve.guard_output)
-        self.ranker = load_ranker(ws.root)
-        self.memory = Memory.from_workspace(ws) if ws.config.memory.enabled else None
-        self.log = SampleLog(ws.store_path if ws.config.serve.log_samples else None)
+        self.session = TwinSession.open(
+            ws, run, engine if engine is not None else engine_kind, base_only
+        )
+        self.twin = self.session.twin
+
+    @property
+    def engine(self) -> Any:
+        return self.session.engine
 
     def draft(self, conversation: Conversation, n: int) -> Drafts:
-        from selftune.engines import GenRequest, render_chat
-        from selftune.memory import token_counter
-
-        turns = conversation.turns
-        block = None
-        if self.memory is not None:
-            block = self.memory.for_turns(
-                turns,
-                conversation.platform,
-                conversation.title,
-                count_tokens=token_counter(self.engine.tokenizer),
-            )
-        messages = self.twin.reply_messages(
-            turns, conversation.platform, conversation.title, memory=block
+        """N drafts (guarded, ranked, logged as one sample) of the owner's reply. The audience
+        is where the boundaries rule of the memory plugs in; until it does, the memory block is
+        the one `TwinSession.reply` makes for the turns' authors."""
+        candidates = self.session.reply(
+            conversation.turns,
+            conversation.platform,
+            conversation.title,
+            n=n,
+            endpoint=ENDPOINT,
         )
-        settings = self.ws.config.sample
-        request = GenRequest(
-            render_chat(self.engine.tokenizer, messages),
-            n,
-            settings.temperature,
-            settings.top_p,
-            settings.max_tokens,
-        )
-        texts = self.engine.generate([request])[0].texts
-        drafts = [self.guard(t, turns[-1][1]).strip() for t in texts]
-        drafts = [d for d in drafts if d] or ["…"]
-        if self.ranker is not None:
-            drafts = self.ranker.order(drafts)
-        sample_id = self.log.add(
-            ENDPOINT,
-            getattr(self.engine, "model_id", "twin"),
-            {"messages": messages},
-            {"n": n, "platform": conversation.platform, "audience": conversation.audience},
-            drafts,
-        )
-        return Drafts(drafts, sample_id)
-
-
-def _open(ws: Workspace, run: str | None, kind: str, base_only: bool) -> Any:
-    from selftune.engines import ModelSpec, open_engine
-
-    if base_only:
-        spec = ModelSpec("base", ws.config.train.base)
-    else:
-        found = ws.artefacts.run(run)
-        spec = ModelSpec(found.id, found.base, found.path)
-    return open_engine(spec, kind, serve=ws.config.serve)
+        return Drafts(candidates.texts, candidates.sample_id)
