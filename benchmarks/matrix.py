@@ -215,7 +215,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     print("load before:", os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp, Homeserver(Path(tmp) / "synapse") as hs:
-        print("ingest:", bench_ingest(hs, Path(tmp), args.events))
+        if args.events:
+            print("ingest:", bench_ingest(hs, Path(tmp), args.events))
         print("load:", os.getloadavg())
         print("bot:", bench_bot(hs, Path(tmp), args.rounds, tokenizer, args.model))
     print("load after:", os.getloadavg())

@@ -439,8 +439,8 @@ class MatrixConfig(Section):
     min_seconds_between_drafts: float = Field(
         5,
         ge=0,
-        description="A room gets new drafts at most this often (messages in between are drafted "
-        "for together).",
+        description="A room gets new drafts at most once in this many seconds (messages in "
+        "between are drafted for together).",
     )
     max_drafts_per_hour: int = Field(
         30, ge=1, description="Most draft sets the bot makes in an hour, all rooms together."
