@@ -8,6 +8,7 @@ Encryption is not switched on: an end-to-end encrypted room's messages arrive as
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from selftune.errors import SelftuneError
 from selftune.matrix.account import Account
 
 PAGE = 100  # events per /messages page
+MAX_RETRIES = 3  # tries of one request when the connection fails or times out
 
 
 def _nio() -> Any:
@@ -24,6 +26,9 @@ def _nio() -> Any:
         raise SelftuneError(
             "the Matrix commands need matrix-nio: pip install 'selftune[matrix]'"
         ) from exc
+    # its retry notices ("Timed out, sleeping for 0s") would reach the terminal bare; a request
+    # that still fails after its retries becomes a SelftuneError that says so
+    logging.getLogger("nio").setLevel(logging.ERROR)
     return nio
 
 
@@ -50,9 +55,15 @@ class MatrixClient:
 
     def __init__(self, account: Account, timeout: float = 30):
         nio = _nio()
+        import aiohttp
+
         config = nio.AsyncClientConfig(
-            encryption_enabled=False, store_sync_tokens=False, request_timeout=timeout
+            encryption_enabled=False,
+            store_sync_tokens=False,
+            request_timeout=timeout,
+            max_timeouts=MAX_RETRIES,  # nio retries a lost connection forever otherwise
         )
+        self._aiohttp = aiohttp
         self.account = account
         self._nio = nio
         self._client = nio.AsyncClient(
@@ -66,6 +77,17 @@ class MatrixClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._client.close()
+
+    async def _call(self, request: Any, what: str) -> Any:
+        """The response to `request`, an awaitable of nio's; an error response or a homeserver
+        that cannot be reached becomes a SelftuneError that says which and what to do."""
+        try:
+            response = await request
+        except (OSError, TimeoutError, self._aiohttp.ClientError) as exc:
+            raise SelftuneError(
+                f"could not reach the homeserver {self.account.homeserver} for {what}: {exc}"
+            ) from exc
+        return self._check(response, what)
 
     def _check(self, response: Any, what: str) -> Any:
         if isinstance(response, self._nio.responses.ErrorResponse):
@@ -82,7 +104,7 @@ class MatrixClient:
         return response
 
     async def whoami(self) -> str:
-        return self._check(await self._client.whoami(), "whoami").user_id
+        return (await self._call(self._client.whoami(), "whoami")).user_id
 
     async def sync(self, since: str | None, timeout_ms: int = 0, limit: int = 50) -> SyncResult:
         """One /sync: the whole state on the first call (since None), what is new after."""
@@ -91,8 +113,8 @@ class MatrixClient:
             "presence": {"not_types": ["*"]},
             "account_data": {"not_types": ["*"]},
         }
-        response = self._check(
-            await self._client.sync(
+        response = await self._call(
+            self._client.sync(
                 timeout=timeout_ms, sync_filter=sync_filter, since=since, full_state=since is None
             ),
             "a /sync",
@@ -116,8 +138,8 @@ class MatrixClient:
         events: list[dict[str, Any]] = []
         token: str | None = start
         while token:
-            response = self._check(
-                await self._client.room_messages(
+            response = await self._call(
+                self._client.room_messages(
                     room_id,
                     start=token,
                     end=stop,
@@ -135,15 +157,16 @@ class MatrixClient:
 
     async def event(self, room_id: str, event_id: str) -> dict[str, Any] | None:
         """One event by id (None when the homeserver no longer has it for us)."""
-        response = await self._client.room_get_event(room_id, event_id)
-        if isinstance(response, self._nio.responses.ErrorResponse):
+        try:
+            response = await self._call(self._client.room_get_event(room_id, event_id), "")
+        except SelftuneError:
             return None
         return dict(response.event.source)
 
     async def recent(self, room_id: str, limit: int) -> list[dict[str, Any]]:
         """The room's latest `limit` events, oldest first."""
-        response = self._check(
-            await self._client.room_messages(
+        response = await self._call(
+            self._client.room_messages(
                 room_id, start=None, direction=self._nio.MessageDirection.back, limit=limit
             ),
             f"the latest events of {room_id}",
@@ -152,9 +175,7 @@ class MatrixClient:
 
     async def state(self, room_id: str) -> list[dict[str, Any]]:
         """The room's current state events (members, name, bridge, encryption)."""
-        response = self._check(
-            await self._client.room_get_state(room_id), f"the state of {room_id}"
-        )
+        response = await self._call(self._client.room_get_state(room_id), f"the state of {room_id}")
         return list(response.events)
 
     async def send_text(self, room_id: str, text: str, txn_id: str | None = None) -> str:
@@ -166,8 +187,8 @@ class MatrixClient:
         return await self._send(room_id, {"msgtype": "m.notice", "body": text}, txn_id)
 
     async def _send(self, room_id: str, content: dict[str, Any], txn_id: str | None) -> str:
-        response = self._check(
-            await self._client.room_send(
+        response = await self._call(
+            self._client.room_send(
                 room_id, "m.room.message", content, tx_id=txn_id, ignore_unverified_devices=True
             ),
             f"a message to {room_id}",
@@ -176,8 +197,8 @@ class MatrixClient:
 
     async def create_private_room(self, name: str, topic: str) -> str:
         """A new room with the logged-in user alone in it (the approvals room)."""
-        response = self._check(
-            await self._client.room_create(name=name, topic=topic, invite=[]),
+        response = await self._call(
+            self._client.room_create(name=name, topic=topic, invite=[]),
             "creating a room",
         )
         return str(response.room_id)
@@ -189,7 +210,9 @@ async def login(homeserver: str, user_id: str, password: str, device_name: str) 
     client = nio.AsyncClient(
         homeserver,
         user_id,
-        config=nio.AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+        config=nio.AsyncClientConfig(
+            encryption_enabled=False, store_sync_tokens=False, max_timeouts=MAX_RETRIES
+        ),
     )
     try:
         response = await client.login(password=password, device_name=device_name)
