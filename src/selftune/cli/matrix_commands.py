@@ -93,8 +93,11 @@ def bot(ws: Workspace, run_id: str | None, base_only: bool, engine: str | None) 
     Every answer is kept as a pick for `selftune distill`. Stop with Ctrl-C; starting
     again resumes where it stopped, without drafting or sending twice.
     """
+    from selftune.matrix.account import load_account
     from selftune.matrix.bot import run_bot
     from selftune.matrix.drafting import Drafter
+
+    load_account(ws.root)  # no login: say so before loading a model
 
     if not ws.config.matrix.rooms:
         click.echo(
