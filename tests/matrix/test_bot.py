@@ -48,7 +48,17 @@ def people(homeserver, make_user):
     carla.put_state(allowed, "m.bridge", "whatsapp", {"protocol": {"id": "whatsapp"}})
     other = dave.create_room([owner.user_id], direct=True)
     owner.join(other)
-    return {"owner": owner, "carla": carla, "dave": dave, "allowed": allowed, "other": other}
+    secret = dave.create_room([owner.user_id], name="Encrypted")
+    owner.join(secret)
+    dave.put_state(secret, "m.room.encryption", "", {"algorithm": "m.megolm.v1.aes-sha2"})
+    return {
+        "owner": owner,
+        "carla": carla,
+        "dave": dave,
+        "allowed": allowed,
+        "other": other,
+        "encrypted": secret,
+    }
 
 
 @pytest.fixture
@@ -56,7 +66,7 @@ def bot_ws(tmp_path, homeserver, people, tokenizer_dir):
     from transformers import AutoTokenizer
 
     ws = logged_in_workspace(tmp_path / "twin", homeserver, people["owner"], ["Mags"])
-    ws.config.matrix.rooms = [people["allowed"]]
+    ws.config.matrix.rooms = [people["allowed"], people["encrypted"]]
     ws.config.matrix.min_seconds_between_drafts = 0
     engine = StubEngine(AutoTokenizer.from_pretrained(tokenizer_dir))
     return ws, engine
@@ -80,6 +90,11 @@ def test_drafts_wait_for_the_owner_and_send_the_chosen_one(bot_ws, people):
             approvals = bot.state.approvals_room
             carla.say(allowed, "are you coming tonight?")
             dave.say(other, "hello? anyone?")
+            dave.send(
+                people["encrypted"],
+                {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},
+                event_type="m.room.encrypted",
+            )
             await bot.step(client, timeout_ms=0)
             drafts_notice = _texts(owner, approvals)[-1]
             sent_before = _texts(owner, allowed, owner.user_id)
@@ -99,6 +114,7 @@ def test_drafts_wait_for_the_owner_and_send_the_chosen_one(bot_ws, people):
     assert seen["before"] == []  # nothing was sent before the owner answered
     assert _texts(owner, allowed, owner.user_id) == ["draft 2 on WhatsApp"]
     assert seen["pending"] == {}
+    assert any("end-to-end encrypted" in line for line in lines)  # skipped, and said so
     # only the allowed room was drafted for: one prompt, naming WhatsApp, quoting Carla
     assert len(engine.prompts) == 1 and "are you coming tonight?" in engine.prompts[0]
     assert "hello? anyone?" not in " ".join(_texts(owner, seen["approvals"]))
