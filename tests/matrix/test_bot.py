@@ -113,6 +113,12 @@ def test_drafts_wait_for_the_owner_and_send_the_chosen_one(bot_ws, people):
     assert "1. draft 1 on WhatsApp" in notice and "3. draft 3 on WhatsApp" in notice
     assert seen["before"] == []  # nothing was sent before the owner answered
     assert _texts(owner, allowed, owner.user_id) == ["draft 2 on WhatsApp"]
+    (sent,) = [
+        e
+        for e in owner.messages(allowed)
+        if e["sender"] == owner.user_id and e["type"] == "m.room.message"
+    ]
+    assert sent["content"]["io.selftune.drafted"] is True  # ingest can tell it was a draft
     assert seen["pending"] == {}
     assert any("end-to-end encrypted" in line for line in lines)  # skipped, and said so
     # only the allowed room was drafted for: one prompt, naming WhatsApp, quoting Carla

@@ -135,6 +135,10 @@ def test_bridged_rooms_names_and_message_kinds() -> None:
     message = to_message(_message("$t", "@telegram_123:x", "привет"), room)
     assert message is not None and message.source == "telegram" and message.author == "Ivan"
     assert message.is_me is False and message.timestamp.utcoffset().total_seconds() == 0
+    drafted = _message("$d", OWNER, "on my way")
+    drafted["content"]["io.selftune.drafted"] = True
+    mine = to_message(drafted, room)
+    assert mine is not None and mine.is_me and mine.extra["drafted"] is True
     plain = room_info(
         ROOM,
         OWNER,

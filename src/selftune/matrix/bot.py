@@ -20,7 +20,7 @@ from selftune.matrix import decide
 from selftune.matrix.account import Account, load_account
 from selftune.matrix.client import MatrixClient
 from selftune.matrix.drafting import Conversation, Drafter
-from selftune.matrix.events import RoomInfo, classify, content_text, room_info
+from selftune.matrix.events import DRAFTED, RoomInfo, classify, content_text, room_info
 from selftune.matrix.state import load_state, save_state
 from selftune.store.samples import SampleLog
 from selftune.twin import platform_name
@@ -136,7 +136,9 @@ class Bot:
                 await self._notify(client, action.text, action.key)
             elif isinstance(action, decide.Send):
                 try:
-                    event_id = await client.send_text(action.room_id, action.text, action.key)
+                    event_id = await client.send_text(
+                        action.room_id, action.text, action.key, {DRAFTED: True}
+                    )
                 except SelftuneError as exc:  # not sent, so not a pick either: say so
                     self.echo(f"Could not send your answer to {action.room_id}: {exc}")
                     await self._notify(

@@ -178,9 +178,14 @@ class MatrixClient:
         response = await self._call(self._client.room_get_state(room_id), f"the state of {room_id}")
         return list(response.events)
 
-    async def send_text(self, room_id: str, text: str, txn_id: str | None = None) -> str:
-        """Send `text` as the logged-in user; `txn_id` makes a retry the same message."""
-        return await self._send(room_id, {"msgtype": "m.text", "body": text}, txn_id)
+    async def send_text(
+        self, room_id: str, text: str, txn_id: str | None = None, extra: dict | None = None
+    ) -> str:
+        """Send `text` as the logged-in user; `txn_id` makes a retry the same message; `extra`
+        adds content fields (clients and bridges ignore keys they do not know)."""
+        return await self._send(
+            room_id, {"msgtype": "m.text", "body": text, **(extra or {})}, txn_id
+        )
 
     async def notice(self, room_id: str, text: str, txn_id: str | None = None) -> str:
         """A notice (`m.notice`: clients show it as a bot's, and bots do not answer it)."""

@@ -36,6 +36,9 @@ _PUPPET = re.compile(r"^@(?P<net>[a-z]+)_[^:]+:", re.ASCII)
 _BRIDGE_BOT = re.compile(r"^@(?P<net>[a-z]+)bot:", re.ASCII)
 # "Alice (WA)", "Bob (Telegram)", "Carol (Signal)": the bridges' default display-name templates
 _NAME_TAG = re.compile(r"\s*\((?:WA|WhatsApp|Telegram|TG|Signal|Discord|Instagram|Messenger)\)$")
+# a content field on the messages `matrix bot` sends: ingest marks them `extra.drafted`, so what
+# the twin wrote (and the owner chose) can be told from what the owner typed
+DRAFTED = "io.selftune.drafted"
 MEDIA_TYPES = {"m.image", "m.video", "m.audio", "m.file", "m.location"}
 TEXT_TYPES = {"m.text", "m.notice", "m.emote"}
 
@@ -196,6 +199,8 @@ def to_message(event: dict[str, Any], room: RoomInfo, text: str | None = None) -
         extra["bridged"] = True
     if text is not None:
         extra["edited"] = True
+    if content.get(DRAFTED):
+        extra["drafted"] = True
     if content.get("msgtype") == "m.notice" or sender in room.bots:
         extra["bot"] = True
     reply = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
