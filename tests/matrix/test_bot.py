@@ -239,3 +239,19 @@ def test_a_contact_never_gets_another_conversation_quoted(
     assert len(engine.prompts) == 1
     assert "keep Bob busy" not in engine.prompts[0]
     assert "surprise party for Bob" not in engine.prompts[0]
+
+
+def test_an_approvals_room_someone_else_is_in_is_refused(bot_ws, people):
+    from selftune.errors import SelftuneError
+
+    ws, engine = bot_ws
+    shared = people["owner"].create_room([people["dave"].user_id], name="not private")
+    ws.config.matrix.approvals_room = shared
+
+    async def start() -> None:
+        bot = Bot(ws, Drafter(ws, engine=engine), echo=lambda line: None)
+        async with MatrixClient(bot.account) as client:
+            await bot.start(client)
+
+    with pytest.raises(SelftuneError, match="has other members"):
+        asyncio.run(start())

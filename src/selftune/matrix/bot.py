@@ -65,6 +65,17 @@ class Bot:
                 "selftune drafts", "Drafts of your replies; answer 1..N, 'e <text>' or 'r'."
             )
             self.echo(f"Made the approvals room {state.approvals_room} (only you are in it).")
+        room = room_info(
+            state.approvals_room, self.account.user_id, await client.state(state.approvals_room)
+        )
+        others = [u for u in room.members if u != self.account.user_id]
+        if others:  # drafts quote your chats: nobody else may read them
+            raise SelftuneError(
+                f"the approvals room {state.approvals_room} has other members "
+                f"({', '.join(sorted(others))}); the drafts quote your conversations, so they go "
+                "only to a room you alone are in. Remove them, or leave matrix.approvals_room "
+                "empty for a new private room"
+            )
         if state.since is None:
             state.since = (await client.sync(None, limit=1)).next_batch
         self.save()
