@@ -76,6 +76,9 @@ class Bot:
                 "only to a room you alone are in. Remove them, or leave matrix.approvals_room "
                 "empty for a new private room"
             )
+        for pending in list(state.pending.values()):
+            if pending.notice is None:  # drafted, then stopped before the notice went out
+                await self._show(client, pending)
         if state.since is None:
             state.since = (await client.sync(None, limit=1)).next_batch
         self.save()
@@ -203,11 +206,9 @@ class Bot:
         pending = decide.Pending(
             action.room_id, action.trigger, drafts.candidates, drafts.sample_id, time.time()
         )
-        decide.drafted(self.state, pending)
-        self.save()
         quote = turns[-1][1]
         quote = quote if len(quote) <= QUOTE_CHARS else quote[:QUOTE_CHARS] + "…"
-        text = decide.drafts_text(
+        pending.text = decide.drafts_text(
             pending,
             turns[-1][0],
             room.title,
@@ -218,8 +219,15 @@ class Bot:
             if looks_like_injection([turns[-1][1]])
             else None,
         )
-        pending.notice = await self._notify(client, text, f"drafts-{action.trigger}")
+        decide.drafted(self.state, pending)
+        self.save()  # a restart before the notice is out sends it then (start)
+        await self._show(client, pending)
         self.echo(f"Drafts for {room.title} are in the approvals room.")
+
+    async def _show(self, client: MatrixClient, pending: decide.Pending) -> None:
+        """The drafts' notice (its key makes a second try after a restart the same message)."""
+        pending.notice = await self._notify(client, pending.text, f"drafts-{pending.trigger}")
+        self.save()
 
 
 async def run(

@@ -34,6 +34,7 @@ class Pending:
     sample_id: int | None
     created: float
     notice: str | None = None  # the event id of the drafts' message in the approvals room
+    text: str = ""  # that message
 
 
 @dataclass
