@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from conftest import logged_in_workspace
 from selftune.cli import cli
+from selftune.store.memory_index import match_count
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,8 @@ def test_ingest_reads_rooms_exactly_and_only_once(tmp_path, homeserver, chats):
     for event_id, message in rows.items():
         assert message.timestamp == datetime.fromtimestamp(times[event_id] / 1000, UTC)
 
+    with ws.open_store() as store:  # the memory's index holds the edited text
+        assert match_count(store, '"noon"') == 1
     second = runner.invoke(cli, ["ingest", "matrix", "-w", str(ws.root)])
     assert second.exit_code == 0, second.output
     assert "0 new of 0 messages" in second.output
@@ -120,6 +123,9 @@ def test_ingest_reads_rooms_exactly_and_only_once(tmp_path, homeserver, chats):
     with ws.open_store() as store:  # the edit replaced the earlier version: one row, not two
         texts = [m.text for m in store.messages() if m.extra["event_id"] == sent["hi"]]
     assert texts == ["hi there!!"]
+    with ws.open_store() as store:  # the redacted message left the memory's index too
+        assert match_count(store, '"noon"') == 0
+        assert match_count(store, '"see"') == 1
 
 
 def test_login_keeps_the_token_private(tmp_path, homeserver, make_user):
