@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "matrix"))
+sys.path.insert(0, str(REPO))  # the test suite's Synapse launcher
 
-from homeserver import Homeserver, User  # noqa: E402
+from tests.matrix.homeserver import Homeserver, User  # noqa: E402
 
 from selftune.engines.base import GenResult  # noqa: E402
 from selftune.matrix.account import Account, save_account  # noqa: E402

@@ -3,14 +3,10 @@ users, and a workspace logged in as the owner."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from homeserver import Homeserver, User  # noqa: E402
+from tests.matrix.homeserver import Homeserver, User
 
 
 @pytest.fixture(scope="session")

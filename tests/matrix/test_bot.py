@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.matrix.conftest import logged_in_workspace
 
-from conftest import logged_in_workspace
 from selftune.engines.base import GenResult
 from selftune.matrix.bot import Bot
 from selftune.matrix.client import MatrixClient

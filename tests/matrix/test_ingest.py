@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+from tests.matrix.conftest import logged_in_workspace
 
-from conftest import logged_in_workspace
 from selftune.cli import cli
 from selftune.store.memory_index import match_count
 
