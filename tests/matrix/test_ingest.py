@@ -170,3 +170,18 @@ def test_login_keeps_the_token_private(tmp_path, homeserver, make_user):
         ],
     )
     assert wrong.exit_code == 1 and "refused the login" in wrong.output
+
+
+def test_rooms_lists_the_joined_rooms(tmp_path, homeserver, chats):
+    ws = logged_in_workspace(tmp_path / "twin", homeserver, chats["owner"], ["Mags"])
+    (ws.root / "twin.yaml").write_text(
+        f"me: [Mags]\nmatrix:\n  rooms: ['{chats['rooms']['bridged']}']\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["matrix", "rooms", "-w", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    rooms = chats["rooms"]
+    assert "Climbing crew (Matrix, group, 3 people)" in lines[rooms["group"]]
+    assert "Carla (WhatsApp, direct, 2 people)  [bot drafts here]" in lines[rooms["bridged"]]
+    assert "Alice Martin (Matrix, direct" in lines[rooms["direct"]]
+    assert "encrypted: skipped" in result.output

@@ -19,6 +19,7 @@ def matrix() -> None:
     \b
     Examples:
       selftune matrix login --homeserver https://matrix.example.org --user @me:example.org
+      selftune matrix rooms
       selftune ingest matrix
       selftune matrix bot
     """
@@ -70,6 +71,35 @@ def login(
         + f"; the token is in {path} (readable by you only)."
     )
     click.echo("Next: selftune ingest matrix")
+
+
+@matrix.command()
+@workspace_option
+def rooms(ws: Workspace) -> None:
+    """List the rooms you have joined: id, name, messenger, people, and whether the bot may
+    draft there (`matrix.rooms` in twin.yaml) and `ingest matrix` reads it.
+
+    \b
+    Example:
+      selftune matrix rooms
+    """
+    from selftune.matrix.history import joined_rooms
+    from selftune.twin import platform_name
+
+    settings = ws.config.matrix
+    for room in joined_rooms(ws):
+        marks = []
+        if room.room_id in settings.rooms:
+            marks.append("bot drafts here")
+        if settings.ingest_rooms and room.room_id not in settings.ingest_rooms:
+            marks.append("not ingested")
+        if room.encrypted:
+            marks.append("encrypted: skipped")
+        where = platform_name(room.platform) if room.platform != "matrix" else "Matrix"
+        click.echo(
+            f"{room.room_id}  {room.title} ({where}, {room.kind}, {len(room.people)} people)"
+            + (f"  [{'; '.join(marks)}]" if marks else "")
+        )
 
 
 @matrix.command()

@@ -152,6 +152,20 @@ def _encrypted_skip(title: str, count: int):  # type: ignore[no-untyped-def]
     )
 
 
+async def _rooms(account: Account) -> list[RoomInfo]:
+    async with MatrixClient(account) as client:
+        joined = await client.sync(None, limit=1)
+        return [
+            room_info(room_id, account.user_id, await client.state(room_id))
+            for room_id in sorted(joined.rooms)
+        ]
+
+
+def joined_rooms(ws: Workspace) -> list[RoomInfo]:
+    """The rooms the owner has joined, with their names, platforms and members."""
+    return asyncio.run(_rooms(load_account(ws.root)))
+
+
 def ingest_matrix(ws: Workspace, me: tuple[str, ...] = ()) -> MatrixImport:
     """Read what is new on the owner's homeserver into the store (see the module docstring)."""
     account = load_account(ws.root)
