@@ -30,8 +30,8 @@ def run_build(
     are written: the place to add examples to `data.train`. `canaries` random secrets are
     planted in the training split that way (see selftune.dataset.canaries).
     """
-    from selftune.dataset.writer import card, serialise, start_at_user_turn, write_dataset
     from selftune.dataset.examples import BatchTokenCounter, build_dataset
+    from selftune.dataset.writer import card, serialise, start_at_user_turn, write_dataset
     from selftune.memory import build_memory
     from selftune.memory.facts import private_facts
 
@@ -59,10 +59,11 @@ def run_build(
     }
     if dry_run:
         return info, None
-    folder = ws.new_artefact_dir("datasets")
-    info = write_dataset(data, folder, info, files)
-    if planted:
-        from selftune.dataset.canaries import write_canaries
+    staged = ws.artefacts.new_dataset()  # renamed into datasets/ once every file is written
+    with staged as folder:
+        info = write_dataset(data, folder, info, files)
+        if planted:
+            from selftune.dataset.canaries import write_canaries
 
-        write_canaries(folder, planted)
-    return info, folder.name
+            write_canaries(folder, planted)
+    return info, staged.id

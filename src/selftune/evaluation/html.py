@@ -8,12 +8,11 @@ The verdict sentence at the top is written from the numbers by `verdict`.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-BLIND_PAIRS = "blind_pairs.jsonl"
-BLIND_RESULTS = "blind_results.jsonl"  # one {"pair": i, "correct": bool} per guess
+from selftune.artefacts import ReportDir
+
 IMPROVES = 0.95  # tuned perplexity below 95% of the base's counts as closer
 TRUSTED_ACCURACY = 0.6  # an authorship classifier at or below chance says nothing
 
@@ -112,10 +111,7 @@ def _join(items: list[str]) -> str:
 
 def blind_results(folder: Path) -> dict[str, Any] | None:
     """Summary of "which one is real?" guesses stored beside the pairs, if any."""
-    path = folder / BLIND_RESULTS
-    if not path.exists():
-        return None
-    guesses = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    guesses = ReportDir(folder).blind_guesses()
     if not guesses:
         return None
     correct = sum(bool(g.get("correct")) for g in guesses)
@@ -126,20 +122,16 @@ def write_report(folder: Path, report: dict[str, Any]) -> None:
     """Write report.json, report.html and blind_pairs.jsonl into `folder`."""
     pairs = report.pop("_blind_pairs", None)
     if pairs:
-        with (folder / BLIND_PAIRS).open("w", encoding="utf-8") as fh:
-            for i, pair in enumerate(pairs):
-                fh.write(json.dumps({"pair": i, **pair}, ensure_ascii=False) + "\n")
-        report["blind_pairs"] = len(pairs)
+        report["blind_pairs"] = ReportDir(folder).write_blind_pairs(pairs)
     blind = blind_results(folder)
     if blind:
         report["blind_test"] = blind
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
+    ReportDir(folder).write_report(report, render_html(report))
 
 
 def refresh_report(folder: Path) -> dict[str, Any]:
     """Re-read report.json (with any new blind-test results) and rewrite report.html."""
-    report = json.loads((folder / "report.json").read_text())
+    report = ReportDir(folder).report()
     blind = blind_results(folder)
     if blind:
         report["blind_test"] = blind

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune import __version__
-from selftune.artefacts import read_split
+from selftune.artefacts import RunDir, read_split
 from selftune.config import EVAL_SECTIONS, EvalConfig
 from selftune.evaluation.budget import EvalBudget, default_minutes
 from selftune.evaluation.sections import (
@@ -39,7 +39,7 @@ __all__ = ["evaluate_run", "held_out_contexts", "training_curve"]
 def training_curve(run_dir: Path) -> dict[str, list[list[float]]]:
     """Training and validation loss by step, from the run's metrics.jsonl."""
     curve: dict[str, list[list[float]]] = {"train": [], "valid": []}
-    path = run_dir / "metrics.jsonl"
+    path = RunDir(run_dir).metrics_path
     if not path.exists():
         return curve
     for line in path.read_text().splitlines():
@@ -88,7 +88,7 @@ def evaluate_run(
     valid = read_split(dataset_dir, "valid")
     held_out = bool(valid)
     scored = valid if held_out else train
-    run_info = json.loads((run_dir / "run.json").read_text())
+    run_info = RunDir(run_dir).info()
     wanted = set(sections)
     generating = wanted & {"style", "authorship", "judge"}
     contexts: list[dict[str, Any]] = []
