@@ -83,7 +83,8 @@ def run_eval(
         progress=progress,
         ws=ws,
     )
-    folder = ws.new_artefact_dir("reports")
-    report["id"] = folder.name
-    write_report(folder, report)
-    return report, folder
+    staged = ws.artefacts.new_report()  # renamed into reports/ once it is written
+    report["id"] = staged.id
+    with staged as folder:
+        write_report(folder, report)
+    return report, staged.final
