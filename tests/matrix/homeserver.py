@@ -8,6 +8,7 @@ limits raised, no federation, nothing outbound — and stopped after.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import os
@@ -141,6 +142,7 @@ class Homeserver:
             env=env,
             start_new_session=True,
         )
+        atexit.register(self.stop)  # an interrupted test run leaves no server behind
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
