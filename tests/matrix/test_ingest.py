@@ -185,3 +185,15 @@ def test_rooms_lists_the_joined_rooms(tmp_path, homeserver, chats):
     assert "Carla (WhatsApp, direct, 2 people)  [bot drafts here]" in lines[rooms["bridged"]]
     assert "Alice Martin (Matrix, direct" in lines[rooms["direct"]]
     assert "encrypted: skipped" in result.output
+
+
+def test_ingest_rooms_limits_what_is_read(tmp_path, homeserver, chats):
+    ws = logged_in_workspace(tmp_path / "twin", homeserver, chats["owner"], ["Mags"])
+    group = chats["rooms"]["group"]
+    (ws.root / "twin.yaml").write_text(
+        f"me: [Mags]\nmatrix:\n  ingest_rooms: ['{group}']\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["ingest", "matrix", "-w", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    rooms = {m.extra["room_id"] for m in _rows(ws).values()}
+    assert rooms == {group}
