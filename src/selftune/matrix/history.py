@@ -87,7 +87,7 @@ async def to_records(
                     originals[event["event_id"]] = event
             elif what == "edit":
                 edit = edit_of(event)
-                if edit is None:
+                if edit is None or origin_of(room.room_id, edit.target) in redacted:
                     continue
                 original = originals.get(edit.target)
                 if original is None and client is not None:
