@@ -157,3 +157,30 @@ def test_bridged_rooms_names_and_message_kinds() -> None:
     redacted["content"] = {}
     assert classify(redacted) == "redacted"
     assert classify({"type": "m.room.encrypted", "content": {}}) == "encrypted"
+
+
+def test_edits_and_redactions_within_one_read() -> None:
+    import asyncio
+
+    from selftune.ingest.importer import ImportSummary
+    from selftune.matrix.history import MatrixImport, RoomEvents, to_records
+
+    room = room_info(ROOM, OWNER, [])
+    first = _message("$a", "@bo:x", "lunch?")
+    edit = _message("$e", "@bo:x", "* lunch at noon?")
+    edit["content"]["m.new_content"] = {"msgtype": "m.text", "body": "lunch at noon?"}
+    edit["content"]["m.relates_to"] = {"rel_type": "m.replace", "event_id": "$a"}
+    forged = _message("$f", "@eve:x", "* eve's words")  # only the sender may edit
+    forged["content"]["m.new_content"] = {"msgtype": "m.text", "body": "eve's words"}
+    forged["content"]["m.relates_to"] = {"rel_type": "m.replace", "event_id": "$a"}
+    gone = _message("$b", "@bo:x", "oops")
+    redaction = {"type": "m.room.redaction", "event_id": "$r", "redacts": "$b", "content": {}}
+    late_edit = _message("$l", "@bo:x", "* oops!")
+    late_edit["content"]["m.new_content"] = {"msgtype": "m.text", "body": "oops!"}
+    late_edit["content"]["m.relates_to"] = {"rel_type": "m.replace", "event_id": "$b"}
+    out = MatrixImport(ImportSummary("matrix:test", "matrix"))
+    events = [first, edit, forged, gone, redaction, late_edit]
+    messages, redacted = asyncio.run(to_records(None, [RoomEvents(room, events)], out))
+    assert [(m.extra["event_id"], m.text) for m in messages] == [("$a", "lunch at noon?")]
+    assert messages[0].extra["edited"] is True and out.events == 6
+    assert redacted == {f"matrix:{ROOM}/$b"}
