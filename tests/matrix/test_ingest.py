@@ -170,6 +170,21 @@ def test_login_keeps_the_token_private(tmp_path, homeserver, make_user):
         ],
     )
     assert wrong.exit_code == 1 and "refused the login" in wrong.output
+    other = make_user("login_other", "Other")
+    by_token = CliRunner().invoke(
+        cli,
+        ["matrix", "login", "-w", str(ws.root), "--homeserver", homeserver.url,
+         "--user", other.user_id, "--token", other.token],
+    )  # fmt: skip
+    assert by_token.exit_code == 0, by_token.output
+    assert other.token not in by_token.output
+    assert __import__("json").loads(secret.read_text())["access_token"] == other.token
+    mismatch = CliRunner().invoke(
+        cli,
+        ["matrix", "login", "-w", str(ws.root), "--homeserver", homeserver.url,
+         "--user", "@login_owner:selftune.test", "--token", other.token],
+    )  # fmt: skip
+    assert mismatch.exit_code == 1 and "belongs to @login_other" in mismatch.output
 
 
 def test_rooms_lists_the_joined_rooms(tmp_path, homeserver, chats):
