@@ -3,6 +3,7 @@ with edits, a redaction, media, a bridged room, and nothing twice."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -151,7 +152,7 @@ def test_login_keeps_the_token_private(tmp_path, homeserver, make_user):
     assert result.exit_code == 0, result.output
     secret = ws.root / "secrets" / "matrix.json"
     assert secret.stat().st_mode & 0o777 == 0o600
-    token = __import__("json").loads(secret.read_text())["access_token"]
+    token = json.loads(secret.read_text())["access_token"]
     assert token and token not in result.output
     assert token not in (ws.root / "twin.yaml").read_text()
     wrong = CliRunner().invoke(
@@ -178,7 +179,7 @@ def test_login_keeps_the_token_private(tmp_path, homeserver, make_user):
     )  # fmt: skip
     assert by_token.exit_code == 0, by_token.output
     assert other.token not in by_token.output
-    assert __import__("json").loads(secret.read_text())["access_token"] == other.token
+    assert json.loads(secret.read_text())["access_token"] == other.token
     mismatch = CliRunner().invoke(
         cli,
         ["matrix", "login", "-w", str(ws.root), "--homeserver", homeserver.url,
