@@ -76,7 +76,7 @@ def pinned() -> tuple[dict[str, str], list[str]]:
 
 def render() -> str:
     found, missing = pinned()
-    py = "%d.%d" % sys.version_info[:2]
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
     head = [
         f"# Exact versions the tests pass on (Python {py}, Linux x86_64), written by scripts/lock.py.",
         "# scripts/setup.sh installs with -c constraints.txt; refresh: see scripts/lock.py.",
