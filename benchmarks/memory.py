@@ -181,8 +181,8 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
 
 
 def model(run_dir: Path | None, contexts: int) -> None:
-    from selftune.dataset import run_build
     from selftune.config import EvalConfig
+    from selftune.dataset import run_build
     from selftune.evaluation.memory import memory_section
     from selftune.evaluation.sides import Side, load_sides
     from selftune.ingest.importer import ingest_paths

@@ -8,8 +8,8 @@ from typing import Any
 
 from tests.memory.conftest import SECRET
 
-from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, EvalConfig
+from selftune.dataset.examples import build_dataset
 from selftune.evaluation.memory import (
     contradicts,
     memory_section,
