@@ -69,7 +69,7 @@ def test_the_shipped_accelerate_configs_load(config):
 def test_two_gpus_train_one_run(config, tiny_dataset, tiny_model_dir, tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
-    from .test_distributed import _run, _workspace
+    from tests.training.test_distributed import _run, _workspace
 
     ws = _workspace(tmp_path, "two", tiny_dataset)
     _run(

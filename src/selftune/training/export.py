@@ -25,7 +25,6 @@ LORA_GGUF = "lora-f16.gguf"  # the adapter alone, applied by llama.cpp on the ba
 # the Modelfile's FROM: f16 gives the trained model's own greedy text; q8_0 is half the size but
 # drifts (measured on the embedded model: docs/serving.md)
 MODELFILE_PREFERENCE = ("f16", "f32", "q8_0")
-ARCHS = {"LlamaForCausalLM": "LLAMA", "Qwen2ForCausalLM": "QWEN2"}
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 
@@ -110,14 +109,8 @@ def merge_run(run_dir: Path, target: Path) -> Path:
     return target
 
 
-def _permute(weights: Any, n_head: int) -> Any:
-    """HF's rotary layout (halves) to llama.cpp's (interleaved pairs), per head (as convert_hf_to_gguf)."""
-    rows = weights.shape[0]
-    return (
-        weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weights.shape)
-    )
+def _keys(writer: Any) -> set[str]:
+    return {key for kv in writer.kv_data for key in kv}
 
 
 def guess_pre_tokenizer(tokenizer: Any) -> str:
@@ -141,20 +134,17 @@ def write_gguf(
     from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
+    from selftune.families import family_of, gguf_arch, head_dim, hf_to_gguf_tensor, rope_theta
+
     config = AutoConfig.from_pretrained(model_dir)
-    arch_name = ARCHS.get((config.architectures or [""])[0])
-    if arch_name is None:
-        raise SelftuneError(
-            f"GGUF export supports {', '.join(ARCHS)}; {config.architectures} is not one of them. "
-            "Export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py"
-        )
-    arch = getattr(gguf.MODEL_ARCH, arch_name)
+    family = family_of(config)
+    arch = gguf_arch(family)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     n_head, n_kv = (
         config.num_attention_heads,
         config.num_key_value_heads or config.num_attention_heads,
     )
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    head = head_dim(config)
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[kind]  # fmt: skip
 
@@ -171,14 +161,16 @@ def write_gguf(
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(n_head)
     writer.add_head_count_kv(n_kv)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_rope_dimension_count(head_dim)
-    rope = getattr(config, "rope_parameters", None) or {}
-    writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
+    writer.add_key_length(head)
+    writer.add_value_length(head)
+    writer.add_rope_freq_base(rope_theta(config))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(file_type)
+    if family.keys is not None:
+        family.keys(writer, config)  # may set its own rope dimension count (Phi-3)
+    if gguf.Keys.Rope.DIMENSION_COUNT.format(arch=writer.arch) not in _keys(writer):
+        writer.add_rope_dimension_count(head)
     _add_tokenizer(writer, tokenizer, model_dir, config.vocab_size)
 
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
@@ -189,14 +181,13 @@ def write_gguf(
                 if tied and hf_name == "lm_head.weight":
                     continue
                 data = fh.get_tensor(hf_name).float().numpy()
-                if arch_name == "LLAMA" and hf_name.endswith("q_proj.weight"):
-                    data = _permute(data, n_head)
-                elif arch_name == "LLAMA" and hf_name.endswith("k_proj.weight"):
-                    data = _permute(data, n_kv)
+                data = hf_to_gguf_tensor(family, config, hf_name, data)
                 name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
                 if name is None:
                     raise SelftuneError(f"GGUF export: no GGUF name for tensor {hf_name}")
                 _add_tensor(writer, name, data, kind, gguf, np)
+    for name, data in (family.tensors(config) if family.tensors else {}).items():
+        writer.add_tensor(name, data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
