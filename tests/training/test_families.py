@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.training.families import FAMILIES, make_family_model
 
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
