@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from selftune.engines.base import GenResult, render_chat
+from selftune.engines.base import GenResult
 from selftune.server import dispatch, fields
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -148,14 +148,11 @@ async def create_response(body: ResponseRequest, request: Request, state: State)
     messages = list(conversation)
     if body.instructions is not None:
         messages = [{"role": "system", "content": body.instructions}, *messages]
-    memory = None
-    if state.memory is not None and messages[0]["role"] != "system":
-        count = state.count_tokens(body.model)
-        memory = state.memory.for_messages(messages, body.user, count_tokens=count)
-    messages = state.twin.chat_messages(messages, memory=memory)
+    tokenizer = state.tokenizer(body.model)
+    messages = state.session.chat_messages(messages, body.user, tokenizer)
     user_texts = [m["content"] for m in messages if m["role"] == "user"]
     flags = dispatch.input_flags(state, user_texts, request)
-    prompt = render_chat(state.tokenizer(body.model), messages)
+    prompt = state.session.render(messages, tokenizer)
     sampling = Sampling(model=body.model, max_tokens=body.max_output_tokens, user=body.user)
     for name in ("temperature", "top_p"):
         if getattr(body, name) is not None:
