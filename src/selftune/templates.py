@@ -12,13 +12,37 @@ from typing import Any
 from selftune.errors import SelftuneError
 
 
+def closing_text(tokenizer: Any) -> str:
+    """What the template appends after a conversation that ends without a generation prompt
+    (Phi-3's appends its eos_token), "" for most. Cut off, every prefix of a conversation renders
+    as a prefix of the whole, which training and the role wrappers rely on."""
+    user = [{"role": "user", "content": "u"}]
+    one = tokenizer.apply_chat_template(user, tokenize=False)
+    two = tokenizer.apply_chat_template(
+        [*user, {"role": "assistant", "content": "a"}], tokenize=False
+    )
+    for cut in range(len(one) + 1):
+        if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :]):
+            return one[len(one) - cut :]
+    return ""
+
+
+def render_open(
+    tokenizer: Any, messages: list[dict[str, str]], prompt: bool = False, closing: str = ""
+) -> str:
+    """The template's rendering of `messages` without its closing text (see closing_text)."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+    return text[: len(text) - len(closing)] if closing and text.endswith(closing) else text
+
+
 def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
     """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
     mark = "\x00MARK\x00"
     system = {"role": "system", "content": "S" + mark}
+    closing = closing_text(tokenizer)
 
     def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+        return render_open(tokenizer, messages, prompt, "" if prompt else closing)
 
     sys_only = render([system])
     wrappers = {"system": _split(sys_only, "S" + mark)}
@@ -41,7 +65,9 @@ def _split(text: str, content: str) -> tuple[str, str]:
 def default_system(tokenizer: Any) -> str:
     """The system prompt the chat template adds by itself when a conversation has none."""
     w = chat_wrappers(tokenizer)
-    bare = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
+    bare = render_open(
+        tokenizer, [{"role": "user", "content": "u"}], closing=closing_text(tokenizer)
+    )
     head = bare[: -len(w["user"][0] + "u" + w["user"][1])] if bare.endswith(w["user"][1]) else ""
     prefix, suffix = w["system"]
     if head.startswith(prefix) and head.endswith(suffix) and len(head) >= len(prefix + suffix):
@@ -77,5 +103,7 @@ def generation_template(tokenizer: Any) -> str:
         else:
             parts.append(lit(prefix) + content + lit(suffix))
     parts.append("{%- endif %}{%- endfor %}")
-    parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]) + "{%- endif %}")
+    closing = closing_text(tokenizer)
+    parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]))
+    parts.append(("{%- else %}" + lit(closing) if closing else "") + "{%- endif %}")
     return "".join(parts) + "\n"

@@ -82,3 +82,78 @@ def test_lora_gguf_applied_by_llama_cpp_matches_peft(family_dir, tmp_path):
     llm.eval(ids)
     theirs = np.array(llm.scores[: len(ids)])
     assert np.abs(theirs - ours).max() < 0.05 * effect
+
+
+CHAT = [
+    {"role": "user", "content": "Tobias: how are the bees?"},
+    {"role": "assistant", "content": "grand, 2 new queens!!"},
+    {"role": "user", "content": "Tobias: coming sunday?"},
+    {"role": "assistant", "content": "yes x"},
+]
+
+
+def _dataset(folder: Path, system: str) -> Path:
+    folder.mkdir(parents=True)
+    record = {"messages": [{"role": "system", "content": system}, *CHAT]}
+    for name in ("train", "valid"):
+        (folder / f"{name}.jsonl").write_text((json.dumps(record) + "\n") * 4)
+    return folder
+
+
+# what selftune's template handling cannot do yet for a family's official chat template
+TEMPLATE_GAPS = {
+    "MistralForCausalLM": "the template puts the system message into the last user turn: no "
+    "system wrapper to derive (templates.chat_wrappers), and prefixes do not render as prefixes",
+    "Gemma2ForCausalLM": "the template folds the system message into the first user turn "
+    "(Gemma 2's own refuses one): no system wrapper to derive",
+    "Gemma3ForCausalLM": "the template folds the system message into the first user turn: no "
+    "system wrapper to derive",
+    "Qwen3ForCausalLM": "the template adds an empty <think></think> block to an assistant turn "
+    "after the last user message only: a turn renders differently once the conversation goes on",
+}
+
+
+def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path, request):
+    """The family's template through the whole path: the training copy with `{% generation %}`
+    renders like it, 2 training steps, the adapter exported (PEFT, LoRA GGUF, f16 GGUF and a
+    Modelfile), and the prompt `serve` and the Modelfile give equals the training rendering."""
+    pytest.importorskip("llama_cpp")
+    from transformers import AutoConfig, AutoTokenizer
+
+    from selftune.config import TrainConfig
+    from selftune.engines.base import render_chat
+    from selftune.templates import generation_template
+    from selftune.training.export import export_run, render_like_modelfile
+    from selftune.training.trainer import train
+    from selftune.twin import Twin
+
+    arch = AutoConfig.from_pretrained(family_dir).architectures[0]
+    if arch in TEMPLATE_GAPS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=TEMPLATE_GAPS[arch]))
+    twin = Twin(("Mags",), "You are {owner}. You are chatting on {platform} in '{conversation}'.")
+    tokenizer = AutoTokenizer.from_pretrained(family_dir)
+    conversation = twin.chat_messages(CHAT)
+    training = tokenizer.apply_chat_template(conversation, tokenize=False)
+    marked = generation_template(tokenizer)
+    assert (
+        tokenizer.apply_chat_template(conversation, chat_template=marked, tokenize=False)
+        == training
+    )
+
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(
+        base=str(family_dir), max_seq_len=128, batch_size=2, max_steps=2, lora_r=4,
+        eval_every=100, early_stopping_patience=None, precision="fp32",
+    )  # fmt: skip
+    summary = train(_dataset(tmp_path / "d", conversation[0]["content"]), run_dir, config)
+    assert summary["steps"] == 2 and summary["trained_tokens"] > 0
+    written = export_run(
+        run_dir, run_dir / "export", ("adapter", "lora-gguf", "f16"), system=twin.system()
+    )
+    assert {"adapter", "lora-gguf", "f16", "modelfile"} <= set(written)
+
+    asked = CHAT[:3]  # the owner's reply to Tobias' second message is what the model writes
+    served = render_chat(tokenizer, twin.chat_messages(asked))
+    assert training.startswith(served)
+    assert render_like_modelfile(tokenizer, asked, twin.system()) == served

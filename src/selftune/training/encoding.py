@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from selftune.guards import escape_messages
+from selftune.templates import closing_text, render_open
 
 IGNORE = -100
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
+    # without the text some templates append after every conversation (Phi-3's eos_token)
+    closing = "" if generation_prompt else closing_text(tokenizer)
+    return render_open(tokenizer, messages, generation_prompt, closing)
 
 
 def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
