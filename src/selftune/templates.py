@@ -75,16 +75,24 @@ def default_system(tokenizer: Any) -> str:
     return ""
 
 
-def generation_template(tokenizer: Any) -> str:
+def twin_template(tokenizer: Any, system: str) -> str:
+    """`tokenizer`'s chat template with `system` (the twin's prompt) as the system message of a
+    conversation that brings none, instead of the base's stock one: what exports carry, so the
+    tools that load them prompt the twin as `serve` does."""
+    return generation_template(tokenizer, system, marks=False)
+
+
+def generation_template(tokenizer: Any, system: str | None = None, marks: bool = True) -> str:
     """A Jinja chat template that renders every conversation as `tokenizer`'s own template does,
     with `{% generation %}` … `{% endgeneration %}` around each assistant reply and its
-    end-of-turn text — exactly the tokens `selftune train` computes the loss on."""
+    end-of-turn text — exactly the tokens `selftune train` computes the loss on. `system`
+    replaces the template's own default system prompt; `marks=False` leaves the markers out."""
     w = chat_wrappers(tokenizer)
 
     def lit(text: str) -> str:  # a Jinja string literal
         return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
 
-    fallback = default_system(tokenizer)
+    fallback = default_system(tokenizer) if system is None else system
     parts = []
     if fallback:
         parts.append(
@@ -97,7 +105,7 @@ def generation_template(tokenizer: Any) -> str:
         prefix, suffix = w[role]
         parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
         content = "{{ message['content'] }}"
-        if role == "assistant":
+        if role == "assistant" and marks:
             parts.append(lit(prefix) + "{% generation %}" + content + lit(suffix)
                          + "{% endgeneration %}")  # fmt: skip
         else:

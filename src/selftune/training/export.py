@@ -42,14 +42,14 @@ def export_run(
     written: dict[str, str] = {}
     base = _run_base(run_dir)
     if "adapter" in formats:
-        written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base))
+        written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base, system, name))
     if "lora-gguf" in formats:
         from selftune.training.lora_gguf import write_lora_gguf
 
         written["lora-gguf"] = str(write_lora_gguf(run_dir, out_dir / LORA_GGUF))
     gguf_types = [f for f in formats if f in GGUF_TYPES]
     if "merged" in formats or gguf_types:
-        merged = merge_run(run_dir, out_dir / "merged")
+        merged = merge_run(run_dir, out_dir / "merged", system)
         written["merged"] = str(merged)
         title = f"{name} {run_dir.name}".strip()
         for kind in gguf_types:
@@ -81,9 +81,14 @@ def public_base(base: str) -> str:
     return EMBEDDED_HUB_ID if base in EMBEDDED_NAMES or not base else base
 
 
-def export_adapter(run_dir: Path, target: Path, base: str) -> Path:
+def export_adapter(
+    run_dir: Path, target: Path, base: str, system: str | None = None, name: str = "twin"
+) -> Path:
     """The PEFT adapter without pickles, its base named so transformers, PEFT and vLLM resolve
-    it (not selftune's private cache folder)."""
+    it (not selftune's private cache folder), with a model card and (given `system`) the twin's
+    prompt as its chat template's default."""
+    from selftune.training.portable import adapter_card, portable_tokenizer, set_twin_template
+
     source = run_dir / "adapter"
     if not (source / "adapter_config.json").exists():
         raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
@@ -92,20 +97,36 @@ def export_adapter(run_dir: Path, target: Path, base: str) -> Path:
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = public_base(base)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if (target / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(target)
+        if set_twin_template(tokenizer, system):
+            tokenizer.save_pretrained(target)
+        portable_tokenizer(target)
+    adapter_card(target, public_base(base), name, run_dir.name)
     return target
 
 
-def merge_run(run_dir: Path, target: Path) -> Path:
-    """The base with the run's adapter folded in (or the fully tuned model), as safetensors."""
+def merge_run(run_dir: Path, target: Path, system: str | None = None) -> Path:
+    """The base with the run's adapter folded in (or the fully tuned model), as safetensors
+    that transformers 4.x and 5.x read alike, its template defaulting to the twin's `system`."""
+    from transformers import AutoTokenizer
+
     from selftune.models import load_tuned
+    from selftune.training.portable import portable_config, portable_tokenizer, set_twin_template
 
     if (run_dir / "model" / "config.json").exists():  # method: full
         shutil.copytree(run_dir / "model", target, dirs_exist_ok=True)
-        return target
-    model, tokenizer = load_tuned(run_dir)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(target, safe_serialization=True)
+        tokenizer = AutoTokenizer.from_pretrained(target)
+    else:
+        model, tokenizer = load_tuned(run_dir)
+        merged = model.merge_and_unload()
+        merged.save_pretrained(target, safe_serialization=True)
+    set_twin_template(tokenizer, system)
     tokenizer.save_pretrained(target)
+    portable_config(target)
+    portable_tokenizer(target)
     return target
 
 
