@@ -148,12 +148,27 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     )  # fmt: skip
     summary = train(_dataset(tmp_path / "d", conversation[0]["content"]), run_dir, config)
     assert summary["steps"] == 2 and summary["trained_tokens"] > 0
-    written = export_run(
-        run_dir, run_dir / "export", ("adapter", "lora-gguf", "f16"), system=twin.system()
-    )
-    assert {"adapter", "lora-gguf", "f16", "modelfile"} <= set(written)
+    # f32 weights: greedy tokens of a random model sit on near-ties that f16 may flip
+    formats = ("adapter", "lora-gguf", "f32")
+    written = export_run(run_dir, run_dir / "export", formats, system=twin.system())
+    assert {"adapter", "lora-gguf", "f32", "modelfile"} <= set(written)
 
     asked = CHAT[:3]  # the owner's reply to Tobias' second message is what the model writes
     served = render_chat(tokenizer, twin.chat_messages(asked))
     assert training.startswith(served)
     assert render_like_modelfile(tokenizer, asked, twin.system()) == served
+
+    # `serve --engine auto` picks llama.cpp on the export and writes what transformers writes
+    from selftune.engines import ModelSpec, open_engine
+    from selftune.engines.base import GenRequest
+    from selftune.engines.transformers_engine import TransformersEngine
+
+    engine = open_engine(ModelSpec("twin", str(family_dir), run_dir), "auto")
+    try:
+        assert engine.choice.kind == "llamacpp", engine.choice
+        fast = engine.generate([GenRequest(served, 1, 0, 1, 6)])[0]
+    finally:
+        engine.close()
+    slow = TransformersEngine.from_run(run_dir, "twin").generate([GenRequest(served, 1, 0, 1, 6)])
+    assert fast.texts == slow[0].texts and fast.prompt_tokens == slow[0].prompt_tokens
+    assert slow[0].completion_tokens[0] > 0
