@@ -217,3 +217,36 @@ def make_family_model(arch: str, tokenizer_dir: Path, folder: Path, seed: int = 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+SENTENCES = "the bees are grand, two new queens! see you sunday. tea first, bring the smoker x"
+WORDS = SENTENCES.replace(",", "").replace("!", "").replace(".", "").split(" ")
+
+
+def make_sentencepiece_tokenizer(folder: Path, prepend_space: bool = True) -> Path:
+    """A small byte-fallback BPE vocabulary in the SentencePiece style of Llama 2, Mistral and
+    Phi-3-mini (a leading space added; Gemma's adds none), trained with `tokenizers`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")  # merges within words
+    specials = ["<unk>", "<s>", "</s>", *(f"<0x{i:02X}>" for i in range(256))]
+    corpus = [" ".join(WORDS[i:] + WORDS[:i]) + "!? 2" for i in range(len(WORDS))] * 3
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=420, special_tokens=specials, show_progress=False)
+    )
+    tok.pre_tokenizer = None  # as the Llama 2 tokenizer.json: spaces handled by the normalizer
+    steps = [normalizers.Replace(" ", "▁")]
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), *steps] if prepend_space else steps
+    )
+    strip = [decoders.Strip(" ", 1, 0)] if prepend_space else []
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    fast.save_pretrained(folder)
+    return folder

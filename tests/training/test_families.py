@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.training.families import FAMILIES, make_family_model
+from tests.training.families import FAMILIES, make_family_model, make_sentencepiece_tokenizer
 
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
 
@@ -172,3 +172,39 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     slow = TransformersEngine.from_run(run_dir, "twin").generate([GenRequest(served, 1, 0, 1, 6)])
     assert fast.texts == slow[0].texts and fast.prompt_tokens == slow[0].prompt_tokens
     assert slow[0].completion_tokens[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("arch", "prepend_space"), [("MistralForCausalLM", True), ("Gemma3ForCausalLM", False)]
+)
+def test_a_sentencepiece_vocabulary_tokenises_in_llama_cpp_as_in_transformers(
+    arch, prepend_space, tmp_path
+):
+    """Mistral, Phi-3-mini and Gemma ship byte-fallback (SentencePiece-style) vocabularies: the
+    GGUF carries them as llama.cpp's "llama" tokenizer, scored by merge rank."""
+    pytest.importorskip("llama_cpp")
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from selftune.training.export import write_gguf
+
+    vocab = make_sentencepiece_tokenizer(tmp_path / "spm", prepend_space)
+    folder = make_family_model(arch, vocab, tmp_path / "model")
+    path = write_gguf(folder, tmp_path / "model.gguf", "f32", name="twin")
+    llm = _llama(path)
+    assert llm.metadata["tokenizer.ggml.model"] == "llama"
+    for text in (TEXT, "Mags: honey wax ö 2!!", " two  spaces\nand a line"):
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == _ids_of(folder, text)
+    ids = _ids(folder)
+    llm.eval(ids)
+    theirs = np.array(llm.scores[: len(ids)])
+    with torch.no_grad():
+        ours = AutoModelForCausalLM.from_pretrained(folder)(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(theirs - ours).max() < 1e-3 * max(1.0, np.abs(ours).max())
+
+
+def _ids_of(folder: Path, text: str) -> list[int]:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder).encode(text, add_special_tokens=False)

@@ -13,6 +13,7 @@ system message. Nothing exported is a pickle: the adapter's training_args.bin st
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,7 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
         raise SelftuneError(f"GGUF export supports BPE tokenizers, not {model.get('type')}")
     by_id = {i: t for t, i in tokenizer.get_vocab().items()}
     added = tokenizer.added_tokens_decoder
+    sentencepiece = bool(model.get("byte_fallback"))  # Llama 2, Mistral, Phi-3-mini, Gemma
     tokens, types = [], []
     for i in range(vocab_size):
         if i not in by_id:
@@ -247,11 +249,17 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
             types.append(
                 gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
             )
+        elif sentencepiece and re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", by_id[i]):
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.BYTE)
         else:
             tokens.append(by_id[i])
             types.append(gguf.TokenType.NORMAL)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(guess_pre_tokenizer(tokenizer))
+    if sentencepiece:
+        _add_sentencepiece(writer, tokenizer, model, tokens)
+    else:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(guess_pre_tokenizer(tokenizer))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens))
@@ -267,6 +275,21 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
     special.add_to_gguf(writer)
     if tokenizer.chat_template and not special.chat_template:
         writer.add_chat_template(tokenizer.chat_template)
+
+
+def _add_sentencepiece(writer: Any, tokenizer: Any, model: dict, tokens: list[str]) -> None:
+    """A byte-fallback BPE vocabulary as llama.cpp's SentencePiece one ("llama"): each merged
+    token scored by its merge's rank (llama.cpp merges the highest score first, as BPE applies
+    the lowest rank first), and the leading space as the tokenizer's normalizer adds it."""
+    rank: dict[str, int] = {}
+    for i, merge in enumerate(model.get("merges", [])):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(left + right, i)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_scores([-float(rank.get(t, 0)) for t in tokens])
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    shape = json.dumps([backend.get("normalizer"), backend.get("pre_tokenizer")])
+    writer.add_add_space_prefix('"Prepend"' in shape or '"prepend_scheme": "always"' in shape)
 
 
 def modelfile(
