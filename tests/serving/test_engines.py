@@ -141,7 +141,7 @@ def base_with_gguf(tiny_model_dir, tmp_path_factory) -> Path:
     """The tiny model's folder, holding its own GGUF too (as a downloaded GGUF base would)."""
     import shutil
 
-    from selftune.training.export import write_gguf
+    from selftune.export import write_gguf
 
     folder = tmp_path_factory.mktemp("base") / "tiny"
     shutil.copytree(tiny_model_dir, folder)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from tests.training.families import FAMILIES, make_family_model, make_sentencepiece_tokenizer
 
+from selftune.templates import chat_wrappers
+
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
 
 
@@ -38,7 +40,7 @@ def test_gguf_logits_match_transformers(family_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from selftune.training.export import write_gguf
+    from selftune.export import write_gguf
 
     # named like an export ("twin <run>"): llama.cpp reads some vocabularies by general.name
     # (a Phi-3 GGUF named "Phi3..." fails to load with this tokenizer)
@@ -61,7 +63,7 @@ def test_lora_gguf_applied_by_llama_cpp_matches_peft(family_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from selftune.training.export import export_run, write_gguf
+    from selftune.export import export_run, write_gguf
 
     torch.manual_seed(0)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
@@ -113,6 +115,15 @@ TEMPLATE_GAPS = {
 }
 
 
+def modelfile_render(tokenizer, messages: list[dict], system: str) -> str:  # type: ignore[no-untyped-def]
+    """What the Modelfile's TEMPLATE gives (test_export_consumers renders it with Go itself)."""
+    w = chat_wrappers(tokenizer)
+    if not messages or messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system}, *messages]
+    text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+    return text + w["generation"][0]
+
+
 def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path, request):
     """The family's template through the whole path: the training copy with `{% generation %}`
     renders like it, 2 training steps, the adapter exported (PEFT, LoRA GGUF, f16 GGUF and a
@@ -122,8 +133,8 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
 
     from selftune.config import TrainConfig
     from selftune.engines.base import render_chat
+    from selftune.export import export_run
     from selftune.templates import generation_template
-    from selftune.training.export import export_run, render_like_modelfile
     from selftune.training.trainer import train
     from selftune.twin import Twin
 
@@ -156,7 +167,12 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     asked = CHAT[:3]  # the owner's reply to Tobias' second message is what the model writes
     served = render_chat(tokenizer, twin.chat_messages(asked))
     assert training.startswith(served)
-    assert render_like_modelfile(tokenizer, asked, twin.system()) == served
+    assert modelfile_render(tokenizer, asked, twin.system()) == served
+    text = Path(written["modelfile"]).read_text()
+    w = chat_wrappers(tokenizer)
+    assert all(
+        w[r][0] + "{{ .Content }}" + w[r][1] in text for r in ("system", "user", "assistant")
+    )
 
     # `serve --engine auto` picks llama.cpp on the export and writes what transformers writes
     from selftune.engines import ModelSpec, open_engine
@@ -187,7 +203,7 @@ def test_a_sentencepiece_vocabulary_tokenises_in_llama_cpp_as_in_transformers(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from selftune.training.export import write_gguf
+    from selftune.export import write_gguf
 
     vocab = make_sentencepiece_tokenizer(tmp_path / "spm", prepend_space)
     folder = make_family_model(arch, vocab, tmp_path / "model")

@@ -38,7 +38,7 @@ def exported(tokenizer_dir, tmp_path_factory) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selftune.training.export import export_run
+    from selftune.export import export_run
 
     root = tmp_path_factory.mktemp("portable")
     base = make_family_model("LlamaForCausalLM", tokenizer_dir, root / "base")

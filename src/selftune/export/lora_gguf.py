@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from selftune.artefacts import RunDir
 from selftune.errors import SelftuneError
 
 
@@ -22,7 +23,6 @@ def write_lora_gguf(run_dir: Path, path: Path) -> Path:
     from safetensors import safe_open
     from transformers import AutoConfig
 
-    from selftune.artefacts import RunDir
     from selftune.models import resolve_base
 
     run = RunDir(run_dir).require_finished()
