@@ -16,6 +16,16 @@ def closing_text(tokenizer: Any) -> str:
     """What the template appends after a conversation that ends without a generation prompt
     (Phi-3's appends its eos_token), "" for most. Cut off, every prefix of a conversation renders
     as a prefix of the whole, which training and the role wrappers rely on."""
+    key = (tokenizer.chat_template, tokenizer.bos_token, tokenizer.eos_token)
+    if key not in _CLOSING:  # asked for every rendering while encoding: worked out once
+        _CLOSING[key] = _closing_text(tokenizer)
+    return _CLOSING[key]
+
+
+_CLOSING: dict[tuple, str] = {}
+
+
+def _closing_text(tokenizer: Any) -> str:
     user = [{"role": "user", "content": "u"}]
     one = tokenizer.apply_chat_template(user, tokenize=False)
     two = tokenizer.apply_chat_template(
