@@ -11,6 +11,11 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 
+# every rendering of a chat template passes these (a template that does not know one ignores
+# it): the twin writes its reply, it does not reason first, so Qwen3's templates put their empty
+# <think></think> block in the generation prompt, as in the reply it is trained on
+TEMPLATE_OPTIONS = {"enable_thinking": False}
+
 
 def closing_text(tokenizer: Any) -> str:
     """What the template appends after a conversation that ends without a generation prompt
@@ -27,9 +32,9 @@ _CLOSING: dict[tuple, str] = {}
 
 def _closing_text(tokenizer: Any) -> str:
     user = [{"role": "user", "content": "u"}]
-    one = tokenizer.apply_chat_template(user, tokenize=False)
+    one = tokenizer.apply_chat_template(user, tokenize=False, **TEMPLATE_OPTIONS)
     two = tokenizer.apply_chat_template(
-        [*user, {"role": "assistant", "content": "a"}], tokenize=False
+        [*user, {"role": "assistant", "content": "a"}], tokenize=False, **TEMPLATE_OPTIONS
     )
     for cut in range(len(one) + 1):
         if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :]):
@@ -41,7 +46,9 @@ def render_open(
     tokenizer: Any, messages: list[dict[str, str]], prompt: bool = False, closing: str = ""
 ) -> str:
     """The template's rendering of `messages` without its closing text (see closing_text)."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=prompt, **TEMPLATE_OPTIONS
+    )
     return text[: len(text) - len(closing)] if closing and text.endswith(closing) else text
 
 
@@ -62,6 +69,15 @@ def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
     with_user = render([system, {"role": "user", "content": "u"}])
     prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
     wrappers["generation"] = (prompt, "")
+    # the reply that ends a conversation may be wrapped otherwise (Qwen3: an empty think block)
+    last = render(
+        [system, {"role": "user", "content": "u"}, {"role": "assistant", "content": "X" + mark}]
+    )
+    wrappers["last_assistant"] = (
+        _split(last[len(with_user) :], "X" + mark)
+        if last.startswith(with_user)
+        else wrappers["assistant"]
+    )
     return wrappers
 
 
@@ -111,15 +127,24 @@ def generation_template(tokenizer: Any, system: str | None = None, marks: bool =
             + "{%- endif %}"
         )
     parts.append("{%- for message in messages %}")
-    for i, role in enumerate(("system", "user", "assistant")):
-        prefix, suffix = w[role]
-        parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
+
+    def turn(prefix: str, suffix: str, role: str) -> str:
         content = "{{ message['content'] }}"
         if role == "assistant" and marks:
-            parts.append(lit(prefix) + "{% generation %}" + content + lit(suffix)
-                         + "{% endgeneration %}")  # fmt: skip
+            return lit(prefix) + "{% generation %}" + content + lit(suffix) + "{% endgeneration %}"
+        return lit(prefix) + content + lit(suffix)
+
+    for i, role in enumerate(("system", "user", "assistant")):
+        parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
+        if role == "assistant" and w["last_assistant"] != w["assistant"]:
+            # as the base's: the reply that ends a conversation after a user turn
+            after_user = "(messages | selectattr('role', 'equalto', 'user') | list)"
+            parts.append(
+                f"{{%- if loop.last and {after_user} %}}" + turn(*w["last_assistant"], role)
+            )
+            parts.append("{%- else %}" + turn(*w[role], role) + "{%- endif %}")
         else:
-            parts.append(lit(prefix) + content + lit(suffix))
+            parts.append(turn(*w[role], role))
     parts.append("{%- endif %}{%- endfor %}")
     closing = closing_text(tokenizer)
     parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]))

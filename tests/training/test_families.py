@@ -110,8 +110,6 @@ TEMPLATE_GAPS = {
     "(Gemma 2's own refuses one): no system wrapper to derive",
     "Gemma3ForCausalLM": "the template folds the system message into the first user turn: no "
     "system wrapper to derive",
-    "Qwen3ForCausalLM": "the template adds an empty <think></think> block to an assistant turn "
-    "after the last user message only: a turn renders differently once the conversation goes on",
 }
 
 
@@ -224,3 +222,26 @@ def _ids_of(folder: Path, text: str) -> list[int]:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder).encode(text, add_special_tokens=False)
+
+
+@pytest.mark.parametrize(
+    ("arch", "ends"), [("Qwen3ForCausalLM", "<|im_end|>\n"), ("MistralForCausalLM", "</s>")]
+)
+def test_a_template_whose_turns_change_later_trains_every_reply_and_nothing_else(
+    arch, ends, tokenizer_dir, tmp_path
+):
+    """Qwen3 renders the reply that ends a conversation with an empty think block and Mistral
+    puts the system message into the last user turn, so prefixes do not render as prefixes:
+    the whole conversation is rendered once and each reply found in it."""
+    from transformers import AutoTokenizer
+
+    from selftune.templates import TEMPLATE_OPTIONS
+    from selftune.training.encoding import IGNORE, encode_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(make_family_model(arch, tokenizer_dir, tmp_path))
+    conversation = [{"role": "system", "content": "You are Mags."}, *CHAT]
+    ids, labels = encode_chat(tokenizer, conversation)
+    full = tokenizer.apply_chat_template(conversation, tokenize=False, **TEMPLATE_OPTIONS)
+    assert tokenizer.decode(ids) == full
+    trained = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
+    assert tokenizer.decode(trained) == f"grand, 2 new queens!!{ends}yes x{ends}"

@@ -118,7 +118,11 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     from selftune.guards import escape_messages
 
     safe = escape_messages(tokenizer, messages)
-    return tokenizer.apply_chat_template(safe, tokenize=False, add_generation_prompt=True)
+    from selftune.templates import TEMPLATE_OPTIONS
+
+    return tokenizer.apply_chat_template(
+        safe, tokenize=False, add_generation_prompt=True, **TEMPLATE_OPTIONS
+    )
 
 
 class StopScanner:
