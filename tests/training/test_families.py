@@ -105,7 +105,7 @@ def _dataset(folder: Path, system: str) -> Path:
 # what selftune's template handling cannot do yet for a family's official chat template
 TEMPLATE_GAPS = {
     "MistralForCausalLM": "the template puts the system message into the last user turn: no "
-    "system wrapper to derive (templates.chat_wrappers), and prefixes do not render as prefixes",
+    "system wrapper to derive (templates.chat_wrappers) for the training copy and the Modelfile",
     "Gemma2ForCausalLM": "the template folds the system message into the first user turn "
     "(Gemma 2's own refuses one): no system wrapper to derive",
     "Gemma3ForCausalLM": "the template folds the system message into the first user turn: no "
