@@ -245,3 +245,29 @@ def test_a_template_whose_turns_change_later_trains_every_reply_and_nothing_else
     assert tokenizer.decode(ids) == full
     trained = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
     assert tokenizer.decode(trained) == f"grand, 2 new queens!!{ends}yes x{ends}"
+
+
+@pytest.mark.parametrize("arch", ["MistralForCausalLM", "Gemma3ForCausalLM"])
+def test_a_template_that_cannot_be_taken_apart_still_exports(arch, tokenizer_dir, tmp_path):
+    """The system message inside a user turn: the GGUFs are written, the Modelfile has no
+    TEMPLATE (Ollama renders the GGUF's own) and the exported templates keep the base's."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selftune.export import export_run
+
+    base = make_family_model(arch, tokenizer_dir, tmp_path / "base")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2))
+    run = tmp_path / "runs" / "r1"
+    model.save_pretrained(run / "adapter")
+    AutoTokenizer.from_pretrained(base).save_pretrained(run / "adapter")
+    (run / "run.json").write_text(json.dumps({"base": str(base)}))
+    written = export_run(run, run / "export", ("adapter", "f16"), system="You are Mags.")
+    assert Path(written["f16"]).stat().st_size > 0
+    text = Path(written["modelfile"]).read_text()
+    assert not any(line.startswith("TEMPLATE") for line in text.splitlines())
+    assert 'SYSTEM """You are Mags."""' in text
+    assert "could not be taken apart" in text
+    for folder in ("adapter", "merged"):
+        exported = AutoTokenizer.from_pretrained(run / "export" / folder)
+        assert exported.chat_template == AutoTokenizer.from_pretrained(base).chat_template
