@@ -5,6 +5,7 @@ adapter as GGUF, applied by llama.cpp on that GGUF, gives PEFT's."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,16 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     assert all(
         w[r][0] + "{{ .Content }}" + w[r][1] in text for r in ("system", "user", "assistant")
     )
+    if shutil.which("go"):  # Ollama's renderer: Go's text/template, with SYSTEM put first
+        from tests.training.test_export_consumers import go_render, template_of
+
+        system = twin.system()
+        case = {
+            "System": system,
+            "Messages": [{"Role": m["role"], "Content": m["content"]}
+                         for m in [{"role": "system", "content": system}, *asked]],
+        }  # fmt: skip
+        assert go_render(template_of(text), [case], tmp_path) == [served]
 
     # `serve --engine auto` picks llama.cpp on the export and writes what transformers writes
     from selftune.engines import ModelSpec, open_engine
