@@ -17,11 +17,18 @@ from selftune.errors import SelftuneError
 TEMPLATE_OPTIONS = {"enable_thinking": False}
 
 
+def template_options(tokenizer: Any) -> dict[str, Any]:
+    """The TEMPLATE_OPTIONS `tokenizer`'s chat template reads (none for most)."""
+    template = getattr(tokenizer, "chat_template", None)
+    template = template if isinstance(template, str) else ""
+    return {k: v for k, v in TEMPLATE_OPTIONS.items() if k in template}
+
+
 def closing_text(tokenizer: Any) -> str:
     """What the template appends after a conversation that ends without a generation prompt
     (Phi-3's appends its eos_token), "" for most. Cut off, every prefix of a conversation renders
     as a prefix of the whole, which training and the role wrappers rely on."""
-    key = (tokenizer.chat_template, tokenizer.bos_token, tokenizer.eos_token)
+    key = tuple(str(getattr(tokenizer, k, "")) for k in ("chat_template", "bos_token", "eos_token"))
     if key not in _CLOSING:  # asked for every rendering while encoding: worked out once
         _CLOSING[key] = _closing_text(tokenizer)
     return _CLOSING[key]
@@ -32,9 +39,11 @@ _CLOSING: dict[tuple, str] = {}
 
 def _closing_text(tokenizer: Any) -> str:
     user = [{"role": "user", "content": "u"}]
-    one = tokenizer.apply_chat_template(user, tokenize=False, **TEMPLATE_OPTIONS)
+    one = tokenizer.apply_chat_template(user, tokenize=False, **template_options(tokenizer))
     two = tokenizer.apply_chat_template(
-        [*user, {"role": "assistant", "content": "a"}], tokenize=False, **TEMPLATE_OPTIONS
+        [*user, {"role": "assistant", "content": "a"}],
+        tokenize=False,
+        **template_options(tokenizer),
     )
     for cut in range(len(one) + 1):
         if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :]):
@@ -47,7 +56,7 @@ def render_open(
 ) -> str:
     """The template's rendering of `messages` without its closing text (see closing_text)."""
     text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=prompt, **TEMPLATE_OPTIONS
+        messages, tokenize=False, add_generation_prompt=prompt, **template_options(tokenizer)
     )
     return text[: len(text) - len(closing)] if closing and text.endswith(closing) else text
 

@@ -246,13 +246,15 @@ def test_a_template_whose_turns_change_later_trains_every_reply_and_nothing_else
     the whole conversation is rendered once and each reply found in it."""
     from transformers import AutoTokenizer
 
-    from selftune.templates import TEMPLATE_OPTIONS
+    from selftune.templates import template_options
     from selftune.training.encoding import IGNORE, encode_chat
 
     tokenizer = AutoTokenizer.from_pretrained(make_family_model(arch, tokenizer_dir, tmp_path))
     conversation = [{"role": "system", "content": "You are Mags."}, *CHAT]
     ids, labels = encode_chat(tokenizer, conversation)
-    full = tokenizer.apply_chat_template(conversation, tokenize=False, **TEMPLATE_OPTIONS)
+    full = tokenizer.apply_chat_template(
+        conversation, tokenize=False, **template_options(tokenizer)
+    )
     assert tokenizer.decode(ids) == full
     trained = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
     assert tokenizer.decode(trained) == f"grand, 2 new queens!!{ends}yes x{ends}"
