@@ -16,7 +16,7 @@ from selftune.errors import SelftuneError
 from selftune.server.deps import Authorized
 from selftune.server.errors import install_error_handlers
 from selftune.server.middleware import Guardrails
-from selftune.server.routes import improve, openai, twin
+from selftune.server.routes import improve, openai, responses, twin
 from selftune.server.state import ServerState
 
 STATIC = Path(__file__).parent / "static"
@@ -74,6 +74,7 @@ def create_app(state: ServerState) -> FastAPI:
         check_host=not state.serve.api_key,
     )
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(twin.router)
     app.include_router(improve.router)
 
