@@ -47,6 +47,7 @@ class Memory:
     settings: MemoryConfig
     twin: Twin
     secrets: tuple[str, ...] = ()
+    scrub_pii: bool = True  # build.scrub_pii: the block is scrubbed as the dataset was
 
     @classmethod
     def from_workspace(cls, ws: Any) -> Memory:
@@ -56,6 +57,7 @@ class Memory:
             ws.config.memory,
             Twin.from_config(ws.config),
             tuple(private_facts(ws)),
+            ws.config.build.scrub_pii,
         )
 
     @property
@@ -74,8 +76,9 @@ class Memory:
     ) -> Block:
         owner = self.twin.owner
         return memory_block(
-            store, self.facts, self.settings, moment, owner, count_tokens, self.secrets
-        )
+            store, self.facts, self.settings, moment, owner, count_tokens, self.secrets,
+            scrub_pii=self.scrub_pii,
+        )  # fmt: skip
 
     def for_turns(
         self,
@@ -142,13 +145,16 @@ def _last_run(turns: Sequence[tuple[str, str]], twin: Twin) -> str:
 
 class BuildMemory:
     """The build's hook: the memory block of one training window, from only what came before
-    the window's first turn. Called with the session and the window's turns; returns raw text
-    (the build scrubs it like every other text)."""
+    the window's first turn. Called with the session, the window's turns and the build's
+    pseudonyms (`label`, when `build.speaker_names: pseudonyms`); returns the block's text,
+    scrubbed as the turns are (names included)."""
 
     def __init__(self, store: Store, facts: Facts, settings: MemoryConfig, owner: str,
-                 secrets: Sequence[str], count_tokens: Callable[[str], int] | None = None):  # fmt: skip
+                 secrets: Sequence[str], count_tokens: Callable[[str], int] | None = None,
+                 scrub_pii: bool = True):  # fmt: skip
         self.store, self.facts, self.settings, self.owner = store, facts, settings, owner
         self.secrets, self.count_tokens = tuple(secrets), count_tokens
+        self.scrub_pii = scrub_pii
         self.reserve = settings.max_tokens if settings.enabled else 0
         self._contacts: dict[str, tuple[str, ...]] = {}
         update_index(store)
@@ -163,7 +169,9 @@ class BuildMemory:
             self._contacts[conversation_id] = tuple(r[0] for r in rows)
         return self._contacts[conversation_id]
 
-    def __call__(self, session: Any, window: Sequence[Any]) -> str:
+    def __call__(
+        self, session: Any, window: Sequence[Any], label: Callable[[str], str] | None = None
+    ) -> str:
         first_mine = next((i for i, t in enumerate(window) if t.is_me), 0)
         asked = [t.text for t in window[:first_mine]] or [window[0].text]
         moment = Moment(
@@ -175,7 +183,7 @@ class BuildMemory:
         )
         block = memory_block(
             self.store, self.facts, self.settings, moment, self.owner, self.count_tokens,
-            self.secrets,
+            self.secrets, label, self.scrub_pii,
         )  # fmt: skip
         return block.text
 
@@ -191,6 +199,7 @@ def build_memory(ws: Any, store: Store, count_tokens: Callable[[str], int] | Non
         Twin.from_config(ws.config).owner,
         private_facts(ws),
         count_tokens,
+        ws.config.build.scrub_pii,
     )
 
 

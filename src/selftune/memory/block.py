@@ -5,8 +5,12 @@ example sees only what came before it) and when the twin is used (`reply`, `chat
 The block holds, within a token budget and in this order of priority: the public facts that the
 new message touches, the last messages of this conversation, and the owner's past exchanges most
 relevant to the new message (the same conversation and the same contact count more). Everything
-in it is strictly older than the moment it is built for; a message holding a private fact's
-words is never in it, and private facts never are.
+in it is strictly older than the moment it is built for; a message holding a private fact (as
+`pii.FactMatcher` matches it: any case, whitespace or zero-width form, or one of its values on
+its own) is never in it, and private facts never are. Every name and text in it is scrubbed
+as the dataset's turns are (`pii.Scrubber`: an author who is a bare phone number becomes
+`<PHONE_1>`), with placeholders numbered within the block, so the block of an example is the
+same string at training and at use.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from selftune.memory.index import (
     search,
     terms,
 )
+from selftune.pii import Scrubber
 from selftune.store import Store
 
 MAX_MESSAGE_CHARS = 240
@@ -70,11 +75,6 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def _has_secret(text: str, secrets: list[str]) -> bool:
-    folded = text.casefold()
-    return any(s in folded for s in secrets)
-
-
 def memory_block(
     store: Store,
     facts: Facts,
@@ -84,24 +84,27 @@ def memory_block(
     count_tokens: Callable[[str], int] | None = None,
     secrets: Iterable[str] = (),
     label: Callable[[str], str] | None = None,
+    scrub_pii: bool = True,
 ) -> Block:
     """The memory block for a reply at `moment` (an empty Block when memory is off or nothing
     is remembered). `secrets` are strings no part of the block may hold (private facts);
-    `label` renames speakers (the build's pseudonyms)."""
+    `label` renames speakers (the build's pseudonyms); `scrub_pii` (build.scrub_pii) replaces
+    PII in names and texts by placeholders, as the build does in the turns."""
     block = Block()
     if not settings.enabled:
         return block
     count = count_tokens or estimate_tokens
-    hidden = [s.casefold() for s in (*secrets, *facts.secrets()) if s.strip()]
+    scrubber = Scrubber([*secrets, *facts.secrets()], pii=scrub_pii)
+    hidden = scrubber.matcher
     before = epoch(moment.before)
     budget = settings.max_tokens
 
     def name(hit: Hit) -> str:
         who = owner if hit.is_me else (hit.author or "someone")
-        return label(who) if label is not None and not hit.is_me else who
+        return scrubber.scrub(label(who) if label is not None and not hit.is_me else who)
 
     def line(hit: Hit) -> str:
-        return f"{name(hit)}: {_short(hit.text)}"
+        return f"{name(hit)}: {_short(scrubber.scrub(hit.text))}"
 
     def fits(text: str) -> bool:
         nonlocal budget
@@ -116,13 +119,14 @@ def memory_block(
             hit.ts < before
             and hit.conversation_id not in skip
             and hit.text.strip() not in moment.in_prompt
-            and not _has_secret(hit.text, hidden)
+            and not hidden.search(hit.text)
+            and not hidden.search(hit.author)
         )
 
     parts: dict[str, list[str]] = {FACTS_HEADER: [], RECENT_HEADER: [], PAST_HEADER: []}
     for fact in facts.matching(moment.text, settings.facts):
-        text = f"- {fact.fact.strip()}"
-        if not _has_secret(fact.fact, hidden) and fits(text):
+        text = f"- {scrubber.scrub(fact.fact.strip())}"
+        if not hidden.search(fact.fact) and fits(text):
             block.facts.append(fact)
             parts[FACTS_HEADER].append(text)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selftune.config import format_validation_error
 from selftune.errors import ConfigError
 from selftune.memory.index import terms
+from selftune.workspace import write_private
 
 FACTS_NAME = "facts.yaml"
 
@@ -184,13 +185,13 @@ def add_fact(root: Path, fact: Fact) -> Facts:
         text = path.read_text(encoding="utf-8")
         found = re.search(r"^([ \t]*)- ", text, re.MULTILINE)
         indent = found.group(1) if found else "  "
-        path.write_text(text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n", encoding="utf-8")
+        write_private(path, text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n")
         try:
             if load_facts(root).items == items:
                 return Facts(items, path)
         except ConfigError:
             pass
-    path.write_text(render_facts(items), encoding="utf-8")
+    write_private(path, render_facts(items))  # it holds the private facts: 0600
     return Facts(items, path)
 
 
