@@ -340,6 +340,14 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Larger request bodies are refused with 413."
     )
+    body_timeout_s: float = Field(
+        30, gt=0, description="A request body not arrived whole within this is refused with 408."
+    )
+    max_receiving: int = Field(
+        32,
+        ge=1,
+        description="Most requests sending their body at once; more are refused with 503.",
+    )
     max_prompt_tokens: int = Field(
         4096,
         ge=16,
