@@ -98,7 +98,7 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     from selftune.evaluation.authorship import taken_for_owner
     from selftune.improve import run_amplify, run_distill, train_ranker
     from selftune.improve.prompts import training_prompts
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     cpu0, wall0, load0 = time.process_time(), time.monotonic(), load()
     parent = ws.artefacts.run()

@@ -12,7 +12,7 @@ from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
 from selftune.improve.picks import build_picks, split_held_out, untagged
 from selftune.improve.prompts import file_prompts, training_prompts
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 
 TWIN = Twin(("Mags",), "You are {owner}.", False)

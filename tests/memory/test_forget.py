@@ -14,7 +14,7 @@ from selftune.dataset.examples import build_dataset
 from selftune.memory import Moment, build_memory, memory_block, on_ingest
 from selftune.memory.facts import load_facts
 from selftune.memory.suggest import Suggestions
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 
 
 def words(text: str) -> int:

@@ -15,8 +15,8 @@ from selftune.engines import ModelSpec
 from selftune.engines.base import GenResult
 from selftune.memory import Memory
 from selftune.memory.facts import private_facts
-from selftune.samples import SampleLog
 from selftune.server import ServerState, create_app
+from selftune.store.samples import SampleLog
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Commands of the improve loop: `amplify`, `pick`, `rate`, `review`, `distill`, `rank`.
 
-They parse and print; the work is in `selftune.improve` and the sample log (`selftune.samples`).
+They parse and print; the work is in `selftune.improve` and the sample log (`selftune.store.samples`).
 Candidates are numbered from 1 here, as `sample` and `review` show them.
 """
 
@@ -21,7 +21,7 @@ IC = ImproveConfig
 
 
 def _log(ws: Workspace):  # type: ignore[no-untyped-def]
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     if not ws.config.serve.log_samples:
         raise SelftuneError("sample logging is off (serve.log_samples: false in twin.yaml)")

@@ -56,7 +56,7 @@ def open_cli_engine(ws: Workspace, run_id: str | None, base_only: bool, engine: 
 
 
 def sample_log(ws: Workspace):  # type: ignore[no-untyped-def]
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     return SampleLog(ws.store_path if ws.config.serve.log_samples else None)
 

@@ -62,7 +62,7 @@ def margin_summary(margins: list[float]) -> dict[str, Any]:
 def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
     """The held-out picks for a run: those its distill kept back, else the most recent share."""
     from selftune.improve.picks import build_picks, guard_of, split_held_out, tags_of
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
     from selftune.twin import Twin
 
     reviewed = SampleLog(ws.store_path).reviewed()

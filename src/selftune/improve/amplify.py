@@ -16,7 +16,7 @@ from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
 from selftune.improve.picks import guard_of
 from selftune.improve.prompts import Prompt, file_prompts, training_prompts
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 

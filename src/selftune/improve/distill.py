@@ -28,7 +28,7 @@ from selftune.artefacts import RUN_INFO, RUN_SETTINGS, RunDir
 from selftune.config import ImproveConfig, TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
 from selftune.improve.picks import Picks, build_picks, guard_of, split_held_out, tags_of
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 from selftune.workspace import Workspace
 

@@ -1,4 +1,4 @@
-"""What the owner picked, edited and rated, read from store.sqlite (`selftune.samples`), turned
+"""What the owner picked, edited and rated, read from store.sqlite (`selftune.store.samples`), turned
 into training material: kept texts (SFT), chosen-vs-rejected pairs (DPO) and thumbs (KTO).
 
 Rules kept here, in one place:
@@ -17,7 +17,7 @@ from typing import Any
 
 from selftune.guards import REDACTED, OutputGuard
 from selftune.improve.prompts import Prompt, stored_prompt
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 
 GOOD, BAD = 1, -1

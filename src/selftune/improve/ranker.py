@@ -162,7 +162,7 @@ def load_ranker(root: Path) -> Ranker | None:
 def train_ranker(ws: Any, progress: Any = None) -> Ranker:
     """`selftune rank --train`: fit on the reviewed picks (held-out ones kept back), save."""
     from selftune.improve.picks import guard_of, reviewed_picks, tags_of
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
     from selftune.twin import Twin
 
     settings = ws.config.improve

@@ -13,8 +13,8 @@ from selftune.config import BuildConfig, ServeConfig
 from selftune.engines import EngineChoice, ModelSpec, choose_engine, open_engine
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
-from selftune.samples import SampleLog
 from selftune.server.scheduler import Scheduler
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 
 
