@@ -427,6 +427,12 @@ class MemoryConfig(Section):
     same_contact_boost: float = Field(
         2.0, ge=1, description="How much more an exchange with the same contact counts."
     )
+    scope: Literal["participants", "everyone"] = Field(
+        "participants",
+        description="Which past messages a reply's block may quote: 'participants' only those "
+        "of conversations everyone who sees the reply took part in (notes to self only for "
+        "you); 'everyone' any conversation (docs/memory.md).",
+    )
 
 
 class TwinConfig(Section):

@@ -157,3 +157,40 @@ def test_facts_files_are_private(memory_workspace):
     suggestions = Suggestions.load(root)
     suggestions.save()
     assert stat.S_IMODE(suggestions.path.stat().st_mode) == 0o600
+
+
+def test_training_block_equals_served_block_in_a_group_with_an_unsaved_contact(group_workspace):
+    from transformers import AutoTokenizer
+
+    from selftune.artefacts import read_split
+    from selftune.dataset import run_build
+    from selftune.memory import token_counter
+    from selftune.twin import MEMORY_MARK
+
+    ws = group_workspace
+    _, dataset_id = run_build(ws)
+    memory = Memory.from_workspace(ws)
+    count = token_counter(AutoTokenizer.from_pretrained(ws.config.train.base))
+    with ws.open_store() as store:
+        stored = [m for m in store.messages() if m.kind == "text"]
+    compared = 0
+    for split in ("valid", "train"):
+        for record in read_split(ws.datasets_dir / dataset_id, split):
+            system = record["messages"][0]["content"]
+            if MEMORY_MARK not in system or "<PHONE_1>" not in system:
+                continue
+            start = datetime.fromisoformat(record["_meta"]["start"])
+            later = [m for m in stored if m.timestamp >= start]
+            turns = []
+            for m in later:  # the window's messages up to the owner's first reply
+                if m.is_me:
+                    break
+                turns.append((m.author, m.text))
+            served = memory.for_turns(
+                turns, "whatsapp", "Cake Club", when=start, count_tokens=count
+            )
+            assert served == system.split(MEMORY_MARK)[1]
+            compared += 1
+        if compared >= 3:
+            break
+    assert compared >= 3

@@ -141,7 +141,8 @@ def sample(
 
         mem = memory(ws, no_memory)
         asked = [{"role": "user", "content": prompt}]
-        block = mem.for_messages(asked, count_tokens=token_counter(eng.tokenizer)) if mem else None
+        count = token_counter(eng.tokenizer)
+        block = mem.for_messages(asked, count_tokens=count, owner=True) if mem else None
         messages = [{"role": "system", "content": the_twin(ws).system(memory=block)}, *asked]
         text = render_chat(eng.tokenizer, messages)
     started = time.monotonic()
@@ -228,7 +229,7 @@ def chat(
             continue
         history.append({"role": "user", "content": line})
         if mem is not None:  # the block follows each new message (what it remembers changes)
-            block = mem.for_messages(history, contact, count_tokens=count)
+            block = mem.for_messages(history, contact, count_tokens=count, owner=not contact)
             history[0] = {"role": "system", "content": the_twin(ws).system(memory=block)}
         stream = GuardedStream(clean, context=line)
         click.echo("twin> ", nl=False)

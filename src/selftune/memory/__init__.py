@@ -4,6 +4,7 @@
   owner's own writing, accepted or rejected by the owner;
 - `index.py`: the FTS5 search index in store.sqlite, updated by `ingest`;
 - `block.py`: `memory_block`, the one function that builds the memory block of a reply;
+- `scope.py`: the scope rule (who may be reminded of what), the same at training and at use;
 - `forget.py`: `forget_contact`, a contact taken out of memory and of future datasets.
 
 `Memory` is the entry point at use time (CLI, server); `BuildMemory` is the build's hook, which
@@ -23,6 +24,7 @@ from selftune.config import MemoryConfig
 from selftune.memory.block import Block, Moment, memory_block
 from selftune.memory.facts import Facts, load_facts, private_facts
 from selftune.memory.index import update_index
+from selftune.memory.scope import Audience, Scope, scope_for
 from selftune.store import Store
 from selftune.store.memory_index import contacts_in, conversation_by_title
 from selftune.twin import Twin
@@ -88,9 +90,12 @@ class Memory:
         conversation: str | None = None,
         when: datetime | None = None,
         count_tokens: Callable[[str], int] | None = None,
+        audience: Audience | None = None,
     ) -> str | None:
         """The block for drafting the owner's reply to pasted (author, text) turns: the
-        conversation is found in the store by its name, the contacts are the turns' authors."""
+        conversation is found in the store by its name, the contacts are the turns' authors.
+        Who sees the reply (`audience`, by default): the turns' other authors and everyone who
+        wrote in the stored conversation."""
         if not self.enabled or not turns:
             return None
         others = [a for a, _ in turns if not self.twin.is_owner(a)]
@@ -105,6 +110,7 @@ class Memory:
                 cid,
                 tuple(dict.fromkeys(others)),
                 frozenset(t.strip() for _, t in turns),
+                audience,
             )
             return self._block(store, moment, count_tokens).text or None
 
@@ -114,9 +120,11 @@ class Memory:
         contact: str | None = None,
         when: datetime | None = None,
         count_tokens: Callable[[str], int] | None = None,
+        owner: bool = False,
     ) -> str | None:
-        """The block for the twin's next chat message after `messages` (OpenAI shape); `contact`
-        is who is chatting, when known (the API's `user` field)."""
+        """The block for the twin's next chat message after `messages` (OpenAI shape). Who
+        sees it: `contact` (the API's `user`, `chat --as`) when given, else the owner when
+        `owner` (the CLI, the owner's key), else nobody known: public facts only."""
         if not self.enabled:
             return None
         users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
@@ -128,6 +136,7 @@ class Memory:
             None,
             (contact,) if contact else (),
             frozenset((m.get("content") or "").strip() for m in messages),
+            Audience((contact,)) if contact else Audience((), owner),
         )
         return self.block(moment, count_tokens).text or None
 
@@ -158,6 +167,7 @@ class BuildMemory:
         self.scrub_pii = scrub_pii
         self.reserve = settings.max_tokens if settings.enabled else 0
         self._contacts: dict[str, tuple[str, ...]] = {}
+        self._scopes: dict[str, Scope] = {}
         update_index(store)
 
     def contacts(self, conversation_id: str) -> tuple[str, ...]:
@@ -170,16 +180,22 @@ class BuildMemory:
     ) -> str:
         first_mine = next((i for i, t in enumerate(window) if t.is_me), 0)
         asked = [t.text for t in window[:first_mine]] or [window[0].text]
+        conversation = session.conversation
+        # who sees the example's reply: everyone else who wrote in its conversation
+        audience = Audience(self.contacts(conversation))
+        if conversation not in self._scopes:
+            self._scopes[conversation] = scope_for(self.store, audience, self.settings.scope)
         moment = Moment(
             "\n".join(asked),
             window[0].start,
-            session.conversation,
-            self.contacts(session.conversation),
+            conversation,
+            audience.people,
             frozenset(t.text.strip() for t in window),
+            audience,
         )
         block = memory_block(
             self.store, self.facts, self.settings, moment, self.owner, self.count_tokens,
-            self.secrets, label, self.scrub_pii,
+            self.secrets, label, self.scrub_pii, self._scopes[conversation],
         )  # fmt: skip
         return block.text
 
@@ -199,4 +215,12 @@ def build_memory(ws: Any, store: Store, count_tokens: Callable[[str], int] | Non
     )
 
 
-__all__ = ["BuildMemory", "Memory", "Moment", "build_memory", "memory_block", "on_ingest"]
+__all__ = [
+    "Audience",
+    "BuildMemory",
+    "Memory",
+    "Moment",
+    "build_memory",
+    "memory_block",
+    "on_ingest",
+]

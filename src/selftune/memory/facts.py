@@ -32,6 +32,7 @@ HEADER = """\
 #                                   #   they also help find the fact for a message
 #     ask: where do you live now?   # optional: how a friend would ask (for `selftune eval`)
 #     private: false                # true: never in a prompt, never trained on, never output
+#     who: [Tomás]                  # optional: only in replies that no one else sees
 #
 # A public fact goes into the twin's prompt when a message touches it. A private fact's keywords
 # (or its whole text when it has none) are scrubbed from datasets and redacted from output.
@@ -78,6 +79,10 @@ class Fact(BaseModel):
     )
     ask: str = Field("", description="How a friend would ask about it (eval probes).")
     private: bool = Field(False, description="Never in a prompt, never trained on, never output.")
+    who: list[str] = Field(
+        default_factory=list,
+        description="Only for these people: a reply anyone else sees never holds it (empty: anyone).",
+    )
 
     def words(self) -> set[str]:
         """Words a message must share with the fact to bring it to mind."""
@@ -161,6 +166,8 @@ def _entry(fact: Fact, indent: str) -> str:
         entry["keywords"] = fact.keywords
     if fact.ask:
         entry["ask"] = fact.ask
+    if fact.who:
+        entry["who"] = fact.who
     entry["private"] = fact.private
     dumped = yaml.safe_dump(
         [entry], allow_unicode=True, sort_keys=False, default_flow_style=None, width=1000

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 
 from selftune.engines.base import render_chat
 from selftune.server import dispatch
-from selftune.server.deps import Authorized, State
+from selftune.server.deps import Authorized, State, is_owner
 from selftune.server.errors import APIError
 from selftune.server.routes.improve import ranked
 from selftune.server.schemas import (
@@ -50,7 +50,9 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
         asked = [{"role": "user", "content": body.prompt}]
         memory = None
         if not body.system and state.memory is not None:
-            memory = state.memory.for_messages(asked, count_tokens=state.count_tokens(body.model))
+            memory = state.memory.for_messages(
+                asked, count_tokens=state.count_tokens(body.model), owner=is_owner(request)
+            )
         system = body.system or state.twin.system(memory=memory)
         messages = [{"role": "system", "content": system}, *asked]
         prompt = render_chat(state.tokenizer(body.model), messages)
