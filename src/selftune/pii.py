@@ -195,11 +195,6 @@ def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
         add("phone", start, start + len(value))
 
 
-def pii_values(text: str) -> list[tuple[str, str]]:
-    """(kind, value) of each PII-shaped value in `text`."""
-    return [(s.kind, s.value) for s in find_pii(text)]
-
-
 def _fact_pattern(fact: str) -> str:
     """A fact as a regex: each letter may be followed by invisible characters, each gap between
     words is any run of whitespace (or invisible characters)."""

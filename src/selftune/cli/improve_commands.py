@@ -119,7 +119,7 @@ def pick(ws: Workspace, sample_id: int, candidate: int, edited: str | None) -> N
       selftune pick 12 3
       selftune pick 12 3 --edited "righto — sunday it is x"
     """
-    from selftune.improve.picks import with_tag
+    from selftune.picks import with_tag
 
     log = _log(ws)
     index = _index(log, sample_id, candidate)
@@ -156,7 +156,7 @@ REVIEW_HELP = "1-9 keep · e edit then keep · r reject all · s skip · q quit"
 
 
 def _show_sample(sample: dict[str, Any], twin: Any) -> None:
-    from selftune.improve.prompts import stored_prompt
+    from selftune.picks import stored_prompt
 
     prompt = stored_prompt(sample, twin)
     click.echo(click.style(f"\nsample {sample['id']}", bold=True))
@@ -185,7 +185,7 @@ def review(ws: Workspace, limit: int | None) -> None:
     Example:
       selftune amplify -n 4 && selftune review
     """
-    from selftune.improve.picks import with_tag
+    from selftune.picks import with_tag
     from selftune.twin import Twin
 
     log = _log(ws)

@@ -72,13 +72,3 @@ def score_replies(judge: Any, pairs: list[tuple[str, str]], label: str) -> dict[
         "scored": len(scores),
         "mean": round(sum(scores) / len(scores), 4) if scores else None,
     }
-
-
-def agreement(judge_scores: list[float], owner_ratings: list[float]) -> float | None:
-    """Spearman correlation between judge scores and the owner's ratings of the same replies."""
-    if len(judge_scores) < 3 or len(judge_scores) != len(owner_ratings):
-        return None
-    from scipy.stats import spearmanr
-
-    rho = spearmanr(judge_scores, owner_ratings).statistic
-    return None if rho != rho else round(float(rho), 4)

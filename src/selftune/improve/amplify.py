@@ -14,7 +14,7 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
-from selftune.improve.picks import guard_of
+from selftune.improve.guard import guard_of
 from selftune.improve.prompts import Prompt, file_prompts, training_prompts
 from selftune.store.samples import SampleLog
 from selftune.twin import Twin

@@ -27,7 +27,8 @@ from selftune import __version__
 from selftune.artefacts import RUN_INFO, RUN_SETTINGS, RunDir
 from selftune.config import ImproveConfig, TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
-from selftune.improve.picks import Picks, build_picks, guard_of, split_held_out, tags_of
+from selftune.improve.guard import guard_of
+from selftune.picks import Picks, build_picks, split_held_out, tags_of
 from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 from selftune.workspace import Workspace

@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from selftune.improve.picks import untagged
-from selftune.improve.prompts import stored_prompt
+from selftune.picks import stored_prompt, untagged
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
 from selftune.server.state import ServerState
