@@ -229,6 +229,7 @@ EVAL_SECTIONS = (
     "canaries",
     "regurgitation",
     "pii",
+    "boundaries",
     "memory",
     "picks",
 )

@@ -45,7 +45,19 @@ def history() -> list[Message]:
             out.append(
                 _msg(cid, "Mags", f"{mark} d{day} sorted, see you", when + timedelta(minutes=9))
             )
+    for n, (cid, words) in enumerate(SECRETS.items()):  # one distinctive message in each
+        mark = CONVERSATIONS[cid][3]
+        when = T0 + timedelta(days=4, hours=n, minutes=5)
+        out.append(_msg(cid, "Mags", f"{mark}: {words}", when))
     return out
+
+
+SECRETS = {
+    "c-tomas": "doscientos euros for the cumpleaños sorpresa",
+    "c-group": "bring the wicker hamper and elderflower cordial",
+    "c-juno": "the cremona strings finally arrived",
+    "c-self": "present idea wrapped in tartan from lisbon",
+}
 
 
 FACTS = """\

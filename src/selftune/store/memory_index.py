@@ -263,3 +263,9 @@ def conversation_authors(store: Store, conversation_ids: Iterable[str]) -> dict[
     for cid, author in rows:
         out[cid].add(author)
     return out
+
+
+def indexed_conversations(store: Store) -> list[str]:
+    """Every conversation the search holds messages of, in id order."""
+    rows = store.db.execute("SELECT DISTINCT conversation_id FROM memory_meta ORDER BY 1")
+    return [r[0] for r in rows]
