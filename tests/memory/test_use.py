@@ -101,7 +101,7 @@ def test_a_client_system_message_gets_no_memory(served):
 
 
 def test_the_cli_guard_covers_facts_yaml(memory_workspace):
-    from selftune.cli.use_commands import guard
+    from selftune.use import guard_for as guard
 
     # sample, chat and reply all pass their output through this guard
     assert SECRET not in guard(memory_workspace)(f"it's {SECRET} i think")

@@ -302,7 +302,7 @@ def rank(ws: Workspace, do_train: bool) -> None:
       selftune rank
     """
     from selftune.improve import train_ranker
-    from selftune.improve.ranker import load_ranker
+    from selftune.use import load_ranker
 
     ranker = train_ranker(ws) if do_train else load_ranker(ws.root)
     if ranker is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from selftune.evaluation.sides import render_chat
+from selftune.engines.base import render_chat
 
 JUDGE_SYSTEM = "You are a careful judge of conversations. Answer only what is asked."
 QUESTION = (

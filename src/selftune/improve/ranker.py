@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from selftune.errors import SelftuneError
-from selftune.improve.guard import guard_of
 from selftune.picks import reviewed_picks, tags_of
 from selftune.scoring import authorship
 from selftune.scoring.ranker import Ranker, fit_ranker, load_ranker, save_ranker
 from selftune.store.samples import SampleLog
 from selftune.twin import Twin
+from selftune.use import guard_for
 from selftune.workspace import Workspace
 
 __all__ = ["load_ranker", "owner_classifier", "train_ranker"]
@@ -26,7 +26,7 @@ def train_ranker(ws: Workspace, progress: Callable[[str], Any] | None = None) ->
         SampleLog(ws.store_path),
         Twin.from_config(ws.config),
         tags_of(ws.config),
-        guard_of(ws),
+        guard_for(ws, training=True),
         settings.held_out,
     )
     classifier = owner_classifier(ws, settings.seed)

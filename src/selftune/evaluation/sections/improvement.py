@@ -89,10 +89,9 @@ def margin_summary(values: list[float]) -> dict[str, Any]:
 
 def held_out_picks(ws: Workspace, run_info: dict[str, Any]) -> Picks:
     """The held-out picks for a run: those its distill kept back, else the most recent share."""
-    from selftune.guards import OutputGuard
-    from selftune.memory.facts import private_facts
     from selftune.store.samples import SampleLog
     from selftune.twin import Twin
+    from selftune.use import guard_for
 
     reviewed = SampleLog(ws.store_path).reviewed()
     recorded = (run_info.get("distill") or {}).get("held_out_samples")
@@ -103,7 +102,7 @@ def held_out_picks(ws: Workspace, run_info: dict[str, Any]) -> Picks:
         _, held = split_held_out(
             [s for s in reviewed if s["id"] not in trained], ws.config.improve.held_out
         )
-    guard = OutputGuard(private_facts(ws))  # always on: it chooses material, as distill's does
+    guard = guard_for(ws, training=True)
     return build_picks(held, Twin.from_config(ws.config), tags_of(ws.config), guard)
 
 

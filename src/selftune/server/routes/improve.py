@@ -34,10 +34,9 @@ def ranked(
     `rank`, else `serve.rank`) and a ranker is trained; as they are otherwise."""
     wanted = getattr(body, "rank", None)
     wanted = state.serve.rank if wanted is None else wanted
-    if not wanted or state.ranker is None or len(texts) < 2:
+    if not wanted:
         return texts, reasons
-    scores = state.ranker.scores(texts)
-    order = sorted(range(len(texts)), key=lambda i: -scores[i])
+    order = state.session.ranking(texts)
     return [texts[i] for i in order], [reasons[i] for i in order]
 
 
