@@ -159,4 +159,3 @@ class ServerState:
     def close(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.close()
-        self.schedulers.clear()  # a later request (a new app on this state) gets a fresh one
