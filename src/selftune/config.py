@@ -229,6 +229,7 @@ EVAL_SECTIONS = (
     "canaries",
     "regurgitation",
     "pii",
+    "boundaries",
     "memory",
     "picks",
 )
@@ -340,6 +341,14 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Larger request bodies are refused with 413."
     )
+    body_timeout_s: float = Field(
+        30, gt=0, description="A request body not arrived whole within this is refused with 408."
+    )
+    max_receiving: int = Field(
+        32,
+        ge=1,
+        description="Most requests sending their body at once; more are refused with 503.",
+    )
     max_prompt_tokens: int = Field(
         4096,
         ge=16,
@@ -418,6 +427,12 @@ class MemoryConfig(Section):
     facts: int = Field(4, ge=0, description="Most public facts put in the block.")
     same_contact_boost: float = Field(
         2.0, ge=1, description="How much more an exchange with the same contact counts."
+    )
+    scope: Literal["participants", "everyone"] = Field(
+        "participants",
+        description="Which past messages a reply's block may quote: 'participants' only those "
+        "of conversations everyone who sees the reply took part in (notes to self only for "
+        "you); 'everyone' any conversation (docs/memory.md).",
     )
 
 

@@ -72,6 +72,8 @@ def create_app(state: ServerState) -> FastAPI:
         Guardrails,
         max_body_bytes=state.serve.max_body_bytes,
         check_host=not state.serve.api_key,
+        body_timeout_s=state.serve.body_timeout_s,
+        max_receiving=state.serve.max_receiving,
     )
     app.include_router(openai.router)
     app.include_router(responses.router)

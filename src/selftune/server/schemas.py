@@ -36,6 +36,11 @@ class Sampling(BaseModel):
     tag_prefix: str | None = Field(None, description="selftune: put this before each candidate.")
     plain_links: bool | None = Field(None, description="selftune: make [[links]] and #tags inert.")
     rank: bool | None = Field(None, description="selftune: candidates best-first by the ranker.")
+    review: bool | None = Field(
+        None,
+        description="selftune: put this call's candidates in the Review queue (OpenAI routes: "
+        "off unless asked; selftune's own routes: on).",
+    )
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
