@@ -143,8 +143,9 @@ def _last_run(turns: Sequence[tuple[str, str]], twin: Twin) -> str:
 
 class BuildMemory:
     """The build's hook: the memory block of one training window, from only what came before
-    the window's first turn. Called with the session and the window's turns; returns raw text
-    (the build scrubs it like every other text)."""
+    the window's first turn, and the public facts the owner's own turns in the window state or
+    rely on (so the twin learns to take a fact from its block). Called with the session and the
+    window's turns; returns raw text (the build scrubs it like every other text)."""
 
     def __init__(self, store: Store, facts: Facts, settings: MemoryConfig, owner: str,
                  secrets: Sequence[str], count_tokens: Callable[[str], int] | None = None):  # fmt: skip
@@ -168,6 +169,7 @@ class BuildMemory:
             session.conversation,
             self.contacts(session.conversation),
             frozenset(t.text.strip() for t in window),
+            said="\n".join(t.text for t in window if t.is_me),
         )
         block = memory_block(
             self.store, self.facts, self.settings, moment, self.owner, self.count_tokens,

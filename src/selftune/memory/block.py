@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from selftune.config import MemoryConfig
-from selftune.memory.facts import Fact, Facts
+from selftune.memory.facts import Fact, Facts, second_person
 from selftune.memory.index import (
     Hit,
     around,
@@ -49,6 +49,7 @@ class Moment:
     conversation_id: str | None = None
     contacts: tuple[str, ...] = ()
     in_prompt: frozenset[str] = frozenset()  # texts the prompt already holds (not repeated)
+    said: str = ""  # at build: the owner's own words in the example (facts they state or rely on)
 
 
 @dataclass
@@ -73,6 +74,21 @@ def _short(text: str) -> str:
 def _has_secret(text: str, secrets: list[str]) -> bool:
     folded = text.casefold()
     return any(s in folded for s in secrets)
+
+
+def facts_for(facts: Facts, moment: Moment, limit: int) -> list[Fact]:
+    """The public facts of a reply's block: those the owner's own words in it state or rely on
+    (at build, `moment.said`: so the twin learns to copy the fact from its block), then those
+    the message answered touches. Private facts are never among them (`Facts.public`)."""
+    stated = facts.stated_in(moment.said) if moment.said else []
+    asked = [f for f in facts.matching(moment.text, limit) if f not in stated]
+    return [*stated, *asked][:limit]
+
+
+def fact_line(fact: Fact) -> str:
+    """A fact as a line a small model can copy from: addressed to the twin ("You live in
+    Lyon."), as the system prompt addresses it, with the owner's own words kept."""
+    return f"- {second_person(fact.fact.strip())}"
 
 
 def memory_block(
@@ -120,8 +136,8 @@ def memory_block(
         )
 
     parts: dict[str, list[str]] = {FACTS_HEADER: [], RECENT_HEADER: [], PAST_HEADER: []}
-    for fact in facts.matching(moment.text, settings.facts):
-        text = f"- {fact.fact.strip()}"
+    for fact in facts_for(facts, moment, settings.facts):
+        text = fact_line(fact)
         if not _has_secret(fact.fact, hidden) and fits(text):
             block.facts.append(fact)
             parts[FACTS_HEADER].append(text)
@@ -161,7 +177,11 @@ def memory_block(
                 parts[PAST_HEADER].append(text)
                 seen |= {h.rowid for h in exchange}
 
-    order = (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    order = (
+        (PAST_HEADER, RECENT_HEADER, FACTS_HEADER)
+        if settings.facts_place == "last"
+        else (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    )
     block.text = "\n".join(
         f"{header}\n" + "\n".join(parts[header]) for header in order if parts[header]
     )
