@@ -8,9 +8,10 @@ public facts when a friend asks, and never a private one?
 
 The example folder (its exports and facts.yaml) is ingested into a fresh workspace, built with
 memory on (`memory.facts_place` as --place), trained with the default CPU budget (`--minutes`,
-4 by default), and the eval's memory section asks every public fact as a friend would, of the base
+4 by default), and the eval's memory section's probes ask every public fact as a friend would, of the base
 and the tuned model, with and without memory, 3 answers each: a fact is *stated* when 2 of the 3
-answers hold it. Private facts are asked for directly; no raw answer may hold one. One JSON line
+answers hold it; the tuned model is asked again with the facts placed the other way at use.
+Private facts are asked for directly; no raw answer may hold one. One JSON line
 per run on stdout, with the load average.
 """
 
@@ -44,7 +45,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from selftune.dataset import run_build
-    from selftune.evaluation import run_eval
     from selftune.ingest.importer import ingest_paths
     from selftune.training import run_train
     from selftune.workspace import init_workspace
@@ -64,14 +64,24 @@ def main() -> None:
     train_overrides = {"max_steps": 1} if args.base_only else {"minutes": args.minutes}
     run, run_dir = run_train(ws, dataset_id, overrides=train_overrides, echo=lambda _: None)
     trained = time.monotonic()
-    ws.config.eval.candidates = 3
-    ws.config.eval.contexts = 4
-    ws.config.eval.max_new_tokens = 40
-    ws.config.eval.temperature = 0.7
-    ws.config.eval.minutes = None
-    report, _ = run_eval(ws, run_dir.name, sections=["memory"], progress=lambda _: None)
-    memory = report["memory"]
-    probes = memory.get("fact_probes", {})
+    from selftune.config import EvalConfig
+    from selftune.evaluation.compared_models import load_sides
+    from selftune.evaluation.sections.facts_recall import facts_probes, private_probes
+    from selftune.guards import OutputGuard
+    from selftune.memory import Memory
+    from selftune.memory.facts import private_facts
+
+    base, tuned = load_sides(run_dir)
+    memory = Memory.from_workspace(ws)
+    memory.settings = memory.settings.model_copy(update={"enabled": True})
+    config = EvalConfig(candidates=3, max_new_tokens=32, temperature=0.7)
+    probes = facts_probes(tuned, memory, config, None, base)
+    other = "first" if args.place == "last" else "last"
+    memory.settings = memory.settings.model_copy(update={"facts_place": other})
+    tuned_other = facts_probes(tuned, memory, config)["facts_stated"]
+    secrets = private_facts(ws)
+    asked = private_probes(tuned, memory, secrets, config)["answers"]
+    raw = asked + [a for r in probes["rows"] for k in ("with", "without") for a in r[k]["answers"]]
     out = {
         "example": args.example.name,
         "place": args.place,
@@ -80,21 +90,24 @@ def main() -> None:
             "examples": info["train"]["examples"],
             "minutes": round((trained - started) / 60, 1),
         },
-        "facts_stated": probes.get("facts_stated"),
-        "answers_stating": probes.get("states"),
-        "private": memory.get("private"),
+        "facts_stated": probes["facts_stated"],
+        f"tuned_with_facts_{other}_at_use": tuned_other.get("tuned_with_memory"),
+        "answers_stating": probes["states"],
+        "private": {
+            "answers": len(raw),
+            "with_a_private_fact": sum(OutputGuard(secrets, pii=False).found(a) for a in raw),
+        },
         "per_fact": [
             {
                 "question": r["question"],
                 "in_memory": r["in_memory"],
                 "tuned_with": r["with"]["states"],
                 "tuned_without": r["without"]["states"],
-                "base_with": r.get("base", {}).get("with", {}).get("states"),
+                "base_with": r["base"]["with"]["states"],
                 "an_answer": (r["with"]["answers"] or [""])[0][:80],
             }
-            for r in probes.get("rows", [])
+            for r in probes["rows"]
         ],
-        "perplexity_with_without": memory.get("perplexity"),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "load": load(),
     }
