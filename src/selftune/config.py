@@ -425,6 +425,11 @@ class MemoryConfig(Section):
         3, ge=0, description="Most past exchanges (a message and the replies around it) retrieved."
     )
     facts: int = Field(4, ge=0, description="Most public facts put in the block.")
+    facts_place: Literal["first", "last"] = Field(
+        "last",
+        description="Where the block's facts go: last (right before the conversation, where a "
+        "small model copies from best) or first.",
+    )
     same_contact_boost: float = Field(
         2.0, ge=1, description="How much more an exchange with the same contact counts."
     )

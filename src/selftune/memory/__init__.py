@@ -156,9 +156,10 @@ def _last_run(turns: Sequence[tuple[str, str]], twin: Twin) -> str:
 
 class BuildMemory:
     """The build's hook: the memory block of one training window, from only what came before
-    the window's first turn. Called with the session, the window's turns and the build's
-    pseudonyms (`label`, when `build.speaker_names: pseudonyms`); returns the block's text,
-    scrubbed as the turns are (names included)."""
+    the window's first turn, and the public facts the owner's own turns in the window state or
+    rely on (so the twin learns to take a fact from its block). Called with the session, the
+    window's turns and the build's pseudonyms (`label`, when `build.speaker_names: pseudonyms`);
+    returns the block's text, scrubbed as the turns are (names included)."""
 
     def __init__(self, store: Store, facts: Facts, settings: MemoryConfig, owner: str,
                  secrets: Sequence[str], count_tokens: Callable[[str], int] | None = None,
@@ -193,6 +194,7 @@ class BuildMemory:
             audience.people,
             frozenset(t.text.strip() for t in window),
             audience,
+            said="\n".join(t.text for t in window if t.is_me),
         )
         block = memory_block(
             self.store, self.facts, self.settings, moment, self.owner, self.count_tokens,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from selftune.config import MemoryConfig
-from selftune.memory.facts import Fact, Facts
+from selftune.memory.facts import Fact, Facts, second_person
 from selftune.memory.index import (
     Hit,
     around,
@@ -58,6 +58,7 @@ class Moment:
     in_prompt: frozenset[str] = frozenset()  # texts the prompt already holds (not repeated)
     # who will see the reply; None: everyone who wrote in `conversation_id`, and `contacts`
     audience: Audience | None = None
+    said: str = ""  # at build: the owner's own words in the example (facts they state or rely on)
 
     def who_sees(self, store: Store) -> Audience:
         if self.audience is not None:
@@ -84,6 +85,21 @@ class Block:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def facts_for(facts: Facts, moment: Moment, limit: int) -> list[Fact]:
+    """The public facts of a reply's block: those the owner's own words in it state or rely on
+    (at build, `moment.said`: so the twin learns to copy the fact from its block), then those
+    the message answered touches. Private facts are never among them (`Facts.public`)."""
+    stated = facts.stated_in(moment.said) if moment.said else []
+    asked = [f for f in facts.matching(moment.text, limit) if f not in stated]
+    return [*stated, *asked][:limit]
+
+
+def fact_line(fact: Fact) -> str:
+    """A fact as a line a small model can copy from: addressed to the twin (\"You live in
+    Lyon.\"), as the system prompt addresses it, with the owner's own words kept."""
+    return f"- {second_person(fact.fact.strip())}"
 
 
 def memory_block(
@@ -142,8 +158,8 @@ def memory_block(
         )
 
     parts: dict[str, list[str]] = {FACTS_HEADER: [], RECENT_HEADER: [], PAST_HEADER: []}
-    for fact in facts.matching(moment.text, settings.facts):
-        text = f"- {scrubber.scrub(fact.fact.strip())}"
+    for fact in facts_for(facts, moment, settings.facts):
+        text = scrubber.scrub(fact_line(fact))
         if not hidden.search(fact.fact) and scope.allows_fact(fact.who) and fits(text):
             block.facts.append(fact)
             parts[FACTS_HEADER].append(text)
@@ -184,7 +200,11 @@ def memory_block(
                 parts[PAST_HEADER].append(text)
                 seen |= {h.rowid for h in exchange}
 
-    order = (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    order = (
+        (PAST_HEADER, RECENT_HEADER, FACTS_HEADER)
+        if settings.facts_place == "last"
+        else (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    )
     block.text = "\n".join(
         f"{header}\n" + "\n".join(parts[header]) for header in order if parts[header]
     )

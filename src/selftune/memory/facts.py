@@ -95,6 +95,14 @@ class Fact(BaseModel):
         """What must never be output for a private fact: its keywords, or its whole text."""
         return [k for k in self.keywords if k.strip()] or [self.fact]
 
+    def values(self) -> list[str]:
+        """The words that show a text states this fact: its keywords, or else the names and
+        numbers in it ("I live in Lyon" → ["Lyon"]; the first word never counts)."""
+        if any(k.strip() for k in self.keywords):
+            return [k for k in self.keywords if k.strip()]
+        words = re.findall(r"[\w'-]+", self.fact)[1:]
+        return [w for w in words if w[:1].isupper() or any(c.isdigit() for c in w)]
+
 
 class FactsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +128,19 @@ class Facts:
     def secrets(self) -> list[str]:
         return [s for f in self.private for s in f.secrets()]
 
+    def stated_in(self, text: str) -> list[Fact]:
+        """Public facts whose values `text` holds as whole words, in any case: the facts the
+        owner's own words state or rely on (an accepted suggestion's keywords are the values
+        found in its source messages, so those messages always match)."""
+        folded = text.casefold()
+        return [
+            f
+            for f in self.public
+            if any(
+                re.search(rf"(?<!\w){re.escape(v.casefold())}(?!\w)", folded) for v in f.values()
+            )
+        ]
+
     def matching(self, text: str, limit: int) -> list[Fact]:
         """Public facts that share words with `text`, the most shared first (ties: file order)."""
         if limit <= 0:
@@ -130,6 +151,23 @@ class Facts:
             for i, f in enumerate(self.public)
         ]
         return [f for n, _, f in sorted(scored, key=lambda x: (-x[0], x[1])) if n > 0][:limit]
+
+
+SECOND_PERSON = [
+    (r"\bI am\b", "You are"), (r"\bI'm\b", "You're"), (r"\bI've\b", "You've"),
+    (r"\bI was\b", "You were"), (r"\bI\b", "You"), (r"\bmy\b", "your"), (r"\bMy\b", "Your"),
+    (r"\bme\b", "you"), (r"\bmine\b", "yours"), (r"\bmyself\b", "yourself"),
+]  # fmt: skip
+
+
+def second_person(fact: str) -> str:
+    """ "I live in Lyon; my dog is Rex." → "You live in Lyon; your dog is Rex." (a "You" inside a
+    sentence is written "you")."""
+    out = fact
+    for pattern, replacement in SECOND_PERSON:
+        out = re.sub(pattern, replacement, out)
+    out = re.sub(r"(?<=[\w,;:] )You(?=r?\b)", "you", out)
+    return out[:1].upper() + out[1:]
 
 
 def facts_path(root: Path) -> Path:
