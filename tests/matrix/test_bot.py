@@ -196,12 +196,6 @@ def test_reject_edit_supersede_expire_and_excluded(bot_ws, people):
     assert len(edited) == 1 and edited[0]["edited"] == "at the bar, 8"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the boundaries rule (issue 21) is not on this branch yet: today's memory recalls "
-    "past exchanges from any conversation; when it lands, Drafter passes the room's audience "
-    "and this marker goes",
-)
 def test_a_contact_never_gets_another_conversation_quoted(
     tmp_path, homeserver, make_user, tokenizer_dir
 ):
