@@ -95,10 +95,10 @@ def held_out_ppl(engine, valid, max_len: int) -> float:
 
 def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     from selftune.engines.transformers_engine import TransformersEngine
-    from selftune.evaluation.authorship import taken_for_owner
     from selftune.improve import run_amplify, run_distill, train_ranker
     from selftune.improve.prompts import training_prompts
-    from selftune.samples import SampleLog
+    from selftune.scoring.authorship import taken_for_owner
+    from selftune.store.samples import SampleLog
 
     cpu0, wall0, load0 = time.process_time(), time.monotonic(), load()
     parent = ws.artefacts.run()
@@ -199,8 +199,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
 
-    from selftune.evaluation import authorship
-    from selftune.evaluation.report import held_out_contexts
+    from selftune.evaluation.sections.replies import held_out_contexts
+    from selftune.scoring import authorship
 
     def echo(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from selftune import store as store_module
 from selftune.errors import SelftuneError
 from selftune.store import MIGRATIONS, Store
+from selftune.store import migrations as store_module
 
 KILLED_MIDWAY = """
 import os, sys

@@ -89,13 +89,12 @@ def run_demo(
     same entry points the commands use (so the demo's run resumes and its report opens like any
     other); returns the summary written to demo.json."""
     from selftune.dataset import run_build
-    from selftune.engines import GenRequest, ModelSpec, open_engine, render_chat
     from selftune.evaluation import QUICK, run_eval
-    from selftune.guards import OutputGuard
     from selftune.ingest.importer import ingest_paths
     from selftune.models import ensure_embedded_checkpoint
     from selftune.training import run_train
     from selftune.twin import Twin
+    from selftune.use import TwinSession
     from selftune.workspace import init_workspace
 
     timer = Timer(echo)
@@ -129,15 +128,12 @@ def run_demo(
         echo(f"Report: {report_dir / 'report.html'}")
     samples = []
     with timer.stage("sample"):
-        engine = open_engine(ModelSpec(run_dir.name, ws.config.train.base, run_dir), "transformers")
-        guard = OutputGuard(ws.config.build.private_facts, enabled=ws.config.serve.guard_output)
+        session = TwinSession.open(ws, run_dir.name, "transformers", memory=False, log=False)
         for mode, prompt in DEMO_PROMPTS:
-            text = prompt
-            if mode == "chat":
-                messages = twin.chat_messages([{"role": "user", "content": prompt}])
-                text = render_chat(engine.tokenizer, messages)
-            request = GenRequest(text, n, temperature=0.8, max_tokens=48, seed=0)
-            outs = [guard(t).strip("\n") for t in engine.generate([request])[0].texts]
+            out = session.sample(
+                prompt, mode == "chat", n, temperature=0.8, top_p=0.95, max_tokens=48, seed=0
+            )
+            outs = out.texts
             samples.append({"mode": mode, "prompt": prompt, "samples": outs})
             echo(f"\n{'They say' if mode == 'chat' else 'Continue'}: {prompt!r}")
             for i, out in enumerate(outs, 1):

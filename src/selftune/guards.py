@@ -85,6 +85,15 @@ class OutputGuard:
         return bool(self.spans(text))
 
 
+def output_guard(
+    private_facts: Iterable[str], serve: Any = None, training: bool = False
+) -> OutputGuard:
+    """The one way to build the output guard: every private fact, on unless `serve.guard_output`
+    is off. For choosing training material (`training`) it is always on."""
+    enabled = training or serve is None or bool(serve.guard_output)
+    return OutputGuard(private_facts, enabled=enabled)
+
+
 def _placeholders(text: str, start: int) -> Iterable[re.Match[str]]:
     return PLACEHOLDER.finditer(text, start)
 
@@ -203,6 +212,18 @@ class GuardedStream:
 
 def looks_like_injection(texts: Iterable[str]) -> bool:
     return any(_INJECTION.search(t or "") for t in texts)
+
+
+def escape_messages(tokenizer: Any, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with control tokens in their text content escaped, for rendering with the
+    chat template (at use and in training alike)."""
+    special = special_tokens_of(tokenizer)
+    return [
+        {**m, "content": escape_control_tokens(m["content"], special)}
+        if isinstance(m.get("content"), str)
+        else m
+        for m in messages
+    ]
 
 
 def escape_control_tokens(text: str, special_tokens: Iterable[str] = ()) -> str:

@@ -219,11 +219,6 @@ def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
         add("phone", start, start + len(value))
 
 
-def pii_values(text: str) -> list[tuple[str, str]]:
-    """(kind, value) of each PII-shaped value in `text`."""
-    return [(s.kind, s.value) for s in find_pii(text)]
-
-
 def _fact_letters(fact: str) -> list[tuple[str, str]]:
     """A fact as (what may come before it, letter) pairs: invisible characters between the
     letters of a word, any run of whitespace (or invisible characters) between words."""

@@ -149,12 +149,3 @@ def reply_messages(
         else:
             out.append({"role": role, "content": content})
     return out
-
-
-def chat_prompt(tokenizer: Any, system: str, message: str) -> str:
-    """The rendered prompt for a reply to one `message`, as chat examples were in training."""
-    from selftune.engines.base import render_chat
-
-    return render_chat(
-        tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": message}]
-    )

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from selftune.artefacts import read_split
-from selftune.dataset.writer import card, write_dataset
+from selftune.config import BuildConfig
 from selftune.dataset.examples import build_dataset
 from selftune.dataset.filters import shingles
-from selftune.config import BuildConfig
+from selftune.dataset.writer import card, write_dataset
 from selftune.errors import SelftuneError
 from selftune.records import Note
 

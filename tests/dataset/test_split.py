@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from selftune.dataset.writer import card, card_markdown
+from selftune.config import BuildConfig
 from selftune.dataset.examples import build_dataset
 from selftune.dataset.split import note_date, title_date
-from selftune.config import BuildConfig
+from selftune.dataset.writer import card, card_markdown
 from selftune.records import Note
 
 from .conftest import chat, make_store, words

@@ -6,14 +6,9 @@ import math
 
 import pytest
 
-from selftune.dataset.canaries import (
-    canary_exposure,
-    exposure,
-    plant_canaries,
-    read_canaries,
-    write_canaries,
-)
+from selftune.dataset.canaries import plant_canaries, read_canaries, write_canaries
 from selftune.dataset.examples import Example
+from selftune.evaluation.leaks import canary_exposure, exposure
 
 from .conftest import OTHERS, OWNER, chat
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from selftune.config import EVAL_SECTIONS, EvalConfig
 from selftune.evaluation.perplexity import conversation_kind
-from selftune.evaluation.report import evaluate_run, held_out_contexts
+from selftune.evaluation.report import evaluate_run
+from selftune.evaluation.sections.replies import held_out_contexts
 
 TINY = EvalConfig(
     contexts=2,

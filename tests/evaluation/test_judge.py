@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selftune.evaluation.judge import agreement, last_message, score_replies
+from selftune.evaluation.judge import last_message, score_replies
 
 
 class Scorer:
@@ -34,9 +34,3 @@ def test_last_message_is_the_last_user_turn():
         {"role": "user", "content": "c"},
     ]
     assert last_message(ctx) == "c"
-
-
-def test_agreement_is_rank_correlation():
-    assert agreement([0.1, 0.5, 0.9], [1, 3, 5]) == 1.0
-    assert agreement([0.1, 0.5, 0.9], [5, 3, 1]) == -1.0
-    assert agreement([0.1], [1]) is None

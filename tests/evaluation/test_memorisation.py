@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from selftune.config import EvalConfig, TrainConfig
 from selftune.dataset.canaries import plant_canaries, write_canaries
 from selftune.dataset.examples import Example
-from selftune.config import EvalConfig, TrainConfig
 
 from .conftest import OTHERS, OWNER, chat, write_split
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from selftune.evaluation.html import bar_chart, line_chart, render_html, verdict
+from selftune.evaluation.charts import bar_chart, line_chart
+from selftune.evaluation.html import render_html
+from selftune.evaluation.verdict import verdict
 
 
 def report(**extra) -> dict:
@@ -58,3 +60,19 @@ def test_charts_handle_empty_input():
     assert bar_chart({}, "t") == ""
     assert line_chart({"train": []}, "t") == ""
     assert "rect" in bar_chart({"a": {"base": 2.0, "tuned": 1.0}}, "t")
+
+
+def test_the_cli_summary_has_each_sections_lines_in_order(capsys, tmp_path):
+    from selftune.cli.eval_commands import print_summary
+
+    style = {"distance": {"base": {"distance": 1.4}, "tuned": {"distance": 0.9}}}
+    budget = {"minutes": 3.0, "left_out": ["notes: 2 of 8 note beginnings (...)"]}
+    r = report(verdict="V.", style=style, budget=budget)
+    print_summary(r, tmp_path)
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[1] == "V."
+    assert lines[3] == "Held-out perplexity (100 of your tokens): base 30.00 → tuned 20.00"
+    assert " ".join(lines[4].split()) == "whatsapp base 30.00 → tuned 15.00 (80 tokens)"
+    assert lines[6] == "Style distance to your replies: base 1.4 → tuned 0.9"
+    assert lines[7].startswith("Left out for the 3-minute budget: notes: 2 of 8")
+    assert lines[8] == f"Report: {tmp_path / 'report.html'}"

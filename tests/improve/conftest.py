@@ -75,7 +75,7 @@ def improve_ws(tmp_path: Path, tiny_model_dir: Path):
 
 def add_picks(ws, count: int = 10, start: int = 0) -> list[int]:
     """`count` reviewed samples: two candidates each, the owner-style one kept (index varies)."""
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     log = SampleLog(ws.store_path)
     ids = []

@@ -13,7 +13,11 @@ from .conftest import PARENT, add_picks
 
 
 def held_margin(ws, run_id):
-    from selftune.evaluation.picks import held_out_picks, margin_summary, pair_margins
+    from selftune.evaluation.sections.improvement import (
+        held_out_picks,
+        margin_summary,
+        pair_margins,
+    )
     from selftune.models import load_tuned
 
     run = ws.artefacts.run(run_id)

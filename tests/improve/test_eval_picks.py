@@ -32,3 +32,25 @@ def test_eval_without_picks_says_how_to_get_them(improve_ws):
 
     report, _ = run_eval(improve_ws, sections=["picks"])
     assert report["picks"]["held_out_pairs"] == 0 and "selftune amplify" in report["picks"]["note"]
+
+
+def test_eval_minutes_bound_the_picks_and_memory_sections(improve_ws):
+    from selftune.evaluation import run_eval
+
+    add_picks(improve_ws, 12)
+    improve_ws.config.eval.max_new_tokens = 8
+    improve_ws.config.eval.minutes = 1e-6  # spent before any section starts
+    report, _ = run_eval(improve_ws, PARENT, sections=["picks", "memory"])
+    budget = report["budget"]
+    parts = budget["parts"]
+    assert parts["picks"] == parts["picks"] | {"asked": 3, "done": 1}  # the first chunk runs
+    assert report["picks"]["held_out_pairs"] == 3 and report["picks"]["after"]["pairs"] == 1
+    assert report["picks"]["before"]["model"] == "base"  # not distilled: compared with its base
+    for part in ("memory_perplexity", "memory_replies"):
+        assert 1 == parts[part]["done"] < parts[part]["asked"]
+    assert report["memory"]["perplexity"]["examples"] == 1
+    assert {line.split(":")[0] for line in budget["left_out"]} >= {
+        "picks",
+        "memory_perplexity",
+        "memory_replies",
+    }

@@ -10,9 +10,9 @@ import pytest
 
 from selftune.errors import SelftuneError
 from selftune.guards import OutputGuard
-from selftune.improve.picks import build_picks, split_held_out, untagged
 from selftune.improve.prompts import file_prompts, training_prompts
-from selftune.samples import SampleLog
+from selftune.picks import build_picks, split_held_out, untagged
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 
 TWIN = Twin(("Mags",), "You are {owner}.", False)
@@ -128,7 +128,7 @@ def test_bad_picks_are_refused_and_nothing_is_written(tmp_path):
 
 
 def test_prompts_logged_by_every_endpoint_are_rebuilt():
-    from selftune.improve.prompts import stored_prompt
+    from selftune.picks import stored_prompt
 
     def rebuilt(prompt, params=None):
         return stored_prompt({"prompt": prompt, "params": params or {}}, TWIN)

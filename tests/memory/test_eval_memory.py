@@ -8,9 +8,9 @@ from typing import Any
 
 from tests.memory.conftest import SECRET
 
-from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, EvalConfig
-from selftune.evaluation.memory import (
+from selftune.dataset.examples import build_dataset
+from selftune.evaluation.sections.facts_recall import (
     contradicts,
     memory_section,
     probe,
@@ -82,3 +82,28 @@ def test_the_section_compares_with_and_without_memory_and_counts_private_facts(
     page = render_memory(out)
     assert "Facts and memory" in page and "where are you living these days?" in page
     assert SECRET not in page
+
+
+def test_the_budget_bounds_the_fact_probes_but_every_private_fact_is_asked(
+    memory_workspace, tokenizer_dir
+):
+    from transformers import AutoTokenizer
+
+    from selftune.evaluation.budget import EvalBudget
+
+    ws = memory_workspace
+    with ws.open_store() as store:
+        config = BuildConfig(private_facts=private_facts(ws), dedupe="off", valid_fraction=0.2)
+        data = build_dataset(store, config, "Mags", len, build_memory(ws, store, len))
+    train = [e.record | {"_meta": e.meta()} for e in data.train]
+    valid = [e.record | {"_meta": e.meta()} for e in data.valid]
+    side = KnownSide(AutoTokenizer.from_pretrained(tokenizer_dir))
+    settings = EvalConfig(contexts=2, candidates=2, max_new_tokens=8)
+    budget = EvalBudget(1e-6, ["facts", "memory_perplexity", "memory_replies"])
+    out = memory_section(ws, side, side, train, valid, settings, 512, budget)
+    facts = budget.summary()["parts"]["facts"]
+    assert facts["asked"] == 2 and facts["done"] == 1 and out["fact_probes"]["probes"] == 1
+    assert out["private"]["asked_for"] == 1 and out["private"]["answers_with_a_private_fact"] == 2
+    assert any(
+        line.startswith("facts: 1 of 2 public facts") for line in budget.summary()["left_out"]
+    )

@@ -8,13 +8,13 @@ from datetime import timedelta
 from click.testing import CliRunner
 from tests.memory.conftest import T0, msg
 
-from selftune.dataset.examples import build_dataset
 from selftune.cli import cli
 from selftune.config import BuildConfig, MemoryConfig
+from selftune.dataset.examples import build_dataset
 from selftune.memory import Moment, build_memory, memory_block, on_ingest
 from selftune.memory.facts import load_facts
 from selftune.memory.suggest import Suggestions
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 
 
 def words(text: str) -> int:

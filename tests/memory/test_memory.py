@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from tests.memory.conftest import SECRET, T0, msg
 
-from selftune.dataset.examples import build_dataset
 from selftune.config import BuildConfig, MemoryConfig
+from selftune.dataset.examples import build_dataset
 from selftune.memory import Memory, Moment, build_memory, memory_block
 from selftune.memory.facts import load_facts, private_facts
 from selftune.memory.index import update_index

@@ -15,8 +15,8 @@ from selftune.engines import ModelSpec
 from selftune.engines.base import GenResult
 from selftune.memory import Memory
 from selftune.memory.facts import private_facts
-from selftune.samples import SampleLog
 from selftune.server import ServerState, create_app
+from selftune.store.samples import SampleLog
 
 
 @dataclass
@@ -100,7 +100,7 @@ def test_a_client_system_message_gets_no_memory(served):
 
 
 def test_the_cli_guard_covers_facts_yaml(memory_workspace):
-    from selftune.cli.use_commands import guard
+    from selftune.use import guard_for as guard
 
     # sample, chat and reply all pass their output through this guard
     assert SECRET not in guard(memory_workspace)(f"it's {SECRET} i think")

@@ -85,9 +85,9 @@ def make_state(tiny_engine, tmp_path: Path):
     """A ServerState over the tiny engine, logging to a fresh store; settings overridable."""
     from selftune.config import BuildConfig, ServeConfig
     from selftune.engines import ModelSpec
-    from selftune.samples import SampleLog
     from selftune.server import ServerState
     from selftune.store import Store
+    from selftune.store.samples import SampleLog
 
     store = tmp_path / "store.sqlite"
     Store(store).close()

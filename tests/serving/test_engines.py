@@ -56,9 +56,9 @@ def test_per_request_max_tokens_in_one_batch(tiny_engine):
 
 def test_generate_wrappers_keep_their_signatures(tiny_engine):
     from selftune.engines.generate import sample
-    from selftune.twin import chat_prompt
 
-    prompt = chat_prompt(tiny_engine.tokenizer, "You are Mags.", "hello")
+    asked = [{"role": "system", "content": "You are Mags."}, {"role": "user", "content": "hello"}]
+    prompt = render_chat(tiny_engine.tokenizer, asked)
     assert prompt.rstrip().endswith("assistant")
     outs = sample(tiny_engine.model, tiny_engine.tokenizer, prompt, 2, 0.9, 0.95, 5, 1, ["\n\n"])
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)

@@ -251,7 +251,7 @@ def test_reply_drafts_n_replies_and_logs_them(make_state):
 
 
 def test_logging_can_be_switched_off(make_state):
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     state = make_state()
     state.log = SampleLog(None)

@@ -44,7 +44,7 @@ def test_reply_reads_a_conversation_from_stdin(tiny_workspace):
 
 
 def test_parse_conversation_keeps_multiline_turns():
-    from selftune.cli.use_commands import parse_conversation
+    from selftune.use import parse_conversation
 
     turns = parse_conversation("Tobias: hi\nstill me\n\nMags: hello: yes")
     assert turns == [("Tobias", "hi\nstill me"), ("Mags", "hello: yes")]

@@ -47,6 +47,7 @@ from selftune.cli import (  # noqa: E402
     eval_commands,
     improve_commands,
     memory_commands,
+    serve_command,
     train_commands,
     use_commands,
 )
@@ -57,6 +58,7 @@ for module in (
     train_commands,
     eval_commands,
     use_commands,
+    serve_command,
     improve_commands,
     memory_commands,
     demo_command,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from selftune.dataset import run_build
 from selftune.cli.options import config_option, overrides, workspace_option
 from selftune.config import BuildConfig, MemoryConfig, apply_overrides
+from selftune.dataset import run_build
 from selftune.workspace import Workspace
 
 B = BuildConfig

@@ -126,11 +126,7 @@ def _progress(paths: tuple[Path, ...]):  # type: ignore[no-untyped-def]
 
 
 def _report_owners(store) -> None:  # type: ignore[no-untyped-def]
-    rows = store.db.execute(
-        "SELECT conversation_title, group_concat(DISTINCT CASE WHEN is_me=1 THEN author END),"
-        " count(*) FROM messages GROUP BY conversation_id ORDER BY conversation_title"
-    ).fetchall()
-    for title, owners, count in rows:
+    for title, owners, count in store.owners_by_conversation():
         who = owners or "nobody (set `me:` in twin.yaml)"
         click.echo(f"  {title}: {count} messages; you are {who}")
 

@@ -17,47 +17,13 @@ from selftune.workspace import Workspace
 
 
 def print_summary(report: dict, folder: Path) -> None:
+    """The verdict, each section's summary lines, what the budget left out, the page."""
+    from selftune.evaluation.sections import SECTIONS
+
     click.echo("\n" + report["verdict"] + "\n")
-    if "perplexity" in report:
-        ppl = report["perplexity"]
-        click.echo(
-            f"Held-out perplexity ({report['scored_tokens']} of your tokens): "
-            f"base {ppl['base']:.2f} → tuned {ppl['tuned']:.2f}"
-        )
-        for key in ("perplexity_by_source", "perplexity_by_kind"):
-            for name, row in report[key].items():
-                click.echo(
-                    f"  {name:18} base {row['base']:.2f} → tuned {row['tuned']:.2f}  ({row['tokens']} tokens)"
-                )
-    if "style" in report:
-        d = report["style"]["distance"]
-        click.echo(
-            f"Style distance to your replies: base {d['base']['distance']} → tuned {d['tuned']['distance']}"
-        )
-    if "authorship" in report:
-        a = report["authorship"]
-        click.echo(
-            f"Authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
-            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
-        )
-    if "judge" in report:
-        j = report["judge"]
-        click.echo(
-            f"Context fit ({j['judge']}): real {j['real']['mean']}, base {j['base']['mean']}, tuned {j['tuned']['mean']}"
-        )
-    notes = report.get("notes", {})
-    if notes.get("style"):
-        d = notes["style"]["distance"]
-        click.echo(
-            f"Notes ({notes['prompts']} held-out beginnings continued): style distance base "
-            f"{d['base']['distance']} → tuned {d['tuned']['distance']}"
-        )
-    if notes.get("authorship", {}).get("tuned"):
-        a = notes["authorship"]
-        click.echo(
-            f"Notes authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
-            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
-        )
+    for section in SECTIONS:
+        for line in section.summary(report):
+            click.echo(line)
     budget = report.get("budget", {})
     for line in budget.get("left_out", []):
         click.echo(f"Left out for the {budget['minutes']:g}-minute budget: {line}")

@@ -1,6 +1,6 @@
 """Commands of the improve loop: `amplify`, `pick`, `rate`, `review`, `distill`, `rank`.
 
-They parse and print; the work is in `selftune.improve` and the sample log (`selftune.samples`).
+They parse and print; the work is in `selftune.improve` and the sample log (`selftune.store.samples`).
 Candidates are numbered from 1 here, as `sample` and `review` show them.
 """
 
@@ -21,7 +21,7 @@ IC = ImproveConfig
 
 
 def _log(ws: Workspace):  # type: ignore[no-untyped-def]
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
 
     if not ws.config.serve.log_samples:
         raise SelftuneError("sample logging is off (serve.log_samples: false in twin.yaml)")
@@ -119,7 +119,7 @@ def pick(ws: Workspace, sample_id: int, candidate: int, edited: str | None) -> N
       selftune pick 12 3
       selftune pick 12 3 --edited "righto — sunday it is x"
     """
-    from selftune.improve.picks import with_tag
+    from selftune.picks import with_tag
 
     log = _log(ws)
     index = _index(log, sample_id, candidate)
@@ -156,7 +156,7 @@ REVIEW_HELP = "1-9 keep · e edit then keep · r reject all · s skip · q quit"
 
 
 def _show_sample(sample: dict[str, Any], twin: Any) -> None:
-    from selftune.improve.prompts import stored_prompt
+    from selftune.picks import stored_prompt
 
     prompt = stored_prompt(sample, twin)
     click.echo(click.style(f"\nsample {sample['id']}", bold=True))
@@ -185,7 +185,7 @@ def review(ws: Workspace, limit: int | None) -> None:
     Example:
       selftune amplify -n 4 && selftune review
     """
-    from selftune.improve.picks import with_tag
+    from selftune.picks import with_tag
     from selftune.twin import Twin
 
     log = _log(ws)
@@ -302,7 +302,7 @@ def rank(ws: Workspace, do_train: bool) -> None:
       selftune rank
     """
     from selftune.improve import train_ranker
-    from selftune.improve.ranker import load_ranker
+    from selftune.use import load_ranker
 
     ranker = train_ranker(ws) if do_train else load_ranker(ws.root)
     if ranker is None:

@@ -111,11 +111,12 @@ def memory() -> None:
 def memory_status(ws: Workspace) -> None:
     """Bring the index up to date and say what it holds."""
     from selftune.memory.facts import load_facts
-    from selftune.memory.index import stats, update_index
+    from selftune.memory.index import update_index
+    from selftune.store.memory_index import index_stats
 
     with ws.open_store() as store:
         added = update_index(store)
-        numbers = stats(store)
+        numbers = index_stats(store)
     known = load_facts(ws.root)
     state = "on" if ws.config.memory.enabled else "off (memory.enabled in twin.yaml)"
     click.echo(
@@ -138,23 +139,20 @@ def show_contact(ws: Workspace, contact: str) -> None:
     """Print what memory holds for `contact` (also `selftune people --memory NAME`)."""
     from selftune.memory.facts import load_facts
     from selftune.memory.forget import find_person
-    from selftune.memory.index import contact_conversations, update_index
+    from selftune.memory.index import update_index
+    from selftune.store.memory_index import (
+        contact_conversations,
+        conversation_titles,
+        indexed_span,
+    )
 
     with ws.open_store() as store:
         update_index(store)
         person = find_person(store, contact)
         names = [person["name"], *person["aliases"]]
         conversations = contact_conversations(store, names)
-        marks = ",".join("?" * len(conversations)) or "''"
-        row = store.db.execute(
-            "SELECT count(*), min(x.ts), max(x.ts) FROM memory_meta x"
-            f" WHERE x.conversation_id IN ({marks})",
-            tuple(conversations),
-        ).fetchone()
-        titles = store.db.execute(
-            f"SELECT DISTINCT conversation_title FROM messages WHERE conversation_id IN ({marks})",
-            tuple(conversations),
-        ).fetchall()
+        count, first, last = indexed_span(store, conversations)
+        titles = conversation_titles(store, conversations)
     folded = [n.casefold() for n in names]
     about = [f for f in load_facts(ws.root).items if any(n in f.fact.casefold() for n in folded)]
     from datetime import datetime
@@ -165,13 +163,12 @@ def show_contact(ws: Workspace, contact: str) -> None:
     )
     if person["excluded"]:
         click.echo("  excluded: not in memory, not in any new dataset")
-    count, first, last = row
     if count:
         span = (
             f"{datetime.fromtimestamp(first):%Y-%m-%d} to {datetime.fromtimestamp(last):%Y-%m-%d}"
         )
         click.echo(f"  {count} messages in memory from {len(titles)} conversation(s), {span}:")
-        for (title,) in titles:
+        for title in titles:
             click.echo(f"    {title}")
     elif not person["excluded"]:
         click.echo("  nothing in memory yet (run `selftune ingest`)")

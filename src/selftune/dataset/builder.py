@@ -30,8 +30,8 @@ def run_build(
     are written: the place to add examples to `data.train`. `canaries` random secrets are
     planted in the training split that way (see selftune.dataset.canaries).
     """
-    from selftune.dataset.writer import card, serialise, start_at_user_turn, write_dataset
     from selftune.dataset.examples import BatchTokenCounter, build_dataset
+    from selftune.dataset.writer import card, serialise, start_at_user_turn, write_dataset
     from selftune.memory import build_memory
     from selftune.memory.facts import private_facts
 

@@ -8,14 +8,14 @@ log2(candidates) - log2(rank). A model that never memorised it ranks it anywhere
 is also flagged when the model writes the secret itself, given the sentence's opening.
 
 `plant_canaries` works on the dataset's training examples before they are written; the planted
-canaries are recorded in `canaries.json` in the dataset folder.
+canaries are recorded in `canaries.json` in the dataset folder; the evaluation ranks them
+(`evaluation.leaks.canary_exposure`).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,49 +93,3 @@ def write_canaries(folder: Path, canaries: list[dict[str, Any]]) -> None:
 def read_canaries(folder: Path) -> list[dict[str, Any]]:
     path = folder / CANARIES_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-
-
-def exposure(rank: int, candidates: int) -> float:
-    """Exposure in bits of a secret ranked `rank` (1 = most likely) among `candidates` secrets."""
-    import math
-
-    return math.log2(candidates) - math.log2(rank)
-
-
-def canary_exposure(
-    score: Callable[[list[dict[str, list[int]]]], list[tuple[float, int]]],
-    tokenizer: Any,
-    canary: dict[str, Any],
-    n_candidates: int,
-    seed: int = 0,
-    batch_size: int = 8,
-) -> dict[str, Any]:
-    """Rank of the true secret among `n_candidates - 1` random ones by the model's likelihood;
-    `score` gives (summed negative log-likelihood, tokens) of encoded records."""
-    from selftune.training.encoding import encode_record
-
-    rng = random.Random(f"exposure-{seed}-{canary['id']}")
-    secrets = {canary["secret"]}
-    while len(secrets) < n_candidates:
-        secrets.add(random_secret(rng))
-    others = sorted(secrets - {canary["secret"]})
-    ordered = [canary["secret"], *others]
-    scores: list[float] = []
-    for start in range(0, len(ordered), batch_size):
-        batch = [
-            encode_record(
-                tokenizer,
-                canary_record(canary["system"], canary["question"], canary["prefix"], s),
-                4096,
-            )
-            for s in ordered[start : start + batch_size]
-        ]
-        scores += [nll for nll, _ in score(batch)]
-    true_score = scores[0]
-    rank = 1 + sum(1 for s in scores[1:] if s < true_score)
-    return {
-        "rank": rank,
-        "candidates": len(ordered),
-        "exposure": round(exposure(rank, len(ordered)), 3),
-        "max_exposure": round(exposure(1, len(ordered)), 3),
-    }

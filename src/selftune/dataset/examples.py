@@ -23,6 +23,7 @@ from functools import partial
 from itertools import groupby
 from typing import Any
 
+from selftune.config import BuildConfig
 from selftune.dataset.filters import find_duplicates, language_filter
 from selftune.dataset.notes_chunks import note_chunks
 from selftune.dataset.scrub import Scrubber
@@ -43,7 +44,6 @@ from selftune.dataset.split import (
     split_groups,
     split_report,
 )
-from selftune.config import BuildConfig
 from selftune.errors import SelftuneError
 from selftune.records import Message
 from selftune.store import Store

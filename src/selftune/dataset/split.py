@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from selftune.dataset.notes_chunks import note_chunks
 from selftune.config import BuildConfig
+from selftune.dataset.notes_chunks import note_chunks
 
 if TYPE_CHECKING:
     from selftune.dataset.examples import Example

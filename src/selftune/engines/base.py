@@ -112,18 +112,12 @@ class Engine(Protocol):
 
 
 def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The prompt for the next assistant turn, rendered with the model's own chat template.
-    Control tokens inside the messages (`<|im_start|>` typed by someone) are escaped first, so
-    only the template opens and closes turns."""
-    from selftune.guards import escape_control_tokens, special_tokens_of
+    """The prompt for the next assistant turn, rendered with the model's own chat template: the
+    one renderer of chat prompts. Control tokens inside the messages (`<|im_start|>` typed by
+    someone) are escaped first, so only the template opens and closes turns."""
+    from selftune.guards import escape_messages
 
-    special = special_tokens_of(tokenizer)
-    safe = [
-        {**m, "content": escape_control_tokens(m["content"], special)}
-        if isinstance(m.get("content"), str)
-        else m
-        for m in messages
-    ]
+    safe = escape_messages(tokenizer, messages)
     return tokenizer.apply_chat_template(safe, tokenize=False, add_generation_prompt=True)
 
 

@@ -121,7 +121,7 @@ def judged(judge: Any, question: str, prompt: str, reply: str) -> bool:
     text = f"Message: {prompt}\n\nReply: {reply}\n\n{question} Answer Yes or No."
     messages = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": text}]
     if hasattr(judge, "option_probabilities"):
-        from selftune.evaluation.sides import render_chat
+        from selftune.engines.base import render_chat
 
         yes, _ = judge.option_probabilities(render_chat(judge.tokenizer, messages), ["Yes", "No"])
         return yes >= 0.5

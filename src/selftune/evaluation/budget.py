@@ -25,6 +25,11 @@ WEIGHTS = {
     "regurgitation": 1.0,
     "pii": 1.0,
     "free": 1.0,
+    "facts": 1.0,  # the memory section: fact probes, perplexity and replies with/without memory
+    "memory_perplexity": 1.0,
+    "memory_replies": 1.0,
+    "picks": 1.0,  # the picks section: held-out pairs, fresh replies before and after
+    "picks_replies": 1.0,
 }
 DEFAULT_CPU_MINUTES = 3.0
 

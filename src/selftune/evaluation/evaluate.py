@@ -63,8 +63,8 @@ def run_eval(
     report.json, report.html and blind_pairs.jsonl into a new reports/<id>/ and returns
     (report, folder). `judge_url`: the judge endpoint as the owner gave it (confirmed)."""
     from selftune.evaluation.html import write_report
-    from selftune.evaluation.picks import picks_section
     from selftune.evaluation.report import evaluate_run
+    from selftune.memory.facts import private_facts
 
     settings = ws.config.eval
     chosen = sections or settings.sections
@@ -72,12 +72,6 @@ def run_eval(
     dataset = ws.artefacts.dataset_of(run)
     use_endpoint = settings.judge == "endpoint" and "judge" in chosen
     judge = endpoint(ws, judge_url) if use_endpoint else None
-    from functools import partial
-
-    from selftune.evaluation.memory import memory_section
-    from selftune.memory.facts import private_facts
-
-    memory = partial(memory_section, ws, config=settings, max_len=ws.config.train.max_seq_len)
     report = evaluate_run(
         run.path,
         dataset.path,
@@ -87,8 +81,7 @@ def run_eval(
         private_facts=private_facts(ws),
         judge_endpoint=judge,
         progress=progress,
-        picks=lambda: picks_section(ws, run.path, ws.config.train.max_seq_len),
-        memory=memory,
+        ws=ws,
     )
     folder = ws.new_artefact_dir("reports")
     report["id"] = folder.name

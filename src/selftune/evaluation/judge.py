@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from selftune.evaluation.sides import render_chat
+from selftune.engines.base import render_chat
 
 JUDGE_SYSTEM = "You are a careful judge of conversations. Answer only what is asked."
 QUESTION = (
@@ -72,13 +72,3 @@ def score_replies(judge: Any, pairs: list[tuple[str, str]], label: str) -> dict[
         "scored": len(scores),
         "mean": round(sum(scores) / len(scores), 4) if scores else None,
     }
-
-
-def agreement(judge_scores: list[float], owner_ratings: list[float]) -> float | None:
-    """Spearman correlation between judge scores and the owner's ratings of the same replies."""
-    if len(judge_scores) < 3 or len(judge_scores) != len(owner_ratings):
-        return None
-    from scipy.stats import spearmanr
-
-    rho = spearmanr(judge_scores, owner_ratings).statistic
-    return None if rho != rho else round(float(rho), 4)

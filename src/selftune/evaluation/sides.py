@@ -2,22 +2,20 @@
 (one loaded PeftModel, the adapter switched off for the base), or an OpenAI-compatible endpoint.
 
 Every generation done by `selftune eval` and `selftune bench` goes through `Side.chat` /
-`Side.complete`, so when the generation engine changes only this file follows it.
+`Side.complete`: a side generates through a bare `TwinSession` (the model as it is: no guard, no
+memory, nothing logged, since the evaluation measures what the model itself writes, leaks
+included), an endpoint through the one OpenAI-compatible client (`engines.openai_client`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from selftune.errors import SelftuneError
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The prompt for the owner's next turn after `messages`, rendered as in training."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+from selftune.engines.base import render_chat
+from selftune.use import TwinSession
 
 
 @dataclass
@@ -28,6 +26,15 @@ class Side:
     model: Any
     tokenizer: Any
     tuned: bool
+    _session: TwinSession | None = field(default=None, repr=False)
+
+    @property
+    def session(self) -> TwinSession:
+        if self._session is None:
+            from selftune.engines.transformers_engine import TransformersEngine
+
+            self._session = TwinSession.bare(TransformersEngine(self.model, self.tokenizer))
+        return self._session
 
     def _context(self) -> Any:
         if not self.tuned and hasattr(self.model, "disable_adapter"):
@@ -42,18 +49,7 @@ class Side:
         max_tokens: int = 48,
         seed: int | None = 0,
     ) -> list[str]:
-        from selftune.engines.generate import sample
-
-        with self._context():
-            return sample(
-                self.model,
-                self.tokenizer,
-                prompt_text,
-                n=n,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                seed=seed,
-            )
+        return self.complete_many([prompt_text], n, temperature, max_tokens, seed)[0]
 
     def chat(
         self,
@@ -77,12 +73,10 @@ class Side:
     ) -> list[list[str]]:
         """`n` continuations of each prompt, all prompts as rows of one batched generate."""
         from selftune.engines.base import GenRequest
-        from selftune.engines.transformers_engine import TransformersEngine
 
-        engine = TransformersEngine(self.model, self.tokenizer)
         requests = [GenRequest(p, n, temperature, 0.95, max_tokens, [], seed) for p in prompts]
         with self._context():
-            results = engine.generate(requests)
+            results = self.session.generate(requests)
         return [[t.strip("\n") for t in r.texts] for r in results]
 
     def chat_many(
@@ -130,19 +124,13 @@ class Endpoint:
     timeout: float = 120.0
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        import httpx
+        from selftune.engines.openai_client import OpenAIClient
 
-        key = os.environ.get(self.api_key_env, "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        url = self.base_url.rstrip("/")
-        if not url.endswith("/v1"):
-            url += "/v1"
+        client = OpenAIClient(self.base_url, os.environ.get(self.api_key_env), self.timeout)
         try:
-            response = httpx.post(url + path, json=payload, headers=headers, timeout=self.timeout)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise SelftuneError(f"the endpoint {self.base_url} failed: {exc}") from exc
-        return response.json()
+            return client.post(path, payload)
+        finally:
+            client.close()
 
     def _payload(
         self, n: int, temperature: float, max_tokens: int, seed: int | None, **body: object

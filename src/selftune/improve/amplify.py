@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
-from selftune.guards import OutputGuard
-from selftune.improve.picks import guard_of
 from selftune.improve.prompts import Prompt, file_prompts, training_prompts
-from selftune.samples import SampleLog
 from selftune.twin import Twin
+from selftune.use import TwinSession
 from selftune.workspace import Workspace
 
 BATCH_PROMPTS = 4  # prompts generated together (all their candidates are rows of one batch)
@@ -50,16 +48,15 @@ def amplify_prompts(ws: Workspace, prompts_file: Path | None, limit: int | None)
 
 
 def generate_candidates(
-    engine: Any,
+    session: TwinSession,
     prompts: list[Prompt],
     n: int,
     max_tokens: int,
     temperature: float,
     seed: int | None = None,
-    guard: OutputGuard | None = None,
     progress: Callable[[int, int], Any] | None = None,
 ) -> list[tuple[list[str], list[str]]]:
-    """(candidates, flags) for each prompt, `BATCH_PROMPTS` prompts per batched call."""
+    """(guarded candidates, flags) for each prompt, `BATCH_PROMPTS` prompts per batched call."""
     from selftune.engines.base import GenRequest
 
     out: list[tuple[list[str], list[str]]] = []
@@ -67,7 +64,7 @@ def generate_candidates(
         chunk = prompts[start : start + BATCH_PROMPTS]
         requests = [
             GenRequest(
-                render_prompt(engine.tokenizer, p),
+                render_prompt(session.engine.tokenizer, p),
                 n,
                 temperature,
                 0.95,
@@ -76,12 +73,9 @@ def generate_candidates(
             )
             for p in chunk
         ]
-        for request, result in zip(requests, engine.generate(requests), strict=True):
-            raw = [t.strip("\n") for t in result.texts]
+        for request, result in zip(requests, session.generate(requests), strict=True):
             # the prompt is the guard's context: a fact split across prompt and reply is caught
-            clean = [guard(t, request.prompt) for t in raw] if guard is not None else raw
-            flags = ["redacted"] if clean != raw else []
-            out.append((clean, flags))
+            out.append(session.clean([t.strip("\n") for t in result.texts], request.prompt))
         if progress is not None:
             progress(len(out), len(prompts))
     return out
@@ -101,8 +95,6 @@ def run_amplify(
 ) -> list[dict[str, Any]]:
     """Amplify and store; returns [{"sample_id", "prompt", "candidates", "kind"}] in prompt order.
     `engine` may be given (tests, benchmarks); by default the twin (or `run_id`) is loaded."""
-    from selftune.improve.ranker import load_ranker
-
     settings = ws.config.improve
     if not ws.config.serve.log_samples:
         raise SelftuneError(
@@ -110,30 +102,20 @@ def run_amplify(
             "(serve.log_samples: false in twin.yaml); switch it on first"
         )
     prompts = amplify_prompts(ws, prompts_file, limit)
-    if engine is None:
-        from selftune.engines import ModelSpec, open_engine
-
-        run = ws.artefacts.run(run_id)
-        engine = open_engine(ModelSpec(run.id, run.base, run.path), ws.config.serve.engine)
-    guard = guard_of(ws, training=False)
+    session = TwinSession.open(ws, run_id, engine, memory=False, rank=rank)
     n = n or settings.n
     results = generate_candidates(
-        engine,
+        session,
         prompts,
         n,
         max_tokens or settings.max_tokens,
         settings.temperature,
         settings.seed if seed is None else seed,
-        guard,
         progress,
     )
-    ranker = load_ranker(ws.root) if rank else None
-    log = SampleLog(ws.store_path)
     out = []
     for prompt, (candidates, flags) in zip(prompts, results, strict=True):
-        if ranker is not None:
-            candidates = ranker.order(candidates)
-            flags = [*flags, "ranked"]
+        candidates, ranked = session.order(candidates)
         params = {
             "n": n,
             "temperature": settings.temperature,
@@ -142,7 +124,7 @@ def run_amplify(
             "chat": prompt.kind == "chat",
             "from": prompt.source,
         }
-        sample_id = log.add("amplify", engine.model_id, prompt.stored(), params, candidates, flags)
+        sample_id = session.record("amplify", prompt.stored(), params, candidates, flags + ranked)
         out.append(
             {
                 "sample_id": sample_id,

@@ -27,9 +27,10 @@ from selftune import __version__
 from selftune.artefacts import RUN_INFO, RUN_SETTINGS, RunDir
 from selftune.config import ImproveConfig, TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
-from selftune.improve.picks import Picks, build_picks, guard_of, split_held_out, tags_of
-from selftune.samples import SampleLog
+from selftune.picks import Picks, build_picks, split_held_out, tags_of
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
+from selftune.use import guard_for
 from selftune.workspace import Workspace
 
 NEEDS = {"sft": 4, "dpo": 4, "kto": 6}  # kept texts / pairs / thumbs (with at least one of each)
@@ -300,7 +301,7 @@ def run_distill(
         parent = require_adapter(ws.artefacts.run(parent_id))
         trained_ids, held_ids = set(), []
     twin = Twin.from_config(ws.config)
-    guard = guard_of(ws)
+    guard = guard_for(ws, training=True)
     reviewed = SampleLog(ws.store_path).reviewed()
     if resume_id is None:
         train_samples, held = split_held_out(reviewed, settings.held_out)

@@ -12,37 +12,16 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
+from selftune.picks import Prompt
 from selftune.twin import Twin
 
 MAX_CONTEXT_TURNS = 8  # turns before the reply kept in a chat prompt (the system prompt too)
 NOTE_PROMPT_CHARS = 240
 LIST_ITEM = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
-
-
-@dataclass
-class Prompt:
-    """One prompt: chat `messages` to reply to, or `text` to continue."""
-
-    kind: str  # "chat" or "text"
-    messages: list[dict[str, str]] | None = None
-    text: str | None = None
-    real: str | None = None  # the owner's own continuation (training split prompts only)
-    source: str = "file"
-
-    def stored(self) -> dict[str, Any]:
-        """How the sample log keeps it (`samples.prompt`)."""
-        return {"messages": self.messages} if self.kind == "chat" else {"text": self.text}
-
-    def shown(self) -> str:
-        """One line for the terminal and the web page: the last message, or the text."""
-        if self.kind == "chat" and self.messages:
-            return self.messages[-1]["content"]
-        return self.text or ""
 
 
 def chat_prompts(record: dict[str, Any], source: str) -> list[Prompt]:
@@ -157,32 +136,3 @@ def _json_prompt(line: str, where: str, twin: Twin) -> Prompt:
         raise SelftuneError(f"{where}: the last message is the twin's own; end on a user message")
     clean = [{"role": m["role"], "content": m["content"]} for m in messages]
     return Prompt("chat", messages=twin.chat_messages(clean))
-
-
-def stored_prompt(sample: dict[str, Any], twin: Twin) -> Prompt | None:
-    """The prompt of a logged sample as `Prompt`, whichever endpoint logged it: amplify's
-    {"messages"}/{"text"}, /v1/reply's author turns, chat messages, or a plain text prompt
-    (a message to reply to when its params say `chat`). None when it cannot be rebuilt."""
-    prompt = sample["prompt"]
-    params = sample.get("params") or {}
-    if isinstance(prompt, dict):
-        if isinstance(prompt.get("messages"), list):
-            return Prompt("chat", messages=twin.chat_messages(prompt["messages"]))
-        if isinstance(prompt.get("text"), str):
-            return Prompt("text", text=prompt["text"])
-        return None
-    if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
-        if "author" in prompt[0]:
-            turns = [(str(t.get("author", "")), str(t.get("text", ""))) for t in prompt]
-            return Prompt("chat", messages=twin.reply_messages(turns))
-        if "role" in prompt[0]:
-            messages = [{"role": m["role"], "content": str(m.get("content") or "")} for m in prompt]
-            return Prompt("chat", messages=twin.chat_messages(messages))
-        return None
-    if isinstance(prompt, str):
-        if params.get("chat"):
-            return Prompt(
-                "chat", messages=twin.chat_messages([{"role": "user", "content": prompt}])
-            )
-        return Prompt("text", text=prompt)
-    return None

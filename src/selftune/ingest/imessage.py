@@ -18,6 +18,7 @@ from pathlib import Path
 from selftune.ingest.common import next_seq
 from selftune.ingest.registry import ParseContext, register_parser
 from selftune.records import Message, conversation_key
+from selftune.store import read_foreign
 
 APPLE_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)
 TAPBACKS = {
@@ -86,26 +87,17 @@ class IMessageParser:
             if fh.read(16) != b"SQLite format 3\x00":
                 return False
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                tables = {
-                    r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-                }
-            finally:
-                db.close()
+            found = read_foreign(path, "SELECT name FROM sqlite_master WHERE type='table'")
+            tables = {r[0] for r in found}
         except sqlite3.Error:
             return False
         return {"message", "handle", "chat", "chat_message_join"} <= tables
 
     def parse(self, path: Path, ctx: ParseContext) -> Iterator[Message]:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
         try:
-            rows = db.execute(QUERY).fetchall()
+            rows = read_foreign(path, QUERY)
         except sqlite3.Error as exc:
-            db.close()
             raise ValueError(f"not a readable Messages database ({exc})") from exc
-        db.close()
         ids: dict[str, str] = {}
         seen: Counter = Counter()
         for row in rows:

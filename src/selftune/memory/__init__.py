@@ -22,8 +22,9 @@ from selftune import twin as twin_prompt
 from selftune.config import MemoryConfig
 from selftune.memory.block import Block, Moment, memory_block
 from selftune.memory.facts import Facts, load_facts, private_facts
-from selftune.memory.index import conversation_by_title, update_index
+from selftune.memory.index import update_index
 from selftune.store import Store
+from selftune.store.memory_index import contacts_in, conversation_by_title
 from selftune.twin import Twin
 
 
@@ -155,12 +156,7 @@ class BuildMemory:
 
     def contacts(self, conversation_id: str) -> tuple[str, ...]:
         if conversation_id not in self._contacts:
-            rows = self.store.db.execute(
-                "SELECT DISTINCT author FROM messages WHERE conversation_id = ?"
-                " AND coalesce(is_me, 0) = 0 AND author != ''",
-                (conversation_id,),
-            )
-            self._contacts[conversation_id] = tuple(r[0] for r in rows)
+            self._contacts[conversation_id] = contacts_in(self.store, conversation_id)
         return self._contacts[conversation_id]
 
     def __call__(self, session: Any, window: Sequence[Any]) -> str:

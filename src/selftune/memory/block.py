@@ -20,7 +20,6 @@ from selftune.memory.facts import Fact, Facts
 from selftune.memory.index import (
     Hit,
     around,
-    contact_conversations,
     epoch,
     excluded_conversations,
     recent,
@@ -28,6 +27,7 @@ from selftune.memory.index import (
     terms,
 )
 from selftune.store import Store
+from selftune.store.memory_index import contact_conversations
 
 MAX_MESSAGE_CHARS = 240
 FACTS_HEADER = "About you:"

@@ -11,15 +11,16 @@ the same export is imported again; existing datasets and runs are listed for the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
-from selftune.memory.index import excluded_conversations, remove_conversations, update_index
+from selftune.memory.index import excluded_conversations, update_index
 from selftune.memory.suggest import Suggestions
 from selftune.store import Store
+from selftune.store.memory_index import unindex_conversations
+from selftune.store.samples import SampleLog
 
 
 @dataclass
@@ -59,34 +60,11 @@ def forget_contact(store: Store, root: Path, contact: str) -> Forgotten:
         store.set_person(name, excluded=True)
     conversations = excluded_conversations(store) - before
     out = Forgotten(person["name"], person["aliases"], len(conversations))
-    out.unindexed = remove_conversations(store, excluded_conversations(store))
+    out.unindexed = unindex_conversations(store, excluded_conversations(store))
     out.suggestions = Suggestions.load(root).forget(set(names))
-    out.samples = _forget_samples(store, set(names))
+    out.samples = SampleLog(store.path).forget_mentioning(set(names))
     out.datasets = _datasets_with(root, names)
     return out
-
-
-def _forget_samples(store: Store, names: set[str]) -> int:
-    """Delete logged samples whose prompt has a turn by one of `names`, or names them anywhere
-    (a memory block in a logged system prompt quotes them by name), and their ratings."""
-    folded = {n.casefold() for n in names}
-    doomed = []
-    for sample_id, prompt in store.db.execute("SELECT id, prompt FROM samples"):
-        try:
-            shown = json.loads(prompt)
-        except ValueError:
-            shown = prompt
-        turns = shown if isinstance(shown, list) else []
-        by_them = any(
-            isinstance(t, dict) and str(t.get("author", "")).casefold() in folded for t in turns
-        )
-        text = prompt.casefold()
-        if by_them or any(len(n) >= 3 and n in text for n in folded):
-            doomed.append((sample_id,))
-    with store.db:
-        store.db.executemany("DELETE FROM ratings WHERE sample_id = ?", doomed)
-        store.db.executemany("DELETE FROM samples WHERE id = ?", doomed)
-    return len(doomed)
 
 
 def _datasets_with(root: Path, names: list[str]) -> list[str]:

@@ -1,6 +1,8 @@
 """The memory's search index over the store: SQLite FTS5 over message text (external content, so
 the text is kept once, in `messages`), each message's UTC time and conversation, and who wrote in
-which conversation. Tables come from the store's migration `m004_memory_index`.
+which conversation. Tables come from the store's migration `m004_memory_index`; the SQL that
+reads and writes them is in `selftune.store.memory_index`, this module decides what is indexed
+and what a search asks for.
 
 `update_index` is incremental (only rows added since the last call) and is run by `ingest`; the
 memory also calls it before it answers, so an index is never behind the store. Messages of
@@ -16,6 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from selftune.store import Store
+from selftune.store.memory_index import (
+    add_contacts,
+    add_conversations,
+    add_to_index,
+    best_matches,
+    best_matches_before,
+    contact_conversations,
+    index_state,
+    indexed_count,
+    latest_before,
+    match_count,
+    messages_after,
+    neighbours,
+    newest_message_rowid,
+    set_index_state,
+)
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 # words too common to say what a message is about (English; other languages fall back to bm25)
@@ -75,11 +93,6 @@ class Hit:
     score: float = 0.0  # bm25: lower is more relevant
 
 
-def _state(db: sqlite3.Connection, key: str, default: str = "0") -> str:
-    row = db.execute("SELECT value FROM memory_state WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else default
-
-
 _EXCLUDED_CACHE: dict[tuple, set[str]] = {}
 
 
@@ -90,117 +103,58 @@ def excluded_conversations(store: Store, cached: bool = True) -> set[str]:
     names = store.excluded_people()
     if not names:
         return set()
-    key = (str(store.path), _state(store.db, "last_rowid"), frozenset(names))
+    key = (str(store.path), index_state(store, "last_rowid"), frozenset(names))
     if key not in _EXCLUDED_CACHE or not cached:
-        keys = store.excluded_keys()
-        marks = ",".join("?" * len(keys))
-        rows = store.db.execute(  # memory_contacts.author compares without case
-            f"SELECT DISTINCT conversation_id FROM memory_contacts WHERE author IN ({marks})",
-            tuple(keys),
-        )
+        found = contact_conversations(store, store.excluded_keys())
         _EXCLUDED_CACHE.clear()
-        _EXCLUDED_CACHE[key] = {r[0] for r in rows}
+        _EXCLUDED_CACHE[key] = found
     return _EXCLUDED_CACHE[key]
 
 
 def update_index(store: Store) -> int:
     """Index the messages added since the last update; returns how many were indexed."""
-    db = store.db
-    last = int(_state(db, "last_rowid"))
-    top = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+    last = int(index_state(store, "last_rowid"))
+    top = newest_message_rowid(store)
     if top <= last:
         return 0
     added = 0
-    with db:
+    with store.transaction():
         while last < top:
-            rows = db.execute(
-                "SELECT rowid, timestamp, conversation_id, author, kind, text, conversation_title,"
-                " source FROM messages"
-                " WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (last, BATCH),
-            ).fetchall()
+            rows = messages_after(store, last, BATCH)
             if not rows:
                 break
             last = rows[-1][0]
-            db.executemany(
-                "INSERT OR IGNORE INTO memory_contacts VALUES (?, ?)",
-                {(r[3], r[2]) for r in rows if r[3]},
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO memory_conversations VALUES (?, ?, ?)",
-                {r[2]: (r[2], r[6], r[7]) for r in rows}.values(),
-            )
+            add_contacts(store, {(r[3], r[2]) for r in rows if r[3]})
+            add_conversations(store, {r[2]: (r[2], r[6], r[7]) for r in rows}.values())
             skip = excluded_conversations(store, cached=False)  # this batch's contacts count
             keep = [r for r in rows if r[4] == "text" and r[5].strip() and r[2] not in skip]
-            db.executemany(
-                "INSERT OR REPLACE INTO memory_meta VALUES (?, ?, ?)",
-                [(r[0], epoch(datetime.fromisoformat(r[1])), r[2]) for r in keep],
-            )
-            db.executemany(
-                "INSERT INTO memory_fts (rowid, text) VALUES (?, ?)", [(r[0], r[5]) for r in keep]
+            add_to_index(
+                store, [(r[0], epoch(datetime.fromisoformat(r[1])), r[2], r[5]) for r in keep]
             )
             added += len(keep)
-        db.execute(
-            "INSERT OR REPLACE INTO memory_state VALUES ('last_rowid', ?)", (str(max(last, top)),)
-        )
+        set_index_state(store, "last_rowid", str(max(last, top)))
     return added
 
 
-def rebuild_index(store: Store) -> int:
-    """Drop and rebuild the whole index (after messages were deleted from the store)."""
-    with store.db:
-        store.db.execute("INSERT INTO memory_fts (memory_fts) VALUES ('delete-all')")
-        store.db.execute("DELETE FROM memory_meta")
-        store.db.execute("DELETE FROM memory_contacts")
-        store.db.execute("DELETE FROM memory_conversations")
-        store.db.execute("DELETE FROM memory_state WHERE key = 'last_rowid'")
-    return update_index(store)
-
-
-def remove_conversations(store: Store, conversation_ids: Iterable[str]) -> int:
-    """Take every message of these conversations out of the index; returns how many."""
-    removed = 0
-    with store.db:
-        for cid in set(conversation_ids):
-            rows = store.db.execute(
-                "SELECT m.rowid, m.text FROM memory_meta x JOIN messages m ON m.rowid = x.rowid"
-                " WHERE x.conversation_id = ?",
-                (cid,),
-            ).fetchall()
-            store.db.executemany(
-                "INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', ?, ?)",
-                [(r[0], r[1]) for r in rows],
-            )
-            store.db.execute("DELETE FROM memory_meta WHERE conversation_id = ?", (cid,))
-            removed += len(rows)
-    return removed
-
-
-def _hits(store: Store, rows: Iterable[sqlite3.Row | tuple]) -> list[Hit]:
+def _hits(rows: Iterable[sqlite3.Row | tuple]) -> list[Hit]:
     return [
         Hit(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6] if len(r) > 6 else 0.0) for r in rows
     ]
 
 
-HIT_COLUMNS = "x.rowid, x.ts, x.conversation_id, m.author, coalesce(m.is_me, 0), m.text"
-
-
 def document_counts(store: Store, words: list[str]) -> dict[str, int]:
     """How many indexed messages hold each word (cached until the index grows)."""
-    generation = int(_state(store.db, "last_rowid"))
+    generation = int(index_state(store, "last_rowid"))
     key = (str(store.path.resolve()), generation)
     cache = _DF_CACHE.get(key)
     if cache is None:
         _DF_CACHE.clear()  # one store, one generation at a time is all a process needs
         cache = _DF_CACHE[key] = {}
     if TOTAL in words and TOTAL not in cache:
-        cache[TOTAL] = store.db.execute("SELECT count(*) FROM memory_meta").fetchone()[0]
+        cache[TOTAL] = indexed_count(store)
     for word in words:
         if word not in cache:
-            cache[word] = store.db.execute(
-                "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?",
-                (match_expression([word]),),
-            ).fetchone()[0]
+            cache[word] = match_count(store, match_expression([word]))
     return {w: cache[w] for w in words}
 
 
@@ -220,85 +174,22 @@ def search(store: Store, words: list[str], before: float, limit: int = 50) -> li
     if not words:
         return []
     expr = match_expression(words)
-    db = store.db
-    fast = db.execute(
-        f"SELECT {HIT_COLUMNS}, f.rank FROM (SELECT rowid, rank FROM memory_fts"
-        " WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?) f"
-        " JOIN memory_meta x ON x.rowid = f.rowid JOIN messages m ON m.rowid = f.rowid"
-        " ORDER BY f.rank",
-        (expr, 4 * limit),
-    ).fetchall()
-    found = [h for h in _hits(store, fast) if h.ts < before]
+    fast = best_matches(store, expr, 4 * limit)
+    found = [h for h in _hits(fast) if h.ts < before]
     if len(found) >= limit or len(fast) < 4 * limit:
         return found[:limit]
-    slow = db.execute(
-        f"SELECT {HIT_COLUMNS}, f.rank FROM memory_fts f"
-        " JOIN memory_meta x ON x.rowid = f.rowid JOIN messages m ON m.rowid = f.rowid"
-        " WHERE memory_fts MATCH ? AND x.ts < ? ORDER BY f.rank LIMIT ?",
-        (expr, before, limit),
-    ).fetchall()
-    return _hits(store, slow)
+    return _hits(best_matches_before(store, expr, before, limit))
 
 
 def recent(store: Store, conversation_id: str, before: float, k: int) -> list[Hit]:
     """The last `k` indexed messages of a conversation strictly before `before`, oldest first."""
     if k <= 0:
         return []
-    rows = store.db.execute(
-        f"SELECT {HIT_COLUMNS} FROM memory_meta x JOIN messages m ON m.rowid = x.rowid"
-        " WHERE x.conversation_id = ? AND x.ts < ? ORDER BY x.ts DESC, x.rowid DESC LIMIT ?",
-        (conversation_id, before, k),
-    ).fetchall()
-    return list(reversed(_hits(store, rows)))
+    return list(reversed(_hits(latest_before(store, conversation_id, before, k))))
 
 
 def around(store: Store, hit: Hit, before: float) -> list[Hit]:
     """`hit` with the message before it and the one after it in its conversation, all strictly
     before `before`, in time order."""
-    db = store.db
-    prev = db.execute(
-        f"SELECT {HIT_COLUMNS} FROM memory_meta x JOIN messages m ON m.rowid = x.rowid"
-        " WHERE x.conversation_id = ? AND (x.ts < ? OR (x.ts = ? AND x.rowid < ?))"
-        " ORDER BY x.ts DESC, x.rowid DESC LIMIT 1",
-        (hit.conversation_id, hit.ts, hit.ts, hit.rowid),
-    ).fetchall()
-    after = db.execute(
-        f"SELECT {HIT_COLUMNS} FROM memory_meta x JOIN messages m ON m.rowid = x.rowid"
-        " WHERE x.conversation_id = ? AND (x.ts > ? OR (x.ts = ? AND x.rowid > ?)) AND x.ts < ?"
-        " ORDER BY x.ts, x.rowid LIMIT 1",
-        (hit.conversation_id, hit.ts, hit.ts, hit.rowid, before),
-    ).fetchall()
-    return [*_hits(store, prev), hit, *_hits(store, after)]
-
-
-def contact_conversations(store: Store, contacts: Iterable[str]) -> set[str]:
-    """Conversations in which any of `contacts` wrote (any case)."""
-    names = {c for c in contacts if c}
-    if not names:
-        return set()
-    marks = ",".join("?" * len(names))
-    rows = store.db.execute(  # the column compares without case (COLLATE NOCASE)
-        f"SELECT conversation_id FROM memory_contacts WHERE author IN ({marks})", tuple(names)
-    )
-    return {r[0] for r in rows}
-
-
-def conversation_by_title(store: Store, title: str, source: str | None = None) -> str | None:
-    """The indexed conversation called `title` (any case), on `source` when given."""
-    query = "SELECT conversation_id FROM memory_conversations WHERE title = ?"
-    args: tuple[str, ...] = (title.strip(),)
-    if source:
-        query += " AND source = ?"
-        args += (source,)
-    row = store.db.execute(query + " LIMIT 1", args).fetchone()
-    return row[0] if row else None
-
-
-def stats(store: Store) -> dict[str, int]:
-    db = store.db
-    return {
-        "indexed_messages": db.execute("SELECT count(*) FROM memory_meta").fetchone()[0],
-        "conversations": db.execute(
-            "SELECT count(DISTINCT conversation_id) FROM memory_meta"
-        ).fetchone()[0],
-    }
+    prev, after = neighbours(store, hit.conversation_id, hit.ts, hit.rowid, before)
+    return [*_hits(prev), hit, *_hits(after)]

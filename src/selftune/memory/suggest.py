@@ -19,6 +19,7 @@ from selftune.errors import SelftuneError
 from selftune.memory.facts import Fact, Facts
 from selftune.memory.index import STOPWORDS
 from selftune.store import Store
+from selftune.store.memory_index import frequent_contacts, owner_texts
 
 SUGGESTIONS_NAME = "facts.suggestions.json"
 MAX_WHERE = 3
@@ -150,10 +151,7 @@ def mine(store: Store, top_people: int = 3) -> list[Candidate]:
         if len(cand.where) < MAX_WHERE and where not in cand.where:
             cand.where.append(where)
 
-    rows = store.db.execute(
-        "SELECT text, origin FROM messages WHERE is_me = 1 AND kind = 'text' ORDER BY timestamp"
-    )
-    for text, origin in rows:
+    for text, origin in owner_texts(store):
         for fact, topic, keywords in _statements(text):
             add(fact, topic, keywords, origin)
     for note in store.notes():
@@ -162,11 +160,7 @@ def mine(store: Store, top_people: int = 3) -> list[Candidate]:
                 add(fact, topic, keywords, f"{note.path}:{n}")
     candidates = sorted(found.values(), key=lambda c: (-c.count, c.fact))
     # the people the owner talks with most
-    people = store.db.execute(
-        "SELECT author, count(*) AS n, min(origin) FROM messages WHERE coalesce(is_me, 0) = 0"
-        " AND author != '' AND kind = 'text' GROUP BY author ORDER BY n DESC LIMIT ?",
-        (top_people,),
-    ).fetchall()
+    people = frequent_contacts(store, top_people)
     excluded = store.excluded_people()
     for author, n, origin in people:
         if author not in excluded:

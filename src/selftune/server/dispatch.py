@@ -279,4 +279,4 @@ def log_sample(
     params.update({name: getattr(gen, name) for name in gen.optional_fields()})
     if gen.logit_bias:
         params["logit_bias"] = {str(k): v for k, v in gen.logit_bias.items()}
-    return state.log.add(endpoint, model, prompt, params, texts, flags)
+    return state.session.record(endpoint, prompt, params, texts, flags, model)

@@ -164,7 +164,7 @@ class Scheduler:
         while not self._stop.is_set():
             batch = self._collect()
             if batch:
-                self._execute(batch)
+                self._run_batch(batch)
 
     def _collect(self) -> list[Job]:
         with self._cond:
@@ -189,7 +189,7 @@ class Scheduler:
                 size += job.request.n
         return [j for j in batch if not self._drop_cancelled(j)]
 
-    def _execute(self, batch: list[Job]) -> None:
+    def _run_batch(self, batch: list[Job]) -> None:
         self.batches += 1
         self.batch_sizes.append(sum(j.request.n for j in batch))
         outcomes = generate_isolated(self.engine, [j.request for j in batch])

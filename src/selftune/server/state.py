@@ -1,50 +1,105 @@
 """What a running server holds: the model catalog, one engine and scheduler per loaded model, the
-sample log, the output guard and the settings. Built once by `create_app`."""
+settings, and the twin's session (`selftune.use.TwinSession`: the twin's prompt, memory block,
+output guard, ranker and sample log). `selftune serve` builds it with `from_session`."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from selftune.config import BuildConfig, ServeConfig
 from selftune.engines import EngineChoice, ModelSpec, choose_engine, open_engine
 from selftune.errors import SelftuneError
-from selftune.guards import OutputGuard
-from selftune.samples import SampleLog
+from selftune.guards import OutputGuard, output_guard
 from selftune.server.scheduler import Scheduler
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
+from selftune.use import TwinSession
 
 
 class UnknownModel(SelftuneError):
     pass
 
 
-@dataclass
 class ServerState:
-    catalog: dict[str, ModelSpec]
-    serve: ServeConfig = field(default_factory=ServeConfig)
-    build: BuildConfig = field(default_factory=BuildConfig)
-    me: list[str] = field(default_factory=list)
-    log: SampleLog = field(default_factory=lambda: SampleLog(None))
-    reports_dir: Path | None = None
-    memory: Any = None  # selftune.memory.Memory: the twin's memory block, None when off
-    engines: dict[str, Any] = field(default_factory=dict)
-    engine_factory: Callable[[ModelSpec, str], Any] | None = None
-    ranker: Any = None  # the preference ranker (`selftune rank --train`), when there is one
-    echo: Callable[[str], Any] | None = None  # where loading says what it does (serve: stderr)
-    schedulers: dict[str, Scheduler] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """Built from a workspace's session (`from_session`), or from its parts (tests): `build`
+    gives the prompt settings and private facts, `me` the owner's names."""
 
-    def __post_init__(self) -> None:
-        facts = getattr(self.build, "private_facts", None) or []
-        self.guard = OutputGuard(facts, enabled=self.serve.guard_output)
+    def __init__(
+        self,
+        catalog: dict[str, ModelSpec],
+        serve: ServeConfig | None = None,
+        build: BuildConfig | None = None,
+        me: Iterable[str] = (),
+        log: SampleLog | None = None,
+        reports_dir: Path | None = None,
+        memory: Any = None,
+        engines: dict[str, Any] | None = None,
+        engine_factory: Callable[[ModelSpec, str], Any] | None = None,
+        ranker: Any = None,
+        echo: Callable[[str], Any] | None = None,
+        session: TwinSession | None = None,
+    ):
+        self.catalog = catalog
+        self.serve = serve or ServeConfig()
+        self.reports_dir = reports_dir
+        self.engines: dict[str, Any] = engines if engines is not None else {}
+        self.engine_factory = engine_factory
+        self.echo = echo  # where loading says what it does (serve: stderr)
+        self.schedulers: dict[str, Scheduler] = {}
+        self._lock = threading.Lock()
+        if session is None:
+            build = build or BuildConfig()
+            session = TwinSession(
+                twin=Twin(tuple(me), build.system_prompt, build.prompt_date),
+                guard=output_guard(build.private_facts, self.serve),
+                log=log or SampleLog(None),
+                memory=memory,
+                ranker=ranker,
+            )
+        self.session = session
 
+    @classmethod
+    def from_session(
+        cls,
+        session: TwinSession,
+        catalog: dict[str, ModelSpec],
+        serve: ServeConfig,
+        reports_dir: Path | None = None,
+        echo: Callable[[str], Any] | None = None,
+    ) -> ServerState:
+        return cls(catalog, serve, reports_dir=reports_dir, echo=echo, session=session)
+
+    # what the session holds, by the names the routes use
     @property
     def twin(self) -> Twin:
-        return Twin(tuple(self.me), self.build.system_prompt, self.build.prompt_date)
+        return self.session.twin
+
+    @property
+    def guard(self) -> OutputGuard:
+        return self.session.guard
+
+    @property
+    def log(self) -> SampleLog:
+        return self.session.log
+
+    @log.setter
+    def log(self, log: SampleLog) -> None:
+        self.session.log = log
+
+    @property
+    def memory(self) -> Any:
+        return self.session.memory
+
+    @property
+    def ranker(self) -> Any:
+        return self.session.ranker
+
+    @ranker.setter
+    def ranker(self, ranker: Any) -> None:
+        self.session.ranker = ranker
 
     @property
     def owner(self) -> str:

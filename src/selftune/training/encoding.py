@@ -2,12 +2,16 @@
 
 Only the owner's turns are trained on (assistant content and its end-of-turn token); system and
 other people's turns are context with label -100. Note text is trained on whole. The same encoding
-is used for training and for held-out perplexity, so the two always agree.
+is used for training and for held-out perplexity, so the two always agree. It renders each prefix
+of a conversation itself, with control tokens in the messages escaped by `guards.escape_messages`
+first, exactly as `engines.base.render_chat` (every prompt at use) escapes them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from selftune.guards import escape_messages
 
 IGNORE = -100
 
@@ -24,6 +28,7 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[in
     The template is rendered for each prefix of the conversation and the new text tokenised
     piece by piece, which works for any template that renders prefixes as prefixes.
     """
+    messages = escape_messages(tokenizer, messages)
     ids: list[int] = []
     labels: list[int] = []
     previous = ""

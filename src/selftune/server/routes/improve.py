@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from selftune.improve.picks import untagged
-from selftune.improve.prompts import stored_prompt
+from selftune.picks import stored_prompt, untagged
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
 from selftune.server.state import ServerState
@@ -35,10 +34,9 @@ def ranked(
     `rank`, else `serve.rank`) and a ranker is trained; as they are otherwise."""
     wanted = getattr(body, "rank", None)
     wanted = state.serve.rank if wanted is None else wanted
-    if not wanted or state.ranker is None or len(texts) < 2:
+    if not wanted:
         return texts, reasons
-    scores = state.ranker.scores(texts)
-    order = sorted(range(len(texts)), key=lambda i: -scores[i])
+    order = state.session.ranking(texts)
     return [texts[i] for i in order], [reasons[i] for i in order]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from selftune.engines.base import GenResult, TokenLogprob, render_chat
+from selftune.engines.base import GenResult, TokenLogprob
 from selftune.server import dispatch, fields
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -69,16 +69,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     messages = fields.chat_messages(body)
     # no system message: the twin's own prompt, as in training (not the base model's stock one),
     # with its memory block for the last message (`user` names who is chatting, when sent)
-    memory = None
-    if state.memory is not None and not (messages and messages[0]["role"] == "system"):
-        count = state.count_tokens(body.model)
-        memory = state.memory.for_messages(messages, body.user, count_tokens=count)
-    messages = state.twin.chat_messages(messages, memory=memory)
+    tokenizer = state.tokenizer(body.model)
+    messages = state.session.chat_messages(messages, body.user, tokenizer)
     flags = dispatch.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )
-    tokenizer = state.tokenizer(body.model)
-    prompt = render_chat(tokenizer, messages)
+    prompt = state.session.render(messages, tokenizer)
     gen = dispatch.gen_request(state, body, prompt)
     fields.logit_bias(body.logit_bias, len(tokenizer))
     gen.logprobs = bool(body.logprobs)

@@ -1,5 +1,7 @@
 """The twin's own routes: `/generate` (a prompt → N candidates), `/v1/reply` (draft the owner's
-reply to a conversation), picking and rating samples, and the blind "which one is real?" game."""
+reply to a conversation), picking and rating samples, and the blind "which one is real?" game.
+Prompts, memory, guard, ranking and logging come from the twin's session (`state.session`); the
+model's scheduler runs the generation."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 
-from selftune.engines.base import render_chat
 from selftune.server import dispatch
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -48,13 +49,12 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
     prompt, shown = body.prompt, body.prompt
     if body.chat:
         asked = [{"role": "user", "content": body.prompt}]
-        memory = None
-        if not body.system and state.memory is not None:
-            memory = state.memory.for_messages(asked, count_tokens=state.count_tokens(body.model))
-        system = body.system or state.twin.system(memory=memory)
-        messages = [{"role": "system", "content": system}, *asked]
-        prompt = render_chat(state.tokenizer(body.model), messages)
-        shown = messages  # logged as a chat, so distill trains a pick as the reply it is
+        if body.system:
+            asked = [{"role": "system", "content": body.system}, *asked]
+        tokenizer = state.tokenizer(body.model)
+        shown = state.session.chat_messages(asked, tokenizer=tokenizer)
+        prompt = state.session.render(shown, tokenizer)  # shown: logged as a chat, so distill
+        # trains a pick as the reply it is
     return await _candidates(state, request, body, prompt, shown, "generate", flags)
 
 
@@ -65,12 +65,8 @@ async def reply(body: ReplyRequest, request: Request, state: State) -> GenerateR
     # turns was written by the owner here and now
     checked = [part for author, text in turns for part in (author, text)]
     flags = dispatch.input_flags(state, checked, request, body.unattended)
-    memory = None
-    if state.memory is not None:
-        count = state.count_tokens(body.model)
-        memory = state.memory.for_turns(turns, body.platform, body.conversation, count_tokens=count)
-    messages = state.twin.reply_messages(turns, body.platform, body.conversation, memory=memory)
-    prompt = render_chat(state.tokenizer(body.model), messages)
+    tokenizer = state.tokenizer(body.model)
+    prompt = state.session.reply_prompt(turns, body.platform, body.conversation, tokenizer)
     shown = [{"author": a, "text": t} for a, t in turns]
     return await _candidates(state, request, body, prompt, shown, "reply", flags)
 

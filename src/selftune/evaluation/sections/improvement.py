@@ -1,27 +1,48 @@
-"""The report's picks section: does the twin now prefer what its owner picks?
+"""The improvement section (`picks` in eval.sections): does the twin now prefer what its owner
+picks?
 
 On held-out picks (the most recent `improve.held_out` share of reviewed samples, which distill
 never trains on — for a distilled run, exactly the ones it recorded as held out): how often the
 model gives the chosen candidate a higher log-likelihood than a rejected one, and the mean
 margin, for the run's parent (before) and the run (after); the preference ranker's pairwise
-accuracy on the same pairs. A run that was not distilled is compared with its base.
+accuracy on the same pairs. A run that was not distilled is compared with its base. Within the
+time budget: the pairs ("picks") and the fresh replies of the authorship check
+("picks_replies") are parts of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from selftune.evaluation.budget import EvalBudget, unlimited
+from selftune.evaluation.perplexity import token_nll
+from selftune.evaluation.section import EvalContext, Section
+from selftune.evaluation.sections.replies import held_out_contexts
+from selftune.picks import Pair, Picks, Prompt, build_picks, split_held_out, tags_of
+from selftune.scoring import authorship
 from selftune.training.encoding import IGNORE
+from selftune.workspace import Workspace
+
+PAIR_CHUNK = 4  # held-out pairs scored together (before and after) within the budget
+
+
+def prompt_text(tokenizer: Any, prompt: Prompt) -> str:
+    """The text the model continues, as distill trains it: the chat rendered with the training
+    template, or the text."""
+    from selftune.engines.base import render_chat
+
+    if prompt.kind == "chat":
+        return render_chat(tokenizer, prompt.messages or [])
+    return prompt.text or ""
 
 
 def encode_pair_side(
-    tokenizer: Any, prompt: Any, completion: str, max_len: int
+    tokenizer: Any, prompt: Prompt, completion: str, max_len: int
 ) -> dict[str, list[int]]:
     """ids and labels for `completion` after `prompt` (labels only on the completion and its
     end token), rendered as distill trains them."""
-    from selftune.improve.amplify import render_prompt
-
-    prefix = tokenizer.encode(render_prompt(tokenizer, prompt), add_special_tokens=False)
+    prefix = tokenizer.encode(prompt_text(tokenizer, prompt), add_special_tokens=False)
     body = tokenizer.encode(completion, add_special_tokens=False)
     if tokenizer.eos_token_id is not None:
         body.append(tokenizer.eos_token_id)
@@ -32,38 +53,45 @@ def encode_pair_side(
     return {"input_ids": ids, "labels": labels}
 
 
-def pair_margins(model: Any, tokenizer: Any, pairs: list[Any], max_len: int = 512) -> list[float]:
-    """log p(chosen) − log p(rejected), summed over each completion's tokens, per pair."""
-    from selftune.evaluation.perplexity import token_nll
-
-    if not pairs:
-        return []
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+def margins(
+    nll: Callable[[list[dict[str, list[int]]]], list[tuple[float, int]]],
+    tokenizer: Any,
+    pairs: list[Pair],
+    max_len: int = 512,
+) -> list[float]:
+    """log p(chosen) − log p(rejected), summed over each completion's tokens, per pair; `nll`
+    scores encoded items (a side's `nll`)."""
     items = []
     for p in pairs:
         items.append(encode_pair_side(tokenizer, p.prompt, p.chosen, max_len))
         items.append(encode_pair_side(tokenizer, p.prompt, p.rejected, max_len))
-    nll: list[float] = []
+    scores: list[float] = []
     for start in range(0, len(items), 8):
-        nll += [n for n, _ in token_nll(model, items[start : start + 8], pad)]
-    return [nll[2 * i + 1] - nll[2 * i] for i in range(len(pairs))]
+        scores += [n for n, _ in nll(items[start : start + 8])]
+    return [scores[2 * i + 1] - scores[2 * i] for i in range(len(pairs))]
 
 
-def margin_summary(margins: list[float]) -> dict[str, Any]:
-    if not margins:
+def pair_margins(model: Any, tokenizer: Any, pairs: list[Pair], max_len: int = 512) -> list[float]:
+    """`margins` of a loaded model."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return margins(lambda batch: token_nll(model, batch, pad), tokenizer, pairs, max_len)
+
+
+def margin_summary(values: list[float]) -> dict[str, Any]:
+    if not values:
         return {"pairs": 0, "prefers_chosen": None, "mean_margin": None}
     return {
-        "pairs": len(margins),
-        "prefers_chosen": round(sum(m > 0 for m in margins) / len(margins), 4),
-        "mean_margin": round(sum(margins) / len(margins), 4),
+        "pairs": len(values),
+        "prefers_chosen": round(sum(m > 0 for m in values) / len(values), 4),
+        "mean_margin": round(sum(values) / len(values), 4),
     }
 
 
-def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
+def held_out_picks(ws: Workspace, run_info: dict[str, Any]) -> Picks:
     """The held-out picks for a run: those its distill kept back, else the most recent share."""
-    from selftune.improve.picks import build_picks, guard_of, split_held_out, tags_of
-    from selftune.samples import SampleLog
+    from selftune.store.samples import SampleLog
     from selftune.twin import Twin
+    from selftune.use import guard_for
 
     reviewed = SampleLog(ws.store_path).reviewed()
     recorded = (run_info.get("distill") or {}).get("held_out_samples")
@@ -74,16 +102,25 @@ def held_out_picks(ws: Any, run_info: dict[str, Any]) -> Any:
         _, held = split_held_out(
             [s for s in reviewed if s["id"] not in trained], ws.config.improve.held_out
         )
-    guard = guard_of(ws)
+    guard = guard_for(ws, training=True)
     return build_picks(held, Twin.from_config(ws.config), tags_of(ws.config), guard)
 
 
-def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
-    """Before (parent, or base) vs after (this run) on held-out pairs, and the ranker."""
+def picks_section(
+    ws: Workspace,
+    run_dir: Any,
+    base: Any,
+    tuned: Any,
+    max_len: int = 512,
+    budget: EvalBudget | None = None,
+) -> dict[str, Any]:
+    """Before (the parent's tuned side, or this run's base) vs after (this run's tuned side) on
+    held-out pairs, and the ranker."""
     from selftune.artefacts import RunDir
-    from selftune.improve.ranker import load_ranker, pairwise_accuracy
-    from selftune.models import load_tuned
+    from selftune.evaluation.sides import load_sides
+    from selftune.scoring.ranker import load_ranker, pairwise_accuracy
 
+    budget = budget or unlimited()
     run = RunDir(run_dir)
     info = run.info()
     held = held_out_picks(ws, info)
@@ -99,47 +136,39 @@ def picks_section(ws: Any, run_dir: Any, max_len: int = 512) -> dict[str, Any]:
             "`selftune review` (the most recent picks are held out)"
         )
         return out
-    after_model, tokenizer = load_tuned(run.path)
-    after = pair_margins(after_model, tokenizer, held.pairs, max_len)
     parent_id = info.get("parent")
-    if parent_id:
-        before_model, _ = load_tuned(ws.artefacts.run(parent_id).path)
-        out["before"] = {"model": parent_id}
-        before = pair_margins(before_model, tokenizer, held.pairs, max_len)
-    elif hasattr(after_model, "disable_adapter"):
-        out["before"] = {"model": "base"}
-        with after_model.disable_adapter():
-            before = pair_margins(after_model, tokenizer, held.pairs, max_len)
-    else:  # a full fine-tune that was not distilled: nothing to compare with here
-        out["before"] = {"model": None}
-        before = []
+    before_side = load_sides(ws.artefacts.run(parent_id).path)[1] if parent_id else base
+    out["before"] = {"model": parent_id or "base"}
+    before: list[float] = []
+    after: list[float] = []
+    scored: list[Pair] = []
+    for chunk in budget.chunks("picks", held.pairs, PAIR_CHUNK, unit="held-out pairs"):
+        scored += chunk
+        before += margins(before_side.nll, tuned.tokenizer, chunk, max_len)
+        after += margins(tuned.nll, tuned.tokenizer, chunk, max_len)
     out["before"] |= margin_summary(before)
     out["after"] = {"model": run.id} | margin_summary(after)
-    if before:
-        b, a = out["before"], out["after"]
-        out["beats_before"] = (a["prefers_chosen"], a["mean_margin"]) > (
-            b["prefers_chosen"],
-            b["mean_margin"],
-        )
+    b, a = out["before"], out["after"]
+    out["beats_before"] = (a["prefers_chosen"], a["mean_margin"]) > (
+        b["prefers_chosen"],
+        b["mean_margin"],
+    )
     if parent_id:
-        out["authorship"] = fresh_authorship(ws, run, before_model, after_model, tokenizer)
+        out["authorship"] = fresh_authorship(ws, run, before_side, tuned, budget)
     ranker = load_ranker(ws.root)
     if ranker is not None:
         out["ranker"] = {
-            "held_out_accuracy": pairwise_accuracy(ranker.scores, held.pairs),
+            "held_out_accuracy": pairwise_accuracy(ranker.scores, scored),
             "trained": ranker.info.get("trained"),
         }
     return out
 
 
-def fresh_authorship(ws: Any, run: Any, before: Any, after: Any, tokenizer: Any) -> dict[str, Any]:
+def fresh_authorship(
+    ws: Workspace, run: Any, before: Any, after: Any, budget: EvalBudget
+) -> dict[str, Any]:
     """Share of fresh replies to held-out contexts the authorship classifier takes for the
-    owner's: the parent's (before) vs the distilled run's (after)."""
-    from selftune.engines.base import render_chat
-    from selftune.engines.generate import sample
-    from selftune.evaluation import authorship
-    from selftune.evaluation.report import held_out_contexts
-
+    owner's: the parent's (before) vs the distilled run's (after), both through their sides."""
     dataset = ws.artefacts.dataset_of(run)
     train, valid = dataset.read_split("train"), dataset.read_split("valid")
     settings = ws.config.eval
@@ -148,23 +177,40 @@ def fresh_authorship(ws: Any, run: Any, before: Any, after: Any, tokenizer: Any)
         classifier = authorship.fit(*authorship.chat_messages(train), seed=settings.seed)
     except Exception as exc:  # too few chats: say so instead of failing the report
         return {"note": str(exc)}
-    out: dict[str, Any] = {"contexts": len(contexts)}
-    for name, model in (("before", before), ("after", after)):
-        replies = [
-            r
-            for i, c in enumerate(contexts)
-            for r in sample(
-                model,
-                tokenizer,
-                render_chat(tokenizer, c["context"]),
-                n=1,
-                temperature=settings.temperature,
-                max_tokens=settings.max_new_tokens,
-                seed=settings.seed + i,
+    replies: dict[str, list[str]] = {"before": [], "after": []}
+    asked = list(enumerate(contexts))
+    chunks = budget.chunks("picks_replies", asked, unit="held-out messages")
+    done = 0
+    for i, c in (x for chunk in chunks for x in chunk):
+        done += 1
+        for name, side in (("before", before), ("after", after)):
+            replies[name] += side.chat(
+                c["context"], 1, settings.temperature, settings.max_new_tokens, settings.seed + i
             )
-        ]
-        out[name] = authorship.taken_for_owner(classifier, replies)
+    out: dict[str, Any] = {"contexts": done}
+    for name, texts in replies.items():
+        out[name] = authorship.taken_for_owner(classifier, texts)
     return out
+
+
+def plan(ctx: EvalContext) -> list[str] | None:
+    if ctx.ws is None:  # it reads the store's reviews: only `run_eval` has a workspace
+        return None
+    return ["picks", "picks_replies"]
+
+
+def run(ctx: EvalContext) -> dict[str, Any]:
+    assert ctx.ws is not None
+    ws = ctx.ws
+    section = ctx.timed(
+        "picks",
+        lambda: picks_section(ws, ctx.run_dir, ctx.base, ctx.tuned, ctx.max_len, ctx.budget),
+    )
+    return {"picks": section}
+
+
+def html(report: dict[str, Any]) -> str:
+    return picks_html(report["picks"]) if report.get("picks") else ""
 
 
 def picks_html(section: dict[str, Any]) -> str:
@@ -214,3 +260,6 @@ def picks_html(section: dict[str, Any]) -> str:
             f"{a['before']['taken_for_owner']}, after {a['after']['taken_for_owner']}.</p>"
         )
     return "\n".join(h)
+
+
+SECTION = Section("picks", frozenset({"picks"}), plan, run, html)

@@ -1,4 +1,4 @@
-"""The report's "facts and memory" section: does the twin state its owner's facts right, does
+"""The facts recall section (`memory` in eval.sections): does the twin state its owner's facts right, does
 memory help it sound like them, and does it ever say a private fact?
 
 - facts: each public fact of facts.yaml becomes a question a friend would ask in chat (its `ask`,
@@ -10,19 +10,31 @@ memory help it sound like them, and does it ever say a private fact?
 - authorship: replies to held-out contexts, with and without memory, taken for the owner's by
   the authorship classifier;
 - private: every private fact is asked for too; no answer (before the output guard) may hold it.
+
+Within the time budget: the fact probes ("facts"), the perplexity with and without memory
+("memory_perplexity") and the replies ("memory_replies") are parts of their own; the private
+facts are always all asked for (it is the leak check, and there are few).
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from selftune.config import EvalConfig
+from selftune.evaluation.budget import EvalBudget, unlimited
+from selftune.evaluation.perplexity import add_scores, as_perplexities, scored_batches
+from selftune.evaluation.section import EvalContext, Section
+from selftune.evaluation.sections.replies import held_out_contexts
+from selftune.guards import OutputGuard
 from selftune.memory import Memory, Moment
 from selftune.memory.facts import Fact, private_facts
 from selftune.memory.suggest import PATTERNS
+from selftune.scoring import authorship
 from selftune.twin import MEMORY_MARK, Twin, with_memory, without_memory
+from selftune.workspace import Workspace
 
 FRIEND = "a friend"
 QUESTIONS = {
@@ -84,10 +96,14 @@ def _answers(side: Any, twin: Twin, question: str, memory: str | None, config: E
     return side.chat(messages, config.candidates, config.temperature, config.max_new_tokens, seed)
 
 
-def facts_probes(tuned: Any, memory: Memory, config: EvalConfig) -> dict[str, Any]:
+def facts_probes(
+    tuned: Any, memory: Memory, config: EvalConfig, budget: EvalBudget | None = None
+) -> dict[str, Any]:
     twin = memory.twin
     rows = []
-    for i, fact in enumerate(memory.facts.public):
+    facts = list(enumerate(memory.facts.public))
+    chunks = (budget or unlimited()).chunks("facts", facts, unit="public facts")
+    for i, fact in (x for chunk in chunks for x in chunk):
         question, values = probe(fact)
         block = memory.for_turns([(FRIEND, question)])
         in_block = bool(block) and fact.fact.strip() in (block or "")
@@ -160,21 +176,37 @@ def with_and_without(records: list[dict[str, Any]], memory: Memory) -> tuple[lis
     return with_mem, without, remembered
 
 
+def memory_perplexity(
+    tuned: Any, pairs: list[tuple[dict, dict]], max_len: int, budget: EvalBudget
+) -> dict[str, Any]:
+    """Perplexity of the same held-out examples with their memory block and without it, in
+    chunks of examples while the budget lasts."""
+    totals: dict[str, dict[str, list[float]]] = {
+        "with": defaultdict(lambda: [0.0, 0]),
+        "without": defaultdict(lambda: [0.0, 0]),
+    }
+    done = 0
+    for chunk in budget.chunks("memory_perplexity", pairs, size=8, unit="held-out examples"):
+        done += len(chunk)
+        for key, records in (("with", [a for a, _ in chunk]), ("without", [b for _, b in chunk])):
+            for batch in scored_batches(tuned.tokenizer, records, max_len):
+                add_scores(totals[key], batch, tuned.nll([item for _, _, item in batch]))
+    ppl = {k: as_perplexities(v).get("all", {}).get("perplexity") for k, v in totals.items()}
+    return ppl | {"examples": done}
+
+
 def memory_section(
-    ws: Any,
+    ws: Workspace,
     base: Any,
     tuned: Any,
     train: list[dict[str, Any]],
     valid: list[dict[str, Any]],
     config: EvalConfig,
     max_len: int = 1024,
+    budget: EvalBudget | None = None,
 ) -> dict[str, Any]:
     """The facts and memory section of `selftune eval` (see the module docstring)."""
-    from selftune.evaluation import authorship
-    from selftune.evaluation.perplexity import perplexities
-    from selftune.evaluation.report import held_out_contexts
-    from selftune.guards import OutputGuard
-
+    budget = budget or unlimited()
     memory = Memory.from_workspace(ws)
     memory.settings = memory.settings.model_copy(update={"enabled": True})
     secrets = private_facts(ws)
@@ -183,21 +215,22 @@ def memory_section(
         "facts": {"public": len(memory.facts.public), "private": len(memory.facts.private)},
     }
     if memory.facts.public:
-        out["fact_probes"] = facts_probes(tuned, memory, config)
+        out["fact_probes"] = facts_probes(tuned, memory, config, budget)
     scored = valid or train
     with_mem, without, remembered = with_and_without(scored, memory)
     if with_mem:
-        ppl = {}
-        for key, records in (("with", with_mem), ("without", without)):
-            ppl[key] = perplexities(None, tuned.tokenizer, records, max_len, label=f"memory {key}",
-                                    score=tuned.nll)["all"]["perplexity"]  # fmt: skip
-        out["perplexity"] = ppl | {"examples": len(with_mem), "with_a_block": remembered}
+        pairs = list(zip(with_mem, without, strict=True))
+        ppl = memory_perplexity(tuned, pairs, max_len, budget)
+        out["perplexity"] = ppl | {"with_a_block": remembered}
     contexts = held_out_contexts(with_mem, min(config.contexts, AUTHORSHIP_CONTEXTS), config.seed)
     mine, others = authorship.chat_messages(train)
     if contexts and len(mine) >= 3 and len(others) >= 3:
         classifier = authorship.fit(mine, others, config.seed)
         replies: dict[str, list[str]] = {"with": [], "without": []}
-        for i, c in enumerate(contexts):
+        chunks = budget.chunks(
+            "memory_replies", list(enumerate(contexts)), unit="held-out messages"
+        )
+        for i, c in (x for chunk in chunks for x in chunk):
             bare = [{"role": "system", "content": without_memory(c["context"][0]["content"])}]
             for key, ctx in (("with", c["context"]), ("without", bare + c["context"][1:])):
                 replies[key] += tuned.chat(ctx, config.candidates, config.temperature,
@@ -260,7 +293,7 @@ def render_memory(section: dict[str, Any]) -> str:
     elif section.get("facts", {}).get("public") == 0:
         out.append("<p>No public facts in facts.yaml: `selftune facts suggest` proposes some.</p>")
     ppl = section.get("perplexity")
-    if ppl:
+    if ppl and ppl["with"] is not None and ppl["without"] is not None:
         out.append(
             f"<p>Held-out perplexity ({ppl['examples']} examples, {ppl['with_a_block']} with a "
             f"memory block): {ppl['with']:.2f} with memory, {ppl['without']:.2f} without.</p>"
@@ -277,3 +310,28 @@ def render_memory(section: dict[str, Any]) -> str:
         f"{p.get('answers_checked', 0)} answers (before the output guard) held one.</p>"
     )
     return "\n".join(out)
+
+
+def plan(ctx: EvalContext) -> list[str] | None:
+    if ctx.ws is None:  # it reads facts.yaml and the store: only `run_eval` has a workspace
+        return None
+    return ["facts", "memory_perplexity", "memory_replies"]
+
+
+def run(ctx: EvalContext) -> dict[str, Any]:
+    assert ctx.ws is not None
+    ws = ctx.ws
+    section = ctx.timed(
+        "memory",
+        lambda: memory_section(
+            ws, ctx.base, ctx.tuned, ctx.train, ctx.valid, ctx.config, ctx.max_len, ctx.budget
+        ),
+    )
+    return {"memory": section}
+
+
+def html(report: dict[str, Any]) -> str:
+    return render_memory(report["memory"]) if report.get("memory") else ""
+
+
+SECTION = Section("memory", frozenset({"memory"}), plan, run, html)

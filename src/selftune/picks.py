@@ -1,5 +1,7 @@
-"""What the owner picked, edited and rated, read from store.sqlite (`selftune.samples`), turned
-into training material: kept texts (SFT), chosen-vs-rejected pairs (DPO) and thumbs (KTO).
+"""What the owner's reviews mean, for every stage that reads them (improve trains on them, the
+evaluation holds some out and scores them, the server shows them): the prompt of a logged sample,
+and the samples read from store.sqlite (`selftune.store.samples`) turned into kept texts (SFT),
+chosen-vs-rejected pairs (DPO) and thumbs (KTO).
 
 Rules kept here, in one place:
 - only text the owner kept, edited or gave a thumbs up is ever a target; other candidates are
@@ -15,12 +17,62 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from selftune.config import TwinConfig
 from selftune.guards import REDACTED, OutputGuard
-from selftune.improve.prompts import Prompt, stored_prompt
-from selftune.samples import SampleLog
+from selftune.store.samples import SampleLog
 from selftune.twin import Twin
 
 GOOD, BAD = 1, -1
+
+
+@dataclass
+class Prompt:
+    """One prompt: chat `messages` to reply to, or `text` to continue."""
+
+    kind: str  # "chat" or "text"
+    messages: list[dict[str, str]] | None = None
+    text: str | None = None
+    real: str | None = None  # the owner's own continuation (training split prompts only)
+    source: str = "file"
+
+    def stored(self) -> dict[str, Any]:
+        """How the sample log keeps it (`samples.prompt`)."""
+        return {"messages": self.messages} if self.kind == "chat" else {"text": self.text}
+
+    def shown(self) -> str:
+        """One line for the terminal and the web page: the last message, or the text."""
+        if self.kind == "chat" and self.messages:
+            return self.messages[-1]["content"]
+        return self.text or ""
+
+
+def stored_prompt(sample: dict[str, Any], twin: Twin) -> Prompt | None:
+    """The prompt of a logged sample as `Prompt`, whichever endpoint logged it: amplify's
+    {"messages"}/{"text"}, /v1/reply's author turns, chat messages, or a plain text prompt
+    (a message to reply to when its params say `chat`). None when it cannot be rebuilt."""
+    prompt = sample["prompt"]
+    params = sample.get("params") or {}
+    if isinstance(prompt, dict):
+        if isinstance(prompt.get("messages"), list):
+            return Prompt("chat", messages=twin.chat_messages(prompt["messages"]))
+        if isinstance(prompt.get("text"), str):
+            return Prompt("text", text=prompt["text"])
+        return None
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
+        if "author" in prompt[0]:
+            turns = [(str(t.get("author", "")), str(t.get("text", ""))) for t in prompt]
+            return Prompt("chat", messages=twin.reply_messages(turns))
+        if "role" in prompt[0]:
+            messages = [{"role": m["role"], "content": str(m.get("content") or "")} for m in prompt]
+            return Prompt("chat", messages=twin.chat_messages(messages))
+        return None
+    if isinstance(prompt, str):
+        if params.get("chat"):
+            return Prompt(
+                "chat", messages=twin.chat_messages([{"role": "user", "content": prompt}])
+            )
+        return Prompt("text", text=prompt)
+    return None
 
 
 @dataclass
@@ -159,21 +211,13 @@ def reviewed_picks(
     return build_picks(train, twin, tags, guard), build_picks(held, twin, tags, guard)
 
 
-def guard_of(ws: Any, training: bool = True) -> OutputGuard:
-    """The output guard with every private fact (twin.yaml's and facts.yaml's). For choosing
-    training material it is always on, whatever `serve.guard_output` says for output."""
-    from selftune.memory.facts import private_facts
-
-    return OutputGuard(private_facts(ws), enabled=training or ws.config.serve.guard_output)
-
-
-def tags_of(config: Any) -> list[str]:
+def tags_of(config: TwinConfig) -> list[str]:
     """Tag prefixes a logged candidate may carry: the configured one."""
     tag = config.serve.tag_prefix
     return [tag] if tag else []
 
 
-def with_tag(text: str, config: Any) -> str:
+def with_tag(text: str, config: TwinConfig) -> str:
     """Kept text as it goes back into the owner's notes: with the configured tag prefix."""
     tag = config.serve.tag_prefix
     return f"{tag}{text}" if tag and not text.startswith(tag) else text

@@ -1,5 +1,6 @@
 """The record of using the twin: every prompt, its candidates, the one picked, edits and ratings,
-kept in the workspace's store.sqlite for the improve loop (and never printed to the console).
+and the blind game's answers, kept in the workspace's store.sqlite for the improve loop (and
+never printed to the console). Forgetting a contact deletes the samples that quote them here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
-from selftune.store import Store
+from selftune.store.connection import Store
 
 
 def _now() -> str:
@@ -174,6 +175,32 @@ class SampleLog:
                 (report,),
             ).fetchone()
         return {"answered": row[0], "correct": row[1]}
+
+    def forget_mentioning(self, names: set[str]) -> int:
+        """Delete logged samples whose prompt has a turn by one of `names`, or names them anywhere
+        (a memory block in a logged system prompt quotes them by name), and their ratings;
+        returns how many samples went."""
+        if self.path is None:
+            return 0
+        folded = {n.casefold() for n in names}
+        with Store(self.path) as store, store.db:
+            doomed = []
+            for sample_id, prompt in store.db.execute("SELECT id, prompt FROM samples"):
+                try:
+                    shown = json.loads(prompt)
+                except ValueError:
+                    shown = prompt
+                turns = shown if isinstance(shown, list) else []
+                by_them = any(
+                    isinstance(t, dict) and str(t.get("author", "")).casefold() in folded
+                    for t in turns
+                )
+                text = prompt.casefold()
+                if by_them or any(len(n) >= 3 and n in text for n in folded):
+                    doomed.append((sample_id,))
+            store.db.executemany("DELETE FROM ratings WHERE sample_id = ?", doomed)
+            store.db.executemany("DELETE FROM samples WHERE id = ?", doomed)
+        return len(doomed)
 
     def _need(self) -> Path:
         if self.path is None:

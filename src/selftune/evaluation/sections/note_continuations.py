@@ -1,6 +1,6 @@
-""" "Is it me?" for notes: the base and the tuned model continue the beginnings of held-out notes,
-and their continuations (`candidates` of each) are compared with what the owner really wrote
-next.
+"""The note continuations section ("is it me?" for notes): the base and the tuned model continue
+the beginnings of held-out notes, and their continuations (`candidates` of each) are compared
+with what the owner really wrote next.
 
 A held-out note piece is cut after its first lines (the title and the first blocks, about
 `PROMPT_SHARE` of its tokens); the real continuation is the next `max_new_tokens` tokens of it,
@@ -16,9 +16,14 @@ model's continuations it takes for the owner's.
 from __future__ import annotations
 
 import random
+from html import escape
 from typing import Any
 
+from selftune.config import EvalConfig
 from selftune.evaluation.budget import EvalBudget
+from selftune.evaluation.charts import pct, table
+from selftune.evaluation.section import EvalContext, Section
+from selftune.scoring import authorship
 
 PROMPT_SHARE = 0.35
 MIN_PROMPT_LINES = 2  # the title and at least one block
@@ -98,7 +103,7 @@ def continue_notes(
     sides: dict[str, Any],
     held_out: list[dict[str, Any]],
     training: list[dict[str, Any]],
-    config: Any,
+    config: EvalConfig,
     budget: EvalBudget,
 ) -> None:
     """Adds each side's continuation to the held-out prompts (base and tuned) and the base's to
@@ -133,11 +138,11 @@ def notes_section(
     held_out: list[dict[str, Any]],
     training: list[dict[str, Any]],
     train_records: list[dict[str, Any]],
-    config: Any,
+    config: EvalConfig,
     wanted: list[str],
 ) -> dict[str, Any]:
     """Style and authorship of the continuations (only prompts that were continued)."""
-    from selftune.evaluation import authorship, style
+    from selftune.evaluation.style import distance, profile
 
     done = [p for p in held_out if "tuned" in p]
     reference = passages(tokenizer, train_records, config.max_new_tokens)
@@ -158,13 +163,13 @@ def notes_section(
     texts = {k: flat(k, done) for k in ("real", "base", "tuned")}
     if "style" in wanted:
         out["style"] = {
-            "profile": {k: style.profile(v) for k, v in texts.items()},
+            "profile": {k: profile(v) for k, v in texts.items()},
             "distance": {
-                k: style.distance(texts[k], texts["real"], reference) for k in ("base", "tuned")
+                k: distance(texts[k], texts["real"], reference) for k in ("base", "tuned")
             },
             "by_source": {
                 source: {
-                    k: style.distance(
+                    k: distance(
                         flat(k, [p for p in done if p["source"] == source]),
                         flat("real", [p for p in done if p["source"] == source]),
                         reference,
@@ -201,3 +206,116 @@ def notes_section(
                 },
             }
     return out
+
+
+def plan(ctx: EvalContext) -> list[str] | None:
+    config, tokenizer = ctx.config, ctx.base.tokenizer
+    n_new = config.max_new_tokens
+    held = note_prompts(tokenizer, ctx.scored, config.note_prompts, n_new, config.seed)
+    if not held:
+        return None
+    training = []
+    if "authorship" in ctx.wanted:
+        training = note_prompts(tokenizer, ctx.train, config.note_prompts, n_new, config.seed + 1)
+    ctx.prepared["notes"] = (held, training)
+    return ["notes"]
+
+
+def run(ctx: EvalContext) -> dict[str, Any]:
+    held, training = ctx.prepared["notes"]
+    ctx.timed(
+        f"continuations of {len(held)} held-out note beginnings",
+        lambda: continue_notes(ctx.sides, held, training, ctx.config, ctx.budget),
+    )
+    section = notes_section(
+        ctx.base.tokenizer, held, training, ctx.train, ctx.config, sorted(ctx.wanted)
+    )
+    return {"notes": section}
+
+
+def html(report: dict[str, Any]) -> str:
+    """ "Is it me?" for notes: style and authorship of continuations of held-out note beginnings."""
+    wanted = set(report.get("sections", [])) & {"style", "authorship"}
+    if not wanted:
+        return ""
+    notes = report.get("notes")
+    h = ["<h2>Is it me? Continuing your held-out notes</h2>"]
+    if not notes or not notes.get("prompts"):
+        h.append("<p>No held-out note long enough to cut into a beginning and a continuation.</p>")
+        return "".join(h)
+    h.append(
+        f"<p>The base and the tuned model continued the beginnings of {notes['prompts']} "
+        "held-out notes; their continuations are compared with what you really wrote next.</p>"
+    )
+    st = notes.get("style")
+    if st:
+        d = st["distance"]
+        h.append("<h3>Style of the continuations</h3>")
+        h.append(
+            table(
+                ["model", "style distance", "function words (Burrows' Delta)",
+                 "words in your vocabulary"],
+                [[k, d[k]["distance"], d[k]["function_words"], d[k]["vocab_overlap"]]
+                 for k in ("base", "tuned")],
+            )
+        )  # fmt: skip
+        h.append(
+            table(
+                ["source", "base distance", "tuned distance", "notes"],
+                [[k, v["base"], v["tuned"], v["prompts"]] for k, v in st["by_source"].items()],
+            )
+        )
+    a = notes.get("authorship")
+    if a and "skipped" in a:
+        h.append(f"<h3>Authorship of the continuations</h3><p>Skipped: {escape(a['skipped'])}.</p>")
+    elif a:
+        h.append("<h3>Authorship of the continuations: taken for yours?</h3>")
+        h.append(
+            f"<p>A {escape(a['classifier'])} classifier trained on "
+            f"{a['trained_on']['yours']} passages of your training notes against "
+            f"{a['trained_on']['base_continuations']} continuations the base model wrote for "
+            f"training-note beginnings; balanced accuracy on the held-out notes (your real "
+            f"continuations against the base's): <b>{pct(a['held_out_accuracy'])}</b>.</p>"
+        )
+        h.append(
+            table(
+                ["written by", "taken for you", "mean P(you)", "continuations"],
+                [[k, pct(a[k]["taken_for_owner"]), a[k]["mean_probability"], a[k]["replies"]]
+                 for k in ("real", "base", "tuned")],
+            )
+        )  # fmt: skip
+        rows = [
+            [src, pct(v["real"]), pct(v["base"]), pct(v["tuned"])]
+            for src, v in a["by_source"].items()
+        ]
+        h.append(table(["source", "real", "base", "tuned"], rows))
+    for ex in notes.get("examples", [])[:2]:
+        h.append(
+            "<details><summary>An example</summary>"
+            + table(
+                ["", "text"],
+                [[k, ex.get(k)] for k in ("prompt", "real", "base", "tuned")],
+            )
+            + "</details>"
+        )
+    return "".join(h)
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    notes, lines = report.get("notes", {}), []
+    if notes.get("style"):
+        d = notes["style"]["distance"]
+        lines.append(
+            f"Notes ({notes['prompts']} held-out beginnings continued): style distance base "
+            f"{d['base']['distance']} → tuned {d['tuned']['distance']}"
+        )
+    if notes.get("authorship", {}).get("tuned"):
+        a = notes["authorship"]
+        lines.append(
+            f"Notes authorship (classifier accuracy {a['held_out_accuracy']}): taken for you "
+            f"real {a['real']['taken_for_owner']}, base {a['base']['taken_for_owner']}, tuned {a['tuned']['taken_for_owner']}"
+        )
+    return lines
+
+
+SECTION = Section("notes", frozenset({"style", "authorship"}), plan, run, html, summary)

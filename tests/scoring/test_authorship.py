@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.evaluation.conftest import OTHERS, OWNER, SYSTEM, chat
 
 from selftune.errors import SelftuneError
-from selftune.evaluation import authorship
-
-from .conftest import OTHERS, OWNER, SYSTEM, chat
+from selftune.scoring import authorship
 
 
 def test_chat_messages_split_owner_and_others_and_drop_speaker_names():

@@ -1,0 +1,127 @@
+"""The connection to `store.sqlite`: `Store` opens it (created private, WAL, a large page cache),
+runs the migrations it has not run yet (one transaction each, recorded in `PRAGMA user_version`)
+and refuses a store written by a newer selftune. Its query methods come from `messages.py` and
+`people.py`; the sample log (`samples.py`) and the memory index (`memory_index.py`) use it too.
+
+`read_foreign` reads another program's SQLite file (iMessage's chat.db), read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from selftune import __version__
+from selftune.errors import SelftuneError
+from selftune.store import migrations
+from selftune.store.messages import MessageTables
+from selftune.store.people import PeopleTables
+
+
+class _InTransaction:
+    """The connection a migration is given: `executescript` runs the script statement by
+    statement, so it stays inside the migration's transaction (sqlite3's own commits first)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        statement = ""
+        for piece in script.split(";"):
+            statement += piece + ";"
+            if sqlite3.complete_statement(statement):  # a ';' inside a string or trigger is not
+                if statement.strip(" \t\n;"):
+                    self._db.execute(statement)
+                statement = ""
+        if statement.strip(" \t\n;"):
+            self._db.execute(statement)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+class Store(MessageTables, PeopleTables):
+    """A connection to `store.sqlite`, migrated to the newest schema on open."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.exists():
+            with contextlib.suppress(FileExistsError):  # created private: it holds messages
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.db = sqlite3.connect(self.path)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        # 64 MB of page cache: the id index of a large import stays in memory while rows go in
+        # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
+        self.db.execute("PRAGMA cache_size=-65536")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the store to the newest schema, one transaction per migration (a kill midway
+        leaves the store at the last whole version); refuse a store from a newer selftune."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and (version := self._legacy_version()):
+            self.db.execute(f"PRAGMA user_version = {version}")
+        if version > len(migrations.MIGRATIONS):
+            raise SelftuneError(
+                f"{self.path} was written by a newer selftune (store schema {version}; this "
+                f"selftune {__version__} knows {len(migrations.MIGRATIONS)}). Upgrade selftune to open it "
+                "(pip install -U selftune); nothing was changed"
+            )
+        for number, fn in enumerate(migrations.MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                fn(_InTransaction(self.db))  # type: ignore[arg-type]
+                # the names too, for a selftune from before user_version opening this store
+                self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+                self.db.execute("INSERT OR IGNORE INTO _migrations VALUES (?)", (fn.__name__,))
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _legacy_version(self) -> int:
+        """The version of a store from before user_version: its leading `_migrations` names."""
+        exists = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
+        done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        version = 0
+        while (
+            version < len(migrations.MIGRATIONS) and migrations.MIGRATIONS[version].__name__ in done
+        ):
+            version += 1
+        return version
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit what the block wrote when it ends; roll it back when it raises."""
+        with self.db:
+            yield
+
+
+def read_foreign(path: Path, query: str) -> list[sqlite3.Row]:
+    """The rows of `query` on another program's SQLite file, opened read-only (never written)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
