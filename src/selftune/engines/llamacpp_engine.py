@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult, StopScanner, logprobs_within
+from selftune.engines.base import (
+    Detokenizer,
+    GenRequest,
+    GenResult,
+    StopScanner,
+    logprobs_within,
+)
 from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 
@@ -84,12 +90,14 @@ class _SharedModel:
 
 @dataclass
 class _Sequence:
-    """One candidate: its KV sequence id, sampler chain, tokens and stop-string scanner."""
+    """One candidate: its KV sequence id, sampler chain, tokens, text (decoded as it grows when
+    it streams or has stop strings) and stop-string scanner."""
 
     index: int
     seq_id: int
     sampler: Any
     scanner: StopScanner
+    detok: Detokenizer | None = None
     tokens: list[int] = field(default_factory=list)
     pos: int = 0
     output: int = -1  # its row among this step's logits, -1 when it has none
@@ -201,6 +209,7 @@ class LlamaCppEngine:
         self.running: list[_Running] = []
         self.reserved = 0
         self.steps = 0
+        self._last_prompt: tuple[str | None, list[int]] = (None, [])
         self._lock = threading.RLock()  # one caller at a time: a scheduler, or generate()
 
     # -- what a scheduler calls -------------------------------------------------------------
@@ -236,6 +245,7 @@ class LlamaCppEngine:
                 f"the prompt has {len(prompt)} tokens; this model's context is {self.n_ctx}"
             )
         seqs = []
+        follow = bool(request.stop or request.on_text)  # decode as it grows, not at the end
         for index in range(request.n):
             seed = request.seed + index if request.seed is not None else random.getrandbits(31)
             seqs.append(
@@ -244,6 +254,7 @@ class LlamaCppEngine:
                     self.free_ids.pop(0),
                     sampler_chain(self.lib, self.vocab, self.n_vocab, request, seed),
                     StopScanner(request.stop),
+                    Detokenizer(self.tokenizer) if follow else None,
                 )
             )
         need = self._reservation(request, len(prompt))
@@ -266,14 +277,13 @@ class LlamaCppEngine:
     def _step(self) -> list[tuple[GenRequest, GenResult]]:
         finished = self._drop_cancelled()
         if self._fill_running() and self._decode():
-            for run in self.running:
-                self._sample(run)
+            self._sample(self.running)
         for run in [r for r in self.running if r.fed < len(r.prompt)]:
             self._fill_prompt(run)
             if self._decode(run):
                 if run.fed == len(run.prompt):
                     self._remember(run)
-                self._sample(run)
+                self._sample([run])
         self.steps += 1
         for run in [r for r in self.running if r.done]:
             finished.append((run.request, self._finish(run)))
@@ -315,7 +325,12 @@ class LlamaCppEngine:
     # -- inside a step ----------------------------------------------------------------------
 
     def _tokens(self, prompt: str) -> list[int]:
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        """The prompt's tokens; the last prompt's are kept, as the scheduler asks `can_admit`
+        (perhaps several times) and then `admit` of the same request."""
+        if self._last_prompt[0] != prompt:
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            self._last_prompt = (prompt, ids)
+        return list(self._last_prompt[1])
 
     def _reservation(self, request: GenRequest, prompt_len: int | None = None) -> int:
         if prompt_len is None:
@@ -439,40 +454,58 @@ class LlamaCppEngine:
         self._free(longest)
         return False
 
-    def _sample(self, run: _Running) -> None:
-        request = run.request
+    def _sample(self, runs: list[_Running]) -> None:
+        rows = {
+            id(seq): row
+            for run in runs
+            for seq in run.seqs
+            if not seq.reason and (row := seq.output if seq.output >= 0 else run.output) >= 0
+        }
+        drawn = self._draw(
+            [(seq, rows[id(seq)]) for r in runs for seq in r.seqs if id(seq) in rows]
+        )
         limit = self.n_ctx
-        for seq in run.seqs:
-            row = seq.output if seq.output >= 0 else run.output
-            if seq.reason or row < 0:
-                continue
-            token = self.lib.llama_sampler_sample(seq.sampler, self.ctx, row)
-            if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
-                seq.logprobs.append(
-                    logprob(self.lib, self.ctx, self.n_vocab, self.tokenizer, row, token,
-                            getattr(request, "top_logprobs", 0))
-                )  # fmt: skip
-            if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
-                seq.reason = "stop"
-                self._emit(request, seq, final=True)
-                continue
-            seq.tokens.append(token)
-            if request.stop or request.on_text:
-                self._emit(request, seq, final=False)
-                if seq.scanner.stopped:
-                    seq.reason = "stop"
+        for run in runs:
+            request = run.request
+            for seq in run.seqs:
+                token = drawn.get(id(seq))
+                if token is None:
                     continue
-            if len(seq.tokens) >= request.max_tokens or seq.pos + 1 >= limit:
-                seq.reason = "length"
-                self._emit(request, seq, final=True)
-        for seq in run.seqs:
-            if seq.reason and seq.seq_id >= 0:
-                self._free(seq)
+                if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
+                    seq.logprobs.append(
+                        logprob(self.lib, self.ctx, self.n_vocab, self.tokenizer, rows[id(seq)],
+                                token, getattr(request, "top_logprobs", 0))
+                    )  # fmt: skip
+                if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
+                    seq.reason = "stop"
+                    self._emit(request, seq, final=True)
+                    continue
+                seq.tokens.append(token)
+                if seq.detok is not None:
+                    seq.detok.add(token)
+                    self._emit(request, seq, final=False)
+                    if seq.scanner.stopped:
+                        seq.reason = "stop"
+                        continue
+                if len(seq.tokens) >= request.max_tokens or seq.pos + 1 >= limit:
+                    seq.reason = "length"
+                    self._emit(request, seq, final=True)
+            for seq in run.seqs:
+                if seq.reason and seq.seq_id >= 0:
+                    self._free(seq)
+
+    def _draw(self, pairs: list[tuple[_Sequence, int]]) -> dict[int, int]:
+        """Each sequence's next token from its own sampler chain: an O(vocabulary) pass each
+        (about 10% of a step at 8 sequences on 2 cores; see docs/serving.md)."""
+        sample, ctx = self.lib.llama_sampler_sample, self.ctx
+        return {id(seq): sample(seq.sampler, ctx, row) for seq, row in pairs}
 
     def _emit(self, request: GenRequest, seq: _Sequence, final: bool) -> None:
-        if not (request.stop or request.on_text) and not final:
-            return
-        new = seq.scanner.update(self.tokenizer.decode(seq.tokens, skip_special_tokens=True))
+        if seq.detok is None:
+            return  # decoded once, at the end
+        if final:
+            seq.detok.flush()
+        new = seq.scanner.update(seq.detok.text)
         if final:
             new += seq.scanner.flush()
         if new and request.on_text:

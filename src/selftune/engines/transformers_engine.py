@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune.engines.base import (
+    Detokenizer,
     GenRequest,
     GenResult,
     StopScanner,
@@ -246,6 +247,10 @@ class _RowTracker:
         self.tokens: list[list[int]] = [[] for _ in rows]
         self.done: list[str | None] = [None] * len(rows)
         self.scanners = [StopScanner(requests[ri].stop) for ri, _ in rows]
+        self.detoks = [  # rows whose text is followed as it grows (streamed, or stop strings)
+            Detokenizer(engine.tokenizer) if requests[ri].stop or requests[ri].on_text else None
+            for ri, _ in rows
+        ]
         self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
 
     def step(self, ids: Any) -> list[bool]:
@@ -263,7 +268,8 @@ class _RowTracker:
                 self._emit(row, request, candidate, final=True)
                 continue
             self.tokens[row].append(last[row])
-            if request.stop or request.on_text:
+            if (detok := self.detoks[row]) is not None:
+                detok.add(last[row])
                 self._emit(row, request, candidate, final=False)
                 if self.scanners[row].stopped:
                     self.done[row] = "stop"
@@ -274,8 +280,13 @@ class _RowTracker:
         return [d is not None for d in self.done]
 
     def _emit(self, row: int, request: GenRequest, candidate: int, final: bool) -> None:
-        scanner = self.scanners[row]
-        text = self.engine.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
+        scanner, detok = self.scanners[row], self.detoks[row]
+        if detok is not None:
+            if final:
+                detok.flush()
+            text = detok.text
+        else:
+            text = self.engine.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
         new = scanner.update(text)
         if final:
             new += scanner.flush()
