@@ -36,8 +36,8 @@ def main() -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from selftune.export import export_run
     from selftune.models import load_model, load_tuned
-    from selftune.training.export import export_run
 
     print("load:", os.getloadavg())
     tmp = Path(tempfile.mkdtemp())

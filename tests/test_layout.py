@@ -151,7 +151,7 @@ def test_the_latest_run_is_the_newest_finished_one(tmp_path: Path) -> None:
     done = _fake_run(ws, "20261201-080000", finished=True)
     _fake_run(ws, "20261201-090000", finished=False)  # still training, or killed
     assert ws.artefacts.run().path == done
-    assert ws.latest("runs", usable_only=False).name == "20261201-090000"
+    assert ws.artefacts.latest("runs", usable_only=False).name == "20261201-090000"
     with pytest.raises(SelftuneError, match="--resume 20261201-090000"):
         ws.artefacts.run("20261201-090000")
 
@@ -161,11 +161,11 @@ def test_bench_results_do_not_hide_the_latest_report(tmp_path: Path) -> None:
     from selftune.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "twin", ["Mags"])
-    first = ws.new_artefact_dir("reports")
+    first = ws.artefacts.new_report().commit()
     report = {"id": first.name, "run": "r1", "dataset": "d1", "base_model": "embedded"}
     report |= {"split": "valid", "sections": [], "train": {}, "settings": {}, "timings_s": {}}
     (first / "report.json").write_text(json.dumps(report | {"verdict": "close to you"}))
-    bench = ws.new_artefact_dir("reports")
+    bench = ws.artefacts.new_report().commit()
     (bench / "bench.json").write_text(json.dumps({"pass_rate": 1.0, "cases": []}))
     result = CliRunner().invoke(main, ["report", "--workspace", str(ws.root), "--json"])
     assert result.exit_code == 0, result.output

@@ -120,7 +120,7 @@ def test_training_smoke_changes_the_adapter_and_lowers_the_loss(
 
     example_workspace.config.train.base = str(tiny_model_dir)
     _, dataset_id = run_build(example_workspace)
-    run_dir = example_workspace.new_artefact_dir("runs")
+    run_dir = example_workspace.artefacts.new_run().path
     config = TrainConfig(
         base=str(tiny_model_dir),
         max_steps=12,

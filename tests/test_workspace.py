@@ -26,7 +26,7 @@ def test_workspace_files_are_private_even_under_a_permissive_umask(tmp_path):
     old = os.umask(0o002)  # what many desktops use: group-writable, world-readable
     try:
         ws = init_workspace(tmp_path / "twin", ["Mags"])
-        run = ws.artefacts.new("runs")
+        run = ws.artefacts.new_run().path
         Store(ws.root / "other.sqlite").close()
     finally:
         os.umask(old)
@@ -126,9 +126,9 @@ def test_use_commands_take_the_newest_finished_run(runs_workspace, args):
 
 
 def test_eval_export_and_serve_take_the_newest_finished_run(runs_workspace, monkeypatch):
+    from selftune import export as export_module
     from selftune.engines import model_catalog
     from selftune.evaluation import report as report_module
-    from selftune.training import export as export_module
 
     ws, finished = runs_workspace
     used = {}

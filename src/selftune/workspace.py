@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from selftune.artefacts import KINDS, Artefacts, Kind
+from selftune.artefacts import KINDS, Artefacts
 from selftune.config import TwinConfig, load_config, render_yaml
 from selftune.errors import SelftuneError
 from selftune.store import Store
@@ -43,36 +43,25 @@ class Workspace:
     def store_path(self) -> Path:
         return self.root / STORE_NAME
 
-    @property
-    def datasets_dir(self) -> Path:
-        return self.root / "datasets"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.root / "reports"
-
     def open_store(self) -> Store:
         return Store(self.store_path)
 
     @property
     def artefacts(self) -> Artefacts:
+        """The datasets/, runs/ and reports/ folders: finding, reading and writing them."""
         return Artefacts(self.root)
 
-    def latest(self, kind: Kind, usable_only: bool = True) -> Path:
-        """The newest dataset, finished run or report (see `selftune.artefacts`)."""
-        return self.artefacts.latest(kind, usable_only)
+    @property
+    def datasets_dir(self) -> Path:
+        return self.artefacts.datasets_dir
 
-    def resolve(self, kind: Kind, ref: str | None, usable_only: bool = True) -> Path:
-        """An artefact folder by id (or path), or the latest usable one when `ref` is None."""
-        return self.artefacts.resolve(kind, ref, usable_only)
+    @property
+    def runs_dir(self) -> Path:
+        return self.artefacts.runs_dir
 
-    def new_artefact_dir(self, kind: Kind) -> Path:
-        """A fresh, time-ordered folder under datasets/, runs/ or reports/."""
-        return self.artefacts.new(kind)
+    @property
+    def reports_dir(self) -> Path:
+        return self.artefacts.reports_dir
 
 
 def init_workspace(root: Path, me: list[str], name: str | None = None) -> Workspace:
@@ -91,13 +80,14 @@ def init_workspace(root: Path, me: list[str], name: str | None = None) -> Worksp
     else:
         config = TwinConfig(me=me, name=name or root.resolve().name or "twin")
         write_private(config_path, render_yaml(config))
-    for d in ARTEFACT_DIRS:
-        (root / d).mkdir(exist_ok=True, mode=PRIVATE_DIR)
+    artefacts = Artefacts(root)
+    for kind in ARTEFACT_DIRS:
+        artefacts.folder(kind).mkdir(exist_ok=True, mode=PRIVATE_DIR)
     Store(root / STORE_NAME).close()
     for path in (config_path, root / STORE_NAME):
         path.chmod(PRIVATE_FILE)
-    for d in ARTEFACT_DIRS:
-        (root / d).chmod(PRIVATE_DIR)
+    for kind in ARTEFACT_DIRS:
+        artefacts.folder(kind).chmod(PRIVATE_DIR)
     return Workspace(root, config)
 
 

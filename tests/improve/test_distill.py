@@ -81,3 +81,18 @@ def test_a_full_fine_tune_parent_is_refused_before_anything_is_written(improve_w
     with pytest.raises(SelftuneError, match="full fine-tune; distill continues a LoRA adapter"):
         run_distill(improve_ws)
     assert sorted(p.name for p in improve_ws.runs_dir.iterdir()) == [PARENT, full.name]
+
+
+def test_train_and_distill_write_run_json_in_one_shape(improve_ws):
+    from selftune.artefacts import RUN_KEYS
+    from selftune.improve import run_distill
+
+    add_picks(improve_ws, 8)
+    _, run_dir = run_distill(improve_ws, method="sft")
+    trained = json.loads((improve_ws.runs_dir / PARENT / "run.json").read_text())
+    distilled = json.loads((run_dir / "run.json").read_text())
+    assert list(trained) == list(distilled) == list(RUN_KEYS)
+    assert (trained["kind"], trained["parent"], trained["distill"]) == ("train", None, None)
+    assert (distilled["kind"], distilled["parent"]) == ("distill", PARENT)
+    assert distilled["steps"] == distilled["distill"]["phases"]["sft"]["steps"] > 0
+    assert distilled["base"] == trained["base"] and distilled["dataset"] == trained["dataset"]

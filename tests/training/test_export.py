@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from selftune.training.export import chat_wrappers, modelfile, render_like_modelfile, write_gguf
+from selftune.export import modelfile, write_gguf
+from selftune.templates import chat_wrappers
 
 CONVERSATION = [
     {"role": "system", "content": "You are Mags. Reply as Mags would."},
@@ -24,9 +25,12 @@ def test_modelfile_template_renders_like_the_training_template(tokenizer_dir):
     expected = tokenizer.apply_chat_template(
         CONVERSATION, tokenize=False, add_generation_prompt=True
     )
-    assert render_like_modelfile(tokenizer, CONVERSATION) == expected
-    text = modelfile(tokenizer, "model-q8_0.gguf")
     w = chat_wrappers(tokenizer)
+    # the Modelfile's TEMPLATE writes each message between these wrappers, then the generation
+    # prompt (test_export_consumers renders the TEMPLATE itself with Go's text/template)
+    wrapped = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in CONVERSATION)
+    assert wrapped + w["generation"][0] == expected
+    text = modelfile(tokenizer, "model-q8_0.gguf")
     for role in ("system", "user", "assistant"):
         assert w[role][0] + "{{ .Content }}" + w[role][1] in text
     # the model was trained to end its turn with this token: Ollama must stop on it
@@ -62,8 +66,8 @@ def test_exported_gguf_continues_like_transformers(tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from selftune.export import export_run
     from selftune.models import load_model, load_tokenizer, load_tuned
-    from selftune.training.export import export_run
 
     run_dir = tmp_path / "run"
     torch.manual_seed(0)
@@ -115,7 +119,7 @@ def test_lora_gguf_applied_by_llama_cpp_matches_peft(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selftune.training.export import export_run
+    from selftune.export import export_run
 
     torch.manual_seed(0)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -152,7 +156,7 @@ def test_lora_gguf_applied_by_llama_cpp_matches_peft(tiny_model_dir, tmp_path):
 
 def test_lora_gguf_refuses_a_full_fine_tune(tmp_path):
     from selftune.errors import SelftuneError
-    from selftune.training.lora_gguf import write_lora_gguf
+    from selftune.export.lora_gguf import write_lora_gguf
 
     run_dir = tmp_path / "r2"
     (run_dir / "model").mkdir(parents=True)

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from selftune.training.export import (
-    EMBEDDED_HUB_ID,
-    export_run,
-    modelfile,
-    render_like_modelfile,
-    write_gguf,
-)
+from selftune.export import EMBEDDED_HUB_ID, export_run, modelfile, write_gguf
 from selftune.twin import Twin
 
 GO_RENDER = Path(__file__).parent / "go" / "render.go"
@@ -83,7 +77,6 @@ def test_ollama_renders_the_modelfile_like_training_with_and_without_a_system_me
     assert rendered == expected
     # the base's stock prompt ("You are a helpful AI assistant named SmolLM...") never appears
     assert all("SmolLM" not in r for r in rendered)
-    assert render_like_modelfile(tokenizer, WITHOUT_SYSTEM, system) == expected[1]
 
 
 def test_gguf_carries_the_keys_llamacpp_and_ollama_read(tiny_model_dir, tmp_path):
@@ -156,7 +149,7 @@ def test_export_command_puts_the_twins_prompt_in_the_modelfile(tiny_model_dir, t
     from selftune.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "twin", ["Mags"], name="mags")
-    run = make_run(Path(tiny_model_dir), ws.new_artefact_dir("runs"), str(tiny_model_dir))
+    run = make_run(Path(tiny_model_dir), ws.artefacts.new_run().path, str(tiny_model_dir))
     result = CliRunner().invoke(
         cli, ["export", "--workspace", str(ws.root), "--format", "adapter", "--format", "f16"]
     )

@@ -101,3 +101,19 @@ def test_preset_fills_only_what_twin_yaml_leaves_out():
     filled = apply_preset(config, "gpu")
     assert config.learning_rate == 1e-5 and "learning_rate" not in filled
     assert config.method == "qlora" and config.max_seq_len == PRESETS["gpu"]["max_seq_len"]
+
+
+def test_resume_passes_over_a_checkpoint_killed_while_saving(tiny_dataset, tiny_config, tmp_path):
+    """kill -9 during a checkpoint save leaves checkpoint-N without trainer_state.json (written
+    last); --resume takes the newest complete one and says so."""
+    run_dir = tmp_path / "runs" / "r3"
+    run_dir.mkdir(parents=True)
+    tiny_config.max_steps = 4
+    train(tiny_dataset, run_dir, tiny_config)
+    newest = run_dir / "checkpoints" / "checkpoint-4"
+    (newest / "trainer_state.json").unlink()
+    said: list[str] = []
+    tiny_config.max_steps = 6
+    resumed = train(tiny_dataset, run_dir, tiny_config, resume=True, echo=said.append)
+    assert resumed["steps"] == 6
+    assert any("checkpoint-4" in s and "resuming from checkpoint-2" in s for s in said), said

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from selftune.artefacts import ReportDir
 from selftune.cli.options import config_option, overrides, workspace_option
 from selftune.config import EVAL_SECTIONS, EvalConfig, apply_overrides
 from selftune.errors import SelftuneError
@@ -110,15 +111,15 @@ def report(ws: Workspace, report_id: str | None, open_it: bool, as_json: bool) -
     """
     from selftune.evaluation.html import refresh_report
 
-    folder = ws.artefacts.report(report_id).path
-    data = refresh_report(folder)
+    found = ws.artefacts.report(report_id)
+    data = refresh_report(found.path)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(data.get("verdict", ""))
-        click.echo(f"Report: {folder / 'report.html'}")
+        click.echo(f"Report: {found.html_path}")
     if open_it:
-        click.launch(str(folder / "report.html"))
+        click.launch(str(found.html_path))
 
 
 @click.command()
@@ -165,7 +166,7 @@ def bench(
     needs_judge = any(c.judged for case in cases.cases for c in case.checks)
     sides = None
     if model in ("base", "tuned") or (needs_judge and ws.config.eval.judge in ("base", "tuned")):
-        from selftune.evaluation.sides import load_sides
+        from selftune.evaluation.compared_models import load_sides
 
         sides = dict(zip(("base", "tuned"), load_sides(ws.artefacts.run(run_id).path), strict=True))
     if model in ("base", "tuned"):
@@ -184,8 +185,10 @@ def bench(
     system = Twin.from_config(ws.config).system()
     results = run_bench(cases, answering, system, judge, seed)
     results |= {"bench": str(bench_file), "model": model}
-    folder = ws.new_artefact_dir("reports")
-    (folder / "bench.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    staged = ws.artefacts.new_report()
+    with staged as folder:
+        ReportDir(folder).write_bench(results)
+    saved = ReportDir(staged.final).bench_path
     if as_json:
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
         return
@@ -195,7 +198,7 @@ def bench(
             for reply in row["replies"]:
                 click.echo(f"        · {reply!r}")
     click.echo(
-        f"Pass rate {results['pass_rate']:.0%} over {len(results['cases'])} cases ({model}). Saved {folder / 'bench.json'}"
+        f"Pass rate {results['pass_rate']:.0%} over {len(results['cases'])} cases ({model}). Saved {saved}"
     )
 
 

@@ -112,11 +112,12 @@ def export(ws: Workspace, run_id: str | None, formats: tuple[str, ...], out: Pat
       selftune export --format lora-gguf
       cd runs/<id>/export && ollama create mags -f Modelfile && ollama run mags
     """
-    from selftune.training.export import export_run
+    from selftune.export import export_run
     from selftune.twin import Twin
 
-    run_dir = ws.resolve("runs", run_id)
-    target = out or run_dir / "export"
+    run = ws.artefacts.run(run_id)
+    run_dir = run.path
+    target = out or run.export_dir
     # the Modelfile's SYSTEM: the twin's prompt as `serve` gives it today (month included)
     system = Twin.from_config(ws.config).system()
     written = export_run(

@@ -59,10 +59,11 @@ def run_build(
     }
     if dry_run:
         return info, None
-    folder = ws.new_artefact_dir("datasets")
-    info = write_dataset(data, folder, info, files)
-    if planted:
-        from selftune.dataset.canaries import write_canaries
+    staged = ws.artefacts.new_dataset()  # renamed into datasets/ once every file is written
+    with staged as folder:
+        info = write_dataset(data, folder, info, files)
+        if planted:
+            from selftune.dataset.canaries import write_canaries
 
-        write_canaries(folder, planted)
-    return info, folder.name
+            write_canaries(folder, planted)
+    return info, staged.id

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selftune.artefacts import RunDir
 from selftune.errors import SelftuneError
 
 # f16 first: it keeps the trained model's greedy text; q8_0 drifts after a few tokens
@@ -38,7 +39,7 @@ class EngineChoice:
 def find_gguf(spec: Any) -> Path | None:
     """The model GGUF for a model: a run's `export/*.gguf` (not a LoRA adapter), or the base's."""
     if spec.run_dir is not None:
-        export = spec.run_dir / "export"
+        export = RunDir(spec.run_dir).export_dir
         files = [f for f in sorted(export.glob("*.gguf")) if not f.name.startswith(LORA_PREFIX)]
         for kind in GGUF_PREFERENCE:
             for f in files:
@@ -51,7 +52,7 @@ def find_gguf(spec: Any) -> Path | None:
 def find_lora_gguf(spec: Any) -> Path | None:
     if spec.run_dir is None:
         return None
-    found = sorted((spec.run_dir / "export").glob(f"{LORA_PREFIX}*.gguf"))
+    found = sorted(RunDir(spec.run_dir).export_dir.glob(f"{LORA_PREFIX}*.gguf"))
     return found[0] if found else None
 
 
@@ -114,8 +115,6 @@ def choose_engine(spec: Any, kind: str = "auto") -> EngineChoice:
             )
         return EngineChoice("transformers", f"the base {spec.base!r} has no GGUF file")
     lora = find_lora_gguf(spec)
-    from selftune.artefacts import RunDir
-
     adapter = RunDir(spec.run_dir).weights == "adapter"
     if base is not None and lora is not None:
         return EngineChoice(
@@ -135,10 +134,10 @@ def prepare(
     transformers under `auto`, with the reason."""
     if choice.write is None:
         return choice
-    from selftune.training.export import export_run
+    from selftune.export import export_run
 
     started = time.monotonic()
-    target = spec.run_dir / "export"
+    target = RunDir(spec.run_dir).export_dir
     try:
         written = export_run(spec.run_dir, target, (choice.write,))
     except SelftuneError as exc:

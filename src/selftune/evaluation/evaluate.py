@@ -28,7 +28,7 @@ def endpoint(ws: Workspace, url: str | None = None, model: str | None = None) ->
     from urllib.parse import urlsplit
 
     from selftune.config import is_loopback
-    from selftune.evaluation.sides import Endpoint
+    from selftune.evaluation.compared_models import Endpoint
 
     settings = ws.config.eval
     chosen_here = url is not None
@@ -83,7 +83,8 @@ def run_eval(
         progress=progress,
         ws=ws,
     )
-    folder = ws.new_artefact_dir("reports")
-    report["id"] = folder.name
-    write_report(folder, report)
-    return report, folder
+    staged = ws.artefacts.new_report()  # renamed into reports/ once it is written
+    report["id"] = staged.id
+    with staged as folder:
+        write_report(folder, report)
+    return report, staged.final

@@ -3,30 +3,24 @@ numbers with plots as inline SVG: no script, no fonts, nothing fetched) and blin
 (real vs generated reply for the same context, for the "which one is real?" game).
 
 `render_html` only lays out the page: the verdict (`verdict`), the training curve, each
-section's own part (`sections.SECTIONS`), the time budget and the timings. `write_files` is the
-one place that writes the folder.
+section's own part (`sections.SECTIONS`), the time budget and the timings; the folder's files
+are written through `artefacts.ReportDir`.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
+from selftune.artefacts import ReportDir
 from selftune.evaluation.charts import line_chart, table
 from selftune.evaluation.sections import SECTIONS
-
-BLIND_PAIRS = "blind_pairs.jsonl"
-BLIND_RESULTS = "blind_results.jsonl"  # one {"pair": i, "correct": bool} per guess
 
 
 def blind_results(folder: Path) -> dict[str, Any] | None:
     """Summary of "which one is real?" guesses stored beside the pairs, if any."""
-    path = folder / BLIND_RESULTS
-    if not path.exists():
-        return None
-    guesses = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    guesses = ReportDir(folder).blind_guesses()
     if not guesses:
         return None
     correct = sum(bool(g.get("correct")) for g in guesses)
@@ -37,32 +31,21 @@ def write_report(folder: Path, report: dict[str, Any]) -> None:
     """Write report.json, report.html and blind_pairs.jsonl into `folder`."""
     pairs = report.pop("_blind_pairs", None)
     if pairs:
-        report["blind_pairs"] = len(pairs)
+        report["blind_pairs"] = ReportDir(folder).write_blind_pairs(pairs)
     blind = blind_results(folder)
     if blind:
         report["blind_test"] = blind
-    write_files(folder, report, pairs)
+    ReportDir(folder).write_report(report, render_html(report))
 
 
 def refresh_report(folder: Path) -> dict[str, Any]:
     """Re-read report.json (with any new blind-test results) and rewrite report.html."""
-    report = json.loads((folder / "report.json").read_text())
+    report = ReportDir(folder).report()
     blind = blind_results(folder)
     if blind:
         report["blind_test"] = blind
     write_report(folder, report)
     return report
-
-
-def write_files(folder: Path, report: dict[str, Any], pairs: list[dict[str, Any]] | None) -> None:
-    """The report folder's files: the blind pairs (when there are new ones), report.json and
-    report.html."""
-    if pairs:
-        with (folder / BLIND_PAIRS).open("w", encoding="utf-8") as fh:
-            for i, pair in enumerate(pairs):
-                fh.write(json.dumps({"pair": i, **pair}, ensure_ascii=False) + "\n")
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from selftune import __version__
-from selftune.artefacts import read_split
+from selftune.artefacts import RunDir, read_split
 from selftune.config import EVAL_SECTIONS, EvalConfig
 from selftune.errors import SelftuneError
 from selftune.evaluation.budget import EvalBudget, default_minutes
@@ -33,7 +33,7 @@ TRAIN_KEYS = (
 def training_curve(run_dir: Path) -> dict[str, list[list[float]]]:
     """Training and validation loss by step, from the run's metrics.jsonl."""
     curve: dict[str, list[list[float]]] = {"train": [], "valid": []}
-    path = run_dir / "metrics.jsonl"
+    path = RunDir(run_dir).metrics_path
     if not path.exists():
         return curve
     for line in path.read_text().splitlines():
@@ -60,7 +60,7 @@ def evaluate_run(
     computed (seconds; what the demo needs); `selftune eval` runs `config.sections`. The picks
     and memory sections read the store and facts.yaml, so they run only when `ws` is given
     (`run_eval` gives it)."""
-    from selftune.evaluation.sides import load_sides
+    from selftune.evaluation.compared_models import load_sides
 
     if sections is None:
         sections = config.sections if config is not None else ["perplexity"]
@@ -73,7 +73,7 @@ def evaluate_run(
     base, tuned = load_sides(run_dir)
     train = read_split(dataset_dir, "train")
     valid = read_split(dataset_dir, "valid")
-    run_info = json.loads((run_dir / "run.json").read_text())
+    run_info = RunDir(run_dir).info()
     ctx = EvalContext(
         run_dir, dataset_dir, config, set(sections), max_len, base, tuned, train, valid,
         private_facts or [], judge_endpoint, ws, progress=progress or (lambda _: None),

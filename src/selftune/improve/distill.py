@@ -3,8 +3,8 @@
 Phases, each resumable (`--resume`), in `runs/<id>/phases/<phase>/`:
 1. `sft` — always: the kept and edited texts as targets, mixed with a replay of the original
    training split (`improve.replay` examples per kept one) so the twin does not forget the rest
-   of its owner; selftune's own packed trainer, loss on the reply only, continuing the parent's
-   LoRA adapter.
+   of its owner; the training stage's own loop (`training.fit`), loss on the reply only,
+   continuing the parent's LoRA adapter.
 2. `dpo` (chosen vs rejected pairs) or `kto` (thumbs up/down) — TRL's `DPOTrainer` /
    `KTOTrainer`, whose reference is a frozen copy of the adapter as phase 1 left it.
 The held-out share of picks (`improve.held_out`, the most recent) is never trained on; the eval's
@@ -23,8 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selftune import __version__
-from selftune.artefacts import RUN_INFO, RUN_SETTINGS, RunDir
+from selftune.artefacts import TRAINED_KEYS, RunDir
 from selftune.config import ImproveConfig, TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
 from selftune.picks import Picks, build_picks, split_held_out, tags_of
@@ -34,7 +33,7 @@ from selftune.use import guard_for
 from selftune.workspace import Workspace
 
 NEEDS = {"sft": 4, "dpo": 4, "kto": 6}  # kept texts / pairs / thumbs (with at least one of each)
-PHASES_DIR = "phases"
+PHASE_DONE = "done.json"  # in phases/<phase>/: what the finished phase measured
 
 
 def choose_method(picks: Picks, asked: str) -> tuple[str, str]:
@@ -130,47 +129,32 @@ def _train_config(parent: RunDir, settings: ImproveConfig) -> TrainConfig:
 def sft_phase(
     model: Any, tokenizer: Any, records: list[dict[str, Any]], folder: Path, config: TrainConfig
 ) -> dict[str, Any]:
-    """Phase 1: selftune's packed trainer on kept texts + replay."""
-    from transformers import PrinterCallback
+    """Phase 1: selftune's training loop (`training.fit`) on kept texts + replay; a fixed plan
+    (improve.epochs) that improve.minutes only cuts short. Returns what `fit` measured."""
+    from selftune.training.fit import encode_records, fit, latest_checkpoint
 
-    from selftune.training.callbacks import Budget, Interrupt, MetricsLog
-    from selftune.training.encoding import IGNORE, encode_record
-    from selftune.training.packing import PackedCollator
-    from selftune.training.planner import make_plan
-    from selftune.training.trainer import (
-        make_trainer_class,
-        steps_per_epoch,
-        to_rows,
-        training_arguments,
+    items = encode_records(tokenizer, records, config.max_seq_len)
+    fitted = fit(
+        model,
+        tokenizer,
+        items,
+        [],
+        folder,
+        config,
+        checkpoint=latest_checkpoint(folder),
+        interactive=False,
     )
+    return fitted.summary
 
-    items = [encode_record(tokenizer, r, config.max_seq_len) for r in records]
-    items = [i for i in items if any(t != IGNORE for t in i["labels"][1:])]
-    rows = to_rows(items, config.max_seq_len, config.packing)
-    # a fixed plan (improve.epochs); improve.minutes only cuts it short
-    plan = make_plan(config, steps_per_epoch(len(rows), config), False)
-    args = training_arguments(config, folder, False, False, plan)
-    budget, interrupt = Budget(_deadline(config.minutes)), Interrupt()
-    trainer = make_trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=rows,
-        data_collator=PackedCollator(tokenizer.pad_token_id),
-        callbacks=[MetricsLog(folder / "metrics.jsonl"), budget, interrupt],
-    )
-    trainer.remove_callback(PrinterCallback)
-    trainer.plan = plan
-    result = trainer.train(resume_from_checkpoint=_last_checkpoint(folder))
+
+def _phase_summary(trained: dict[str, Any]) -> dict[str, Any]:
+    """A phase's line in run.json's `distill.phases`."""
     return {
-        "examples": len(items),
-        "rows": len(rows),
-        "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "stopped_by": "minutes"
-        if budget.hit
-        else "interrupted"
-        if interrupt.requested
-        else "epochs",
+        "examples": trained.get("train_examples", trained.get("examples")),
+        "rows": trained.get("train_rows", trained.get("rows")),
+        "steps": trained.get("steps"),
+        "train_loss": trained.get("train_loss"),
+        "stopped_by": trained.get("stopped_by"),
     }
 
 
@@ -190,10 +174,10 @@ def preference_phase(
     from transformers import PrinterCallback
 
     from selftune.improve.amplify import render_prompt
-    from selftune.training.callbacks import Budget, MetricsLog
+    from selftune.training.fit import latest_checkpoint, trl_callbacks
 
     common = {
-        "output_dir": str(folder / "checkpoints"),
+        "output_dir": str(RunDir(folder).checkpoints_dir),
         "per_device_train_batch_size": 2,
         "learning_rate": settings.learning_rate,
         "num_train_epochs": settings.epochs,
@@ -243,35 +227,24 @@ def preference_phase(
             undesirable_weight=max(1.0, ups / downs),
         )
         trainer_class = KTOTrainer
-    budget = Budget(_deadline(settings.minutes))
+    callbacks, budget = trl_callbacks(folder, settings.minutes)
     trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[MetricsLog(folder / "metrics.jsonl"), budget],
+        callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)
-    result = trainer.train(resume_from_checkpoint=_last_checkpoint(folder))
+    result = trainer.train(resume_from_checkpoint=latest_checkpoint(folder))
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")
     return {
         "examples": len(rows),
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "stopped_by": "minutes" if budget.hit else "epochs",
+        "stopped_by": "time limit" if budget.hit else "epochs",
     }
-
-
-def _deadline(minutes: float | None) -> float | None:
-    return time.monotonic() + minutes * 60 if minutes else None
-
-
-def _last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    checkpoints = folder / "checkpoints"
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
 
 
 def run_distill(
@@ -290,8 +263,8 @@ def run_distill(
     started = time.monotonic()
     settings = ws.config.improve
     if resume_id is not None:
-        run_dir = _resumable(ws, resume_id)
-        saved = json.loads((run_dir / RUN_SETTINGS).read_text())
+        run = _resumable(ws, resume_id)
+        saved = run.settings()
         settings = ImproveConfig.model_validate(saved["improve"])
         parent = ws.artefacts.run(saved["parent"])
         trained_ids, held_ids = set(saved["samples"]), saved["held_out_samples"]
@@ -311,47 +284,44 @@ def run_distill(
     picks = build_picks(train_samples, twin, tags_of(ws.config), guard)
     if resume_id is None:
         method, why = choose_method(picks, settings.method)
-        run_dir = ws.new_artefact_dir("runs")
-        (run_dir / RUN_SETTINGS).write_text(
-            json.dumps(
-                {
-                    "distill": True,
-                    "parent": parent.id,
-                    "method": method,
-                    "why": why,
-                    "improve": settings.model_dump(),
-                    "samples": picks.samples,
-                    "held_out_samples": held_ids,
-                },
-                indent=2,
-            )
+        run = ws.artefacts.new_run()
+        run.write_settings(
+            {
+                "distill": True,
+                "parent": parent.id,
+                "method": method,
+                "why": why,
+                "improve": settings.model_dump(),
+                "samples": picks.samples,
+                "held_out_samples": held_ids,
+            }
         )
         say(f"Distilling {why}")
-        say(f"From {parent.id} → {run_dir}")
+        say(f"From {parent.id} → {run.path}")
     dataset = ws.artefacts.dataset_of(parent)
     config = _train_config(parent, settings)
     replayed = replay_records(
         dataset.read_split("train"), round(settings.replay * max(1, len(picks.kept))), settings.seed
     )
     phases: dict[str, Any] = {}
-    phase_root = run_dir / PHASES_DIR
-    sft_dir = phase_root / "sft"
+    sft_dir = run.phase_dir("sft")
     model, tokenizer = None, None
-    if (sft_dir / "done.json").exists():
-        phases["sft"] = json.loads((sft_dir / "done.json").read_text())
+    if (sft_dir / PHASE_DONE).exists():
+        sft = json.loads((sft_dir / PHASE_DONE).read_text())
         say("sft phase already done; going on from it")
     else:
         model, tokenizer = _from_phase(parent, parent.adapter_dir)
         sft_dir.mkdir(parents=True, exist_ok=True)
         records = sft_records(picks) + replayed
         say(f"Phase sft: {len(picks.kept)} kept + {len(replayed)} replayed examples")
-        phases["sft"] = sft_phase(model, tokenizer, records, sft_dir, config)
+        sft = sft_phase(model, tokenizer, records, sft_dir, config)
         model.save_pretrained(sft_dir / "adapter")
-        (sft_dir / "done.json").write_text(json.dumps(phases["sft"], indent=2))
+        (sft_dir / PHASE_DONE).write_text(json.dumps(sft, indent=2))
+    phases["sft"] = _phase_summary(sft)
     if method in ("dpo", "kto"):
         model = None  # free phase 1's model (and its optimizer) before loading phase 2's
         gc.collect()
-        pref_dir = phase_root / method
+        pref_dir = run.phase_dir(method)
         pref_dir.mkdir(parents=True, exist_ok=True)
         model, tokenizer = _from_phase(parent, sft_dir / "adapter")
         say(
@@ -362,39 +332,34 @@ def run_distill(
         )
     if model is None:
         model, tokenizer = _from_phase(parent, sft_dir / "adapter")
-    target = run_dir / "adapter"
-    if target.exists():
-        shutil.rmtree(target)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    parent_info = parent.info()
-    counts = picks.counts()
-    summary = {
-        "id": run_dir.name,
+    if run.adapter_dir.exists():
+        shutil.rmtree(run.adapter_dir)
+    model.save_pretrained(run.adapter_dir)
+    tokenizer.save_pretrained(run.adapter_dir)
+    # the SFT phase's measurements (a done.json of an older selftune may lack some), with
+    # steps, loss and time over every phase
+    trained = {k: sft.get(k) for k in TRAINED_KEYS} | {
         "base": parent.base,
-        "dataset": dataset.id,
-        "dataset_path": str(dataset.path.resolve()),
         "settings": config.model_dump(),
-        "method": parent_info.get("method", "lora"),
-        "parent": parent.id,
-        "distill": {
-            "method": method,
-            "why": why,
-            "counts": counts,
-            "replayed": len(replayed),
-            "held_out_samples": held_ids,
-            "trained_samples": picks.samples,
-            "phases": phases,
-            "improve": settings.model_dump(),
-        },
-        "steps": sum(p.get("steps", 0) for p in phases.values()),
+        "method": parent.info().get("method", "lora"),
+        "steps": sum(p.get("steps") or 0 for p in phases.values()),
         "train_loss": phases.get(method, phases["sft"]).get("train_loss"),
         "valid_loss": None,
         "seconds": round(time.monotonic() - started, 1),
-        "selftune_version": __version__,
     }
-    (run_dir / RUN_INFO).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary, run_dir
+    distill = {
+        "method": method,
+        "why": why,
+        "counts": picks.counts(),
+        "replayed": len(replayed),
+        "held_out_samples": held_ids,
+        "trained_samples": picks.samples,
+        "phases": phases,
+        "improve": settings.model_dump(),
+    }
+    summary = run.record("distill", dataset, trained, parent=parent.id, distill=distill)
+    run.write_info(summary)
+    return summary, run.path
 
 
 def _from_phase(parent: RunDir, adapter: Path) -> tuple[Any, Any]:
@@ -410,22 +375,23 @@ def _from_phase(parent: RunDir, adapter: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _resumable(ws: Workspace, ref: str) -> Path:
+def _started_by_distill(run: RunDir) -> bool:
+    return run.has_settings and bool(run.settings().get("distill"))
+
+
+def _resumable(ws: Workspace, ref: str) -> RunDir:
     if ref == "latest":
         candidates = [
-            p
-            for p in ws.artefacts.entries("runs", usable_only=False)
-            if (p / RUN_SETTINGS).exists()
-            and json.loads((p / RUN_SETTINGS).read_text()).get("distill")
-            and not (p / RUN_INFO).exists()
+            r
+            for r in ws.artefacts.run_folders()
+            if _started_by_distill(r) and not r.info_path.exists()
         ]
         if not candidates:
             raise SelftuneError(
                 "no interrupted distill run to resume; start one with `selftune distill`"
             )
         return candidates[-1]
-    run_dir = ws.resolve("runs", ref, usable_only=False)
-    saved = run_dir / RUN_SETTINGS
-    if not saved.exists() or not json.loads(saved.read_text()).get("distill"):
-        raise SelftuneError(f"{run_dir} was not started by `selftune distill`; nothing to resume")
-    return run_dir
+    run = ws.artefacts.run_folder(ref)
+    if not _started_by_distill(run):
+        raise SelftuneError(f"{run.path} was not started by `selftune distill`; nothing to resume")
+    return run

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftune.artefacts import Artefacts
 from selftune.errors import SelftuneError
 from selftune.memory.index import excluded_conversations, update_index
 from selftune.memory.suggest import Suggestions
@@ -71,12 +72,15 @@ def _datasets_with(root: Path, names: list[str]) -> list[str]:
     """Existing datasets whose files mention one of `names` (for the owner to delete)."""
     folded = [n.casefold() for n in names if n]
     found = []
-    for folder in sorted((Path(root) / "datasets").glob("*/")):
+    artefacts = Artefacts(Path(root))
+    # with any left by a build killed while writing (datasets/.staging/<id>)
+    for dataset in artefacts.dataset_folders(staging=True):
+        folder = dataset.path
         for part in ("train.jsonl", "valid.jsonl"):
             path = folder / part
             if path.exists() and any(
                 n in path.read_text(encoding="utf-8").casefold() for n in folded
             ):
-                found.append(folder.name)
+                found.append(str(folder.relative_to(artefacts.datasets_dir)))
                 break
     return found

@@ -4,38 +4,35 @@ and overrides, records settings.json for `--resume`, and trains."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selftune.artefacts import RUN_SETTINGS
+from selftune.artefacts import RunDir
 from selftune.config import TrainConfig, apply_overrides
 from selftune.errors import SelftuneError
 from selftune.workspace import Workspace
-
-SETTINGS_FILE = RUN_SETTINGS
 
 
 def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> Path:
+def shared_run_dir(ws: Workspace, resume_id: str | None, resume: bool) -> RunDir:
     """The run folder; under `accelerate launch` rank 0 makes it and tells the other ranks."""
     if resume:
-        return ws.resolve("runs", resume_id, usable_only=False)
+        return ws.artefacts.run_folder(resume_id)
     if not _distributed():
-        return ws.new_artefact_dir("runs")
+        return ws.artefacts.new_run()
     import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
     state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group
-    names = [ws.new_artefact_dir("runs").name if state.is_main_process else None]
+    names = [ws.artefacts.new_run().id if state.is_main_process else None]
     broadcast_object_list(names)
-    return ws.runs_dir / str(names[0])
+    return ws.artefacts.run_folder(str(names[0]))
 
 
 def is_main_process() -> bool:
@@ -61,12 +58,13 @@ def run_train(
 
     config = ws.config.train
     resume = resume_id is not None
-    run_dir = shared_run_dir(ws, None if resume_id == "latest" else resume_id, resume)
+    run = shared_run_dir(ws, None if resume_id == "latest" else resume_id, resume)
     if resume:
-        saved = run_dir / SETTINGS_FILE
-        if not saved.exists():
-            raise SelftuneError(f"{run_dir} was not started by `selftune train`; nothing to resume")
-        info = json.loads(saved.read_text())
+        if not run.has_settings:
+            raise SelftuneError(
+                f"{run.path} was not started by `selftune train`; nothing to resume"
+            )
+        info = run.settings()
         config = TrainConfig.model_validate(info["settings"])
         dataset = info["dataset"]
         apply_overrides(config, overrides or {})
@@ -76,12 +74,10 @@ def run_train(
         apply_overrides(config, overrides)
         if "minutes" in filled and (overrides.get("epochs") or overrides.get("max_steps")):
             config.minutes = None  # --epochs / --max-steps win over the preset's time plan
-    dataset_dir = ws.resolve("datasets", dataset)
+    data = ws.artefacts.dataset(dataset)
     if is_main_process():
-        (run_dir / SETTINGS_FILE).write_text(
-            json.dumps({"dataset": dataset_dir.name, "settings": config.model_dump()}, indent=2)
-        )
+        run.write_settings({"dataset": data.id, "settings": config.model_dump()})
         if echo is not None:
             verb = "Resuming" if resume else "Training"
-            echo(f"{verb} {config.method} on {dataset_dir.name} → {run_dir}")
-    return train(dataset_dir, run_dir, config, resume=resume), run_dir
+            echo(f"{verb} {config.method} on {data.id} → {run.path}")
+    return train(data.path, run.path, config, resume=resume, echo=echo), run.path

@@ -5,15 +5,14 @@ model's scheduler runs the generation."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 
+from selftune.artefacts import Artefacts
 from selftune.server import dispatch
 from selftune.server.deps import Authorized, State
 from selftune.server.errors import APIError
@@ -147,16 +146,5 @@ async def _candidates(
 def _blind_pairs(state: ServerState, report: str | None = None):  # type: ignore[no-untyped-def]
     if state.reports_dir is None or not state.reports_dir.exists():
         return None
-    folders = sorted(p for p in state.reports_dir.iterdir() if (p / "blind_pairs.jsonl").exists())
-    if report is not None:
-        folders = [p for p in folders if p.name == report]
-    if not folders:
-        return None
-    path: Path = folders[-1] / "blind_pairs.jsonl"
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if row.get("real") and row.get("generated"):
-                pairs.append(row)
-    return (folders[-1].name, pairs) if pairs else None
+    found = Artefacts(state.reports_dir.parent).blind_pairs(report)
+    return (found[0].id, found[1]) if found else None

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from selftune.artefacts import RunDir
 from selftune.errors import SelftuneError
-from selftune.training.export import ARCHS, _permute
+from selftune.export.model_gguf import ARCHS, permute_rotary
 
 
 def write_lora_gguf(run_dir: Path, path: Path) -> Path:
@@ -23,7 +24,6 @@ def write_lora_gguf(run_dir: Path, path: Path) -> Path:
     from safetensors import safe_open
     from transformers import AutoConfig
 
-    from selftune.artefacts import RunDir
     from selftune.models import resolve_base
 
     run = RunDir(run_dir).require_finished()
@@ -72,9 +72,9 @@ def write_lora_gguf(run_dir: Path, path: Path) -> Path:
             data = fh.get_tensor(key).float().numpy()
             if part == "lora_b" and arch_name == "LLAMA":
                 if hf_name.endswith("q_proj.weight"):
-                    data = _permute(data, n_head)
+                    data = permute_rotary(data, n_head)
                 elif hf_name.endswith("k_proj.weight"):
-                    data = _permute(data, n_kv)
+                    data = permute_rotary(data, n_kv)
             name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if name is None:
                 raise SelftuneError(f"LoRA GGUF export: no GGUF name for {hf_name}")
