@@ -33,9 +33,7 @@ IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
 PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
 DIGIT = re.compile(r"\d")
-# in every IBAN, card and phone number (two digits at most one separator apart); a local test,
-# so a value is found whatever else the text holds
-NUMBER_PAIR = re.compile(r"\d[ ().-]?\d")
+IBAN_HEAD = re.compile(r"[A-Z]{2}\d{2}")  # how every IBAN starts
 US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 STREET_WORDS = (
@@ -181,13 +179,18 @@ def find_pii(text: str, start: int = 0) -> list[Span]:
             if url_has_secret(url):
                 add("url", m.start(), m.start() + len(url))
     if DIGIT.search(text):
-        if NUMBER_PAIR.search(text, start):  # account, card or phone numbers
+        # each kind is looked for only where the text has as many digits as its shortest valid
+        # value: a test of the part read, so a value is found whatever else the text holds
+        digits = len(DIGIT.findall(text, start))
+        if IBAN_HEAD.search(text, start):
             for m in IBAN.finditer(text, start):
                 if iban_valid(m.group(0)):
                     add("iban", *m.span())
+        if digits >= 13:
             for m in CARD.finditer(text, start):
                 if luhn_valid(m.group(0)):
                     add("card", *m.span())
+        if digits >= 9:
             for m in PHONE.finditer(text, start):
                 _phone(m, add)
         if STREET.search(text, start):
