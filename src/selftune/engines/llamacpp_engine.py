@@ -10,14 +10,13 @@ or cancelled sequence frees its slot at once.
 
 Prompts are rendered and tokenized by the Hugging Face tokenizer, and tokens decoded by it, so
 both engines see and produce the same token streams. One loaded GGUF is shared by every engine
-that runs it (a run's LoRA adapter is applied to its own context), so two runs serve at once
-without loading the base twice.
+that runs it (a run's LoRA adapter is applied to its own context; `llamacpp_model.py`), so two
+runs serve at once without loading the base twice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import threading
@@ -32,60 +31,15 @@ from selftune.engines.base import (
     StopScanner,
     logprobs_within,
 )
+from selftune.engines.llamacpp_model import SharedModel as _SharedModel
+from selftune.engines.llamacpp_model import apply_lora
+from selftune.engines.llamacpp_model import available as available  # selection.py asks here
+from selftune.engines.llamacpp_model import load_library as _lib
 from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
-
-
-def available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _lib() -> Any:
-    try:
-        import llama_cpp
-        import llama_cpp._logger as logger  # installs llama.cpp's log callback
-    except ImportError as exc:
-        raise SelftuneError(
-            "the llama.cpp engine needs llama-cpp-python: pip install 'selftune[llamacpp]'"
-        ) from exc
-    logger.set_verbose(os.environ.get("SELFTUNE_LLAMA_VERBOSE") == "1")
-    return llama_cpp
-
-
-class _SharedModel:
-    """A GGUF loaded once and shared by every engine on it, freed when the last one closes."""
-
-    _open: dict[str, _SharedModel] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, lib: Any, path: Path):
-        params = lib.llama_model_default_params()
-        self.pointer = lib.llama_model_load_from_file(str(path).encode(), params)
-        if not self.pointer:
-            raise SelftuneError(f"llama.cpp could not load {path}; is it a GGUF file?")
-        self.lib, self.key, self.users = lib, str(path.resolve()), 0
-
-    @classmethod
-    def acquire(cls, lib: Any, path: Path) -> _SharedModel:
-        with cls._lock:
-            model = cls._open.get(str(path.resolve())) or cls(lib, path)
-            cls._open[model.key] = model
-            model.users += 1
-            return model
-
-    def release(self) -> None:
-        with self._lock:
-            self.users -= 1
-            if self.users == 0:
-                del self._open[self.key]
-                self.lib.llama_model_free(self.pointer)
 
 
 @dataclass
@@ -191,7 +145,7 @@ class LlamaCppEngine:
         self.batch = lib.llama_batch_init(n_batch, 0, slots + prefix_cache)
         self._adapter = None
         if lora is not None:
-            self._set_lora(Path(lora), lora_scale)
+            self._adapter = apply_lora(lib, model, self.ctx, Path(lora), lora_scale)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = {tokenizer.eos_token_id} - {None}
@@ -536,16 +490,3 @@ class LlamaCppEngine:
                 logprobs_within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)
             ]
         return result
-
-    def _set_lora(self, path: Path, scale: float) -> None:
-        lib = self.lib
-        if not path.exists():
-            raise SelftuneError(f"{path} does not exist; run `selftune export --format lora-gguf`")
-        adapter = lib.llama_adapter_lora_init(self._model.pointer, str(path).encode())
-        if not adapter:
-            raise SelftuneError(f"llama.cpp could not load the LoRA adapter {path}")
-        adapters = (lib.llama_adapter_lora_p_ctypes * 1)(adapter)
-        scales = (ctypes.c_float * 1)(scale)
-        if lib.llama_set_adapters_lora(self.ctx, adapters, 1, scales):
-            raise SelftuneError(f"llama.cpp could not apply the LoRA adapter {path}")
-        self._adapter = adapter
