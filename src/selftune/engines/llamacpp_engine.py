@@ -31,10 +31,15 @@ from selftune.engines.base import (
     StopScanner,
     logprobs_within,
 )
+from selftune.engines.llamacpp_model import (  # selection.py and the tests ask here
+    NEEDED_CALLS as NEEDED_CALLS,
+)
 from selftune.engines.llamacpp_model import SharedModel as _SharedModel
 from selftune.engines.llamacpp_model import apply_lora
-from selftune.engines.llamacpp_model import available as available  # selection.py asks here
+from selftune.engines.llamacpp_model import available as available
 from selftune.engines.llamacpp_model import load_library as _lib
+from selftune.engines.llamacpp_model import missing_features as missing_features
+from selftune.engines.llamacpp_model import unsupported_reason as unsupported_reason
 from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selftune.config import format_validation_error
 from selftune.errors import ConfigError
 from selftune.memory.index import terms
-from selftune.workspace import Workspace
+from selftune.workspace import Workspace, write_private
 
 FACTS_NAME = "facts.yaml"
 
@@ -32,6 +32,7 @@ HEADER = """\
 #                                   #   they also help find the fact for a message
 #     ask: where do you live now?   # optional: how a friend would ask (for `selftune eval`)
 #     private: false                # true: never in a prompt, never trained on, never output
+#     who: [Tomás]                  # optional: only in replies that no one else sees
 #
 # A public fact goes into the twin's prompt when a message touches it. A private fact's keywords
 # (or its whole text when it has none) are scrubbed from datasets and redacted from output.
@@ -78,6 +79,10 @@ class Fact(BaseModel):
     )
     ask: str = Field("", description="How a friend would ask about it (eval probes).")
     private: bool = Field(False, description="Never in a prompt, never trained on, never output.")
+    who: list[str] = Field(
+        default_factory=list,
+        description="Only for these people: a reply anyone else sees never holds it (empty: anyone).",
+    )
 
     def words(self) -> set[str]:
         """Words a message must share with the fact to bring it to mind."""
@@ -161,6 +166,8 @@ def _entry(fact: Fact, indent: str) -> str:
         entry["keywords"] = fact.keywords
     if fact.ask:
         entry["ask"] = fact.ask
+    if fact.who:
+        entry["who"] = fact.who
     entry["private"] = fact.private
     dumped = yaml.safe_dump(
         [entry], allow_unicode=True, sort_keys=False, default_flow_style=None, width=1000
@@ -185,13 +192,13 @@ def add_fact(root: Path, fact: Fact) -> Facts:
         text = path.read_text(encoding="utf-8")
         found = re.search(r"^([ \t]*)- ", text, re.MULTILINE)
         indent = found.group(1) if found else "  "
-        path.write_text(text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n", encoding="utf-8")
+        write_private(path, text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n")
         try:
             if load_facts(root).items == items:
                 return Facts(items, path)
         except ConfigError:
             pass
-    path.write_text(render_facts(items), encoding="utf-8")
+    write_private(path, render_facts(items))  # it holds the private facts: 0600
     return Facts(items, path)
 
 
