@@ -58,14 +58,15 @@ class Drafter:
         return self.session.engine
 
     def draft(self, conversation: Conversation, n: int) -> Drafts:
-        """N drafts (guarded, ranked, logged as one sample) of the owner's reply. The audience
-        is where the boundaries rule of the memory plugs in; until it does, the memory block is
-        the one `TwinSession.reply` makes for the turns' authors."""
+        """N drafts (guarded, ranked, logged as one sample) of the owner's reply. Everyone in
+        the room reads it, so the memory block quotes only conversations all of them were in
+        (the boundaries rule, `memory.scope`)."""
         candidates = self.session.reply(
             conversation.turns,
             conversation.platform,
             conversation.title,
             n=n,
             endpoint=ENDPOINT,
+            audience=conversation.audience,
         )
         return Drafts(candidates.texts, candidates.sample_id)

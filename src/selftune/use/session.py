@@ -13,6 +13,7 @@ from typing import Any
 from selftune.config import SampleConfig
 from selftune.engines.base import GenRequest, GenResult, render_chat
 from selftune.guards import GuardedStream, OutputGuard, output_guard
+from selftune.memory.scope import Audience
 from selftune.scoring.ranker import Ranker, load_ranker
 from selftune.store.samples import SampleLog
 from selftune.twin import DEFAULT_CONVERSATION, DEFAULT_SOURCE, Twin
@@ -154,12 +155,18 @@ class TwinSession:
         platform: str = DEFAULT_SOURCE,
         conversation: str = DEFAULT_CONVERSATION,
         tokenizer: Any = None,
+        audience: Sequence[str] | None = None,
     ) -> Messages:
-        """Chat messages for the owner's next reply to (author, text) turns, memory included."""
+        """Chat messages for the owner's next reply to (author, text) turns, memory included.
+        `audience`: everyone but the owner who will read the reply (a room's members); by
+        default the turns' other authors and whoever wrote in the stored conversation."""
         block = None
         if self.memory is not None:
             count = self._counter(tokenizer)
-            block = self.memory.for_turns(list(turns), platform, conversation, count_tokens=count)
+            readers = Audience(tuple(audience)) if audience is not None else None
+            block = self.memory.for_turns(
+                list(turns), platform, conversation, count_tokens=count, audience=readers
+            )
         return self.twin.reply_messages(list(turns), platform, conversation, memory=block)
 
     def render(self, messages: Messages, tokenizer: Any = None) -> str:
@@ -181,8 +188,10 @@ class TwinSession:
         platform: str = DEFAULT_SOURCE,
         conversation: str = DEFAULT_CONVERSATION,
         tokenizer: Any = None,
+        audience: Sequence[str] | None = None,
     ) -> str:
-        return self.render(self.reply_messages(turns, platform, conversation, tokenizer), tokenizer)
+        messages = self.reply_messages(turns, platform, conversation, tokenizer, audience)
+        return self.render(messages, tokenizer)
 
     def prompt_for(self, text: str, chat: bool = False, tokenizer: Any = None) -> str:
         """`sample`'s prompt: `text` to continue, or (`chat`) a message to reply to."""
@@ -297,10 +306,12 @@ class TwinSession:
         n: int | None = None,
         rank: bool = True,
         endpoint: str = "cli-reply",
+        audience: Sequence[str] | None = None,
         **sampling: Any,
     ) -> Candidates:
-        """N drafts of the owner's reply to (author, text) `turns`."""
-        request = self.request(self.reply_prompt(turns, platform, conversation), n, **sampling)
+        """N drafts of the owner's reply to (author, text) `turns`, read by `audience`."""
+        prompt = self.reply_prompt(turns, platform, conversation, audience=audience)
+        request = self.request(prompt, n, **sampling)
         result = self.generate([request])[0]
         shown = [{"author": a, "text": t} for a, t in turns]
         return self.finish(
