@@ -183,8 +183,8 @@ def scale(mb: float, seed: int, replies: int, zipf: int = 0) -> None:
 def model(run_dir: Path | None, contexts: int) -> None:
     from selftune.config import EvalConfig
     from selftune.dataset import run_build
+    from selftune.evaluation.compared_models import Side, load_sides
     from selftune.evaluation.sections.facts_recall import memory_section
-    from selftune.evaluation.sides import Side, load_sides
     from selftune.ingest.importer import ingest_paths
     from selftune.models import load_model, load_tokenizer
     from selftune.workspace import init_workspace

@@ -54,13 +54,12 @@ def test_per_request_max_tokens_in_one_batch(tiny_engine):
     assert b.completion_tokens[0] > 2
 
 
-def test_generate_wrappers_keep_their_signatures(tiny_engine):
-    from selftune.engines.generate import sample
-
+def test_a_rendered_chat_samples_n_candidates_in_one_call(tiny_engine):
     asked = [{"role": "system", "content": "You are Mags."}, {"role": "user", "content": "hello"}]
     prompt = render_chat(tiny_engine.tokenizer, asked)
     assert prompt.rstrip().endswith("assistant")
-    outs = sample(tiny_engine.model, tiny_engine.tokenizer, prompt, 2, 0.9, 0.95, 5, 1, ["\n\n"])
+    request = GenRequest(prompt, 2, 0.9, 0.95, 5, ["\n\n"], 1)
+    outs = tiny_engine.generate([request])[0].texts
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
 
 

@@ -166,7 +166,7 @@ def bench(
     needs_judge = any(c.judged for case in cases.cases for c in case.checks)
     sides = None
     if model in ("base", "tuned") or (needs_judge and ws.config.eval.judge in ("base", "tuned")):
-        from selftune.evaluation.sides import load_sides
+        from selftune.evaluation.compared_models import load_sides
 
         sides = dict(zip(("base", "tuned"), load_sides(ws.artefacts.run(run_id).path), strict=True))
     if model in ("base", "tuned"):

@@ -28,7 +28,7 @@ def endpoint(ws: Workspace, url: str | None = None, model: str | None = None) ->
     from urllib.parse import urlsplit
 
     from selftune.config import is_loopback
-    from selftune.evaluation.sides import Endpoint
+    from selftune.evaluation.compared_models import Endpoint
 
     settings = ws.config.eval
     chosen_here = url is not None

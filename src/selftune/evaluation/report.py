@@ -60,7 +60,7 @@ def evaluate_run(
     computed (seconds; what the demo needs); `selftune eval` runs `config.sections`. The picks
     and memory sections read the store and facts.yaml, so they run only when `ws` is given
     (`run_eval` gives it)."""
-    from selftune.evaluation.sides import load_sides
+    from selftune.evaluation.compared_models import load_sides
 
     if sections is None:
         sections = config.sections if config is not None else ["perplexity"]

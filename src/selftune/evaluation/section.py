@@ -31,7 +31,7 @@ class EvalContext:
     config: EvalConfig
     wanted: set[str]  # the chosen entries of eval.sections
     max_len: int
-    base: Any  # evaluation.sides.Side: the run with its adapter switched off
+    base: Any  # evaluation.compared_models.Side: the run with its adapter switched off
     tuned: Any
     train: list[dict[str, Any]]
     valid: list[dict[str, Any]]

@@ -26,6 +26,7 @@ from selftune.memory.index import update_index
 from selftune.store import Store
 from selftune.store.memory_index import contacts_in, conversation_by_title
 from selftune.twin import Twin
+from selftune.workspace import Workspace
 
 
 def on_ingest(store: Store) -> int:
@@ -50,7 +51,7 @@ class Memory:
     secrets: tuple[str, ...] = ()
 
     @classmethod
-    def from_workspace(cls, ws: Any) -> Memory:
+    def from_workspace(cls, ws: Workspace) -> Memory:
         return cls(
             ws.store_path,
             load_facts(ws.root),
@@ -176,7 +177,7 @@ class BuildMemory:
         return block.text
 
 
-def build_memory(ws: Any, store: Store, count_tokens: Callable[[str], int] | None = None):  # type: ignore[no-untyped-def]
+def build_memory(ws: Workspace, store: Store, count_tokens: Callable[[str], int] | None = None):  # type: ignore[no-untyped-def]
     """The build's memory hook for `ws`, or None when memory is off."""
     if not ws.config.memory.enabled:
         return None

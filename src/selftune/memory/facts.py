@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selftune.config import format_validation_error
 from selftune.errors import ConfigError
 from selftune.memory.index import terms
+from selftune.workspace import Workspace
 
 FACTS_NAME = "facts.yaml"
 
@@ -194,7 +195,7 @@ def add_fact(root: Path, fact: Fact) -> Facts:
     return Facts(items, path)
 
 
-def private_facts(ws: Any) -> list[str]:
+def private_facts(ws: Workspace) -> list[str]:
     """Everything that must never be trained on or output: `build.private_facts` of twin.yaml
     and the private facts of facts.yaml."""
     listed = list(ws.config.build.private_facts or [])

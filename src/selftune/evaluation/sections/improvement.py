@@ -117,7 +117,7 @@ def picks_section(
     """Before (the parent's tuned side, or this run's base) vs after (this run's tuned side) on
     held-out pairs, and the ranker."""
     from selftune.artefacts import RunDir
-    from selftune.evaluation.sides import load_sides
+    from selftune.evaluation.compared_models import load_sides
     from selftune.scoring.ranker import load_ranker, pairwise_accuracy
 
     budget = budget or unlimited()
