@@ -1,10 +1,10 @@
 # Two entry points: `make demo` and `make test` (each sets up .venv first if needed).
 .PHONY: demo test lint format setup setup-dev
 
-.venv/.selftune-ready: pyproject.toml scripts/setup.sh
+.venv/.selftune-ready: pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 
-.venv/.selftune-dev-ready: pyproject.toml scripts/setup.sh
+.venv/.selftune-dev-ready: pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh dev
 
 setup: .venv/.selftune-ready

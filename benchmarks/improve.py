@@ -2,20 +2,27 @@
 
 Run: PYTHONPATH=src python benchmarks/improve.py [--rounds 3] [--prompts 12] [-n 4]
      [--train-minutes 4] [--distill-minutes 2] [--contexts 16] [--out results.json]
-     [--owner closest|random] [--exports PATH ... --me NAME]  (someone else's exports)
+     [--owner closest|random|trait] [--trait shortest|emoji|lowercase] [--seeds 2]
+     [--exports PATH ... --me NAME]  (someone else's exports)
 
 A temporary workspace ingests examples/marguerite, builds, and trains a first twin (the cpu
 preset, `--train-minutes`). Then, each round:
 1. `run_amplify` on chat prompts from the training split (a fresh seed each round);
 2. the simulated owner keeps the candidate closest to their real reply (character 2-4-gram
    cosine similarity) and gives the farthest a thumbs down (`--owner random`: a control owner
-   who keeps and rejects at random, so what distill gains from replay alone shows);
+   who keeps and rejects at random, so what distill gains from replay alone shows; `--owner
+   trait`: an owner with a known preference the model can express — keeps the shortest
+   candidate, or one with an emoji, or the one in lowercase — the trait chosen per run from
+   the seed unless `--trait` names it, and rejects the candidate furthest from it);
 3. `run_distill` (method auto) trains the next twin from the current one; the ranker is retrained;
 4. on held-out contexts (the validation split, never amplified), parent and child each write a
    reply with the same seed, and the simulated owner picks the closer one blind: the child's
    win rate (ties count half); held-out perplexity and the authorship classifier's share of
-   replies taken for the owner, parent vs child; the ranker's held-out pairwise accuracy; CPU
-   minutes of this process (all threads) and the load average.
+   replies taken for the owner, parent vs child; the trait's share in those fresh held-out
+   replies, parent vs child, each with its standard error (every owner is measured on the same
+   trait, so the random control shows what replay alone does to it); the ranker's held-out
+   pairwise accuracy beside the authorship score alone; CPU minutes of this process (all
+   threads) and the load average.
 The machine is shared: keep rounds small and read the load average beside every number.
 """
 
@@ -26,6 +33,8 @@ import json
 import math
 import os
 import random
+import re
+import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +55,36 @@ def similarity(a: str, b: str) -> float:
     dot = sum(v * gb[k] for k, v in ga.items())
     norm = math.sqrt(sum(v * v for v in ga.values())) * math.sqrt(sum(v * v for v in gb.values()))
     return dot / norm if norm else 0.0
+
+
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
+TRAITS = ("shortest", "emoji", "lowercase")
+
+
+def trait_score(trait: str, text: str) -> float:
+    """How much a candidate has the trait (higher: more): fewer words, an emoji, lowercase."""
+    if trait == "shortest":
+        return -len(text.split())
+    if trait == "emoji":
+        return len(EMOJI.findall(text)) - len(text) / 1000  # ties: the shorter
+    letters = [c for c in text if c.isalpha()]
+    return 1 - sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
+
+
+def has_trait(trait: str, text: str, short: int) -> bool:
+    """A reply has the trait: at most `short` words (the parent's median), an emoji, or no
+    capital letter."""
+    if trait == "shortest":
+        return len(text.split()) <= short
+    if trait == "emoji":
+        return bool(EMOJI.search(text))
+    return bool(text.strip()) and not any(c.isupper() for c in text)
+
+
+def share_with_se(flags: list[bool]) -> tuple[float, float]:
+    n = len(flags)
+    p = sum(flags) / n if n else 0.0
+    return round(p, 3), round(math.sqrt(p * (1 - p) / n) if n else 0.0, 3)
 
 
 def load() -> str:
@@ -115,6 +154,8 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     rng = random.Random(r)
     for item, prompt in zip(items, prompts, strict=True):
         scores = [similarity(c, prompt.real or "") for c in item["candidates"]]
+        if args.owner == "trait":
+            scores = [trait_score(args.trait, c) + 1e-6 * rng.random() for c in item["candidates"]]
         if args.owner == "random":  # the control: picks that carry no preference
             scores = [rng.random() for _ in scores]
         best, worst = (
@@ -127,12 +168,13 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     echo(f"round {r}: amplified {len(items)} prompts x {args.n}, picked")
     summary, child_dir = run_distill(ws, minutes=args.distill_minutes, echo=echo)
     try:
-        ranker_acc = train_ranker(ws).info["held_out_accuracy"]
+        info = train_ranker(ws).info
+        ranker_acc, authorship_alone = info["held_out_accuracy"], info["authorship_alone_accuracy"]
     except Exception as exc:  # too few picks in round 1 for a held-out pair is possible
-        ranker_acc = f"n/a ({exc})"
+        ranker_acc, authorship_alone = f"n/a ({exc})", None
     child_engine = TransformersEngine.from_run(child_dir, child_dir.name)
     wins = 0.0
-    seeds = (1, 2)
+    seeds = tuple(range(1, args.seeds + 1))
     parent_replies, child_replies = [], []
     for seed in seeds:
         p = replies(parent_engine, contexts, seed, args.max_tokens)
@@ -143,6 +185,9 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
             sa, sb = similarity(a, ctx["real"]), similarity(b, ctx["real"])
             wins += 1.0 if sb > sa else 0.5 if sb == sa else 0.0
     max_len = ws.config.train.max_seq_len
+    short = int(statistics.median(len(t.split()) for t in parent_replies)) if parent_replies else 0
+    trait_parent = share_with_se([has_trait(args.trait, t, short) for t in parent_replies])
+    trait_child = share_with_se([has_trait(args.trait, t, short) for t in child_replies])
     row = {
         "round": r,
         "parent": parent.id,
@@ -158,7 +203,13 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
         "ppl_child": held_out_ppl(child_engine, valid, max_len),
         "authorship_parent": taken_for_owner(classifier, parent_replies)["taken_for_owner"],
         "authorship_child": taken_for_owner(classifier, child_replies)["taken_for_owner"],
+        "trait": args.trait,
+        "trait_parent": trait_parent,  # (share, standard error)
+        "trait_child": trait_child,
+        "trait_gain": round(trait_child[0] - trait_parent[0], 3),
+        "trait_gain_se": round(math.hypot(trait_parent[1], trait_child[1]), 3),
         "ranker_accuracy": ranker_acc,
+        "authorship_alone_accuracy": authorship_alone,
         "cpu_minutes": round((time.process_time() - cpu0) / 60, 1),
         "wall_minutes": round((time.monotonic() - wall0) / 60, 1),
         "load_start": load0,
@@ -179,9 +230,19 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, default=16)
     parser.add_argument(
         "--owner",
-        choices=["closest", "random"],
+        choices=["closest", "random", "trait"],
         default="closest",
-        help="closest: keep the candidate nearest the real reply; random: a control owner",
+        help="closest: keep the candidate nearest the real reply; random: a control owner; "
+        "trait: keep the candidate with --trait",
+    )
+    parser.add_argument(
+        "--trait",
+        choices=TRAITS,
+        help="the known preference (measured for every owner); default: chosen by --seed",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="chooses the trait when not given")
+    parser.add_argument(
+        "--seeds", type=int, default=2, help="replies per held-out context, parent and child"
     )
     parser.add_argument(
         "--exports",
@@ -197,6 +258,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.trait = args.trait or random.Random(args.seed).choice(TRAITS)
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     from selftune.evaluation.sections.replies import held_out_contexts
@@ -230,14 +292,16 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        "\n| round | method | kept | pairs | win rate vs parent | ppl parent → child | authorship parent → child | ranker acc | CPU min | wall min | load (start/end) |"
+        f"\n| round | owner | method | kept | pairs | win rate vs parent | ppl parent → child | authorship parent → child | {args.trait} share parent → child (± SE) | ranker acc (authorship alone) | CPU min | wall min | load (start/end) |"
     )
-    print("|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|")
+    print("|---:|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---|")
     for row in rows:
         print(
-            f"| {row['round']} | {row['method']} | {row['kept']} | {row['pairs']} | {row['win_rate']} "
-            f"({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
-            f"{row['authorship_parent']} → {row['authorship_child']} | {row['ranker_accuracy']} | "
+            f"| {row['round']} | {args.owner} | {row['method']} | {row['kept']} | {row['pairs']} | "
+            f"{row['win_rate']} ({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
+            f"{row['authorship_parent']} → {row['authorship_child']} | "
+            f"{row['trait_parent'][0]} → {row['trait_child'][0]} (±{row['trait_parent'][1]}/±{row['trait_child'][1]}) | "
+            f"{row['ranker_accuracy']} ({row['authorship_alone_accuracy']}) | "
             f"{row['cpu_minutes']} | {row['wall_minutes']} | {row['load_start']} / {row['load_end']} |"
         )
 

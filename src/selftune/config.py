@@ -229,6 +229,7 @@ EVAL_SECTIONS = (
     "canaries",
     "regurgitation",
     "pii",
+    "boundaries",
     "memory",
     "picks",
 )
@@ -340,6 +341,14 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Larger request bodies are refused with 413."
     )
+    body_timeout_s: float = Field(
+        30, gt=0, description="A request body not arrived whole within this is refused with 408."
+    )
+    max_receiving: int = Field(
+        32,
+        ge=1,
+        description="Most requests sending their body at once; more are refused with 503.",
+    )
     max_prompt_tokens: int = Field(
         4096,
         ge=16,
@@ -424,8 +433,52 @@ class MemoryConfig(Section):
         3, ge=0, description="Most past exchanges (a message and the replies around it) retrieved."
     )
     facts: int = Field(4, ge=0, description="Most public facts put in the block.")
+    facts_place: Literal["first", "last"] = Field(
+        "last",
+        description="Where the block's facts go: last (right before the conversation, where a "
+        "small model copies from best) or first.",
+    )
     same_contact_boost: float = Field(
         2.0, ge=1, description="How much more an exchange with the same contact counts."
+    )
+    scope: Literal["participants", "everyone"] = Field(
+        "participants",
+        description="Which past messages a reply's block may quote: 'participants' only those "
+        "of conversations everyone who sees the reply took part in (notes to self only for "
+        "you); 'everyone' any conversation (docs/memory.md).",
+    )
+
+
+class MatrixConfig(Section):
+    rooms: list[str] = Field(
+        default_factory=list,
+        description="Rooms the bot drafts replies in (room ids like '!abc:example.org'); none by "
+        "default, so `selftune matrix bot` drafts nowhere until you list some.",
+    )
+    approvals_room: str | None = Field(
+        None,
+        description="Your private room where the bot sends drafts and you answer (1..N, "
+        "'e <text>', 'r'); empty: the bot creates one with only you in it on its first start.",
+    )
+    drafts: int = Field(3, ge=1, le=9, description="Drafts offered for each message.")
+    expire_minutes: float = Field(
+        60, gt=0, description="Drafts not answered within this many minutes are dropped."
+    )
+    min_seconds_between_drafts: float = Field(
+        5,
+        ge=0,
+        description="A room gets new drafts at most once in this many seconds (messages in "
+        "between are drafted for together).",
+    )
+    max_drafts_per_hour: int = Field(
+        30, ge=1, description="Most draft sets the bot makes in an hour, all rooms together."
+    )
+    context_messages: int = Field(
+        12, ge=1, description="The room's latest messages the drafts are written to."
+    )
+    ingest_rooms: list[str] = Field(
+        default_factory=list,
+        description="Rooms `selftune ingest matrix` reads (room ids); empty: every joined room.",
     )
 
 
@@ -448,6 +501,11 @@ class TwinConfig(Section):
     memory: MemoryConfig = Field(
         default_factory=MemoryConfig,
         description="Memory and facts (docs/memory.md): build, reply, chat, serve and eval",
+    )
+    matrix: MatrixConfig = Field(
+        default_factory=MatrixConfig,
+        description="Matrix (docs/matrix.md): `ingest matrix` and `matrix bot`; the login is "
+        "in secrets/matrix.json, never here",
     )
 
 

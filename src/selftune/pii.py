@@ -7,14 +7,20 @@ are the same thing.
   a normalised key (`value_key`) so the same value written two ways is one value.
 - `FactMatcher`: the owner's private-facts list, matched in any letter case and with any run of
   whitespace (spaces, no-break spaces, line breaks — so a fact split over two merged messages is
-  still one fact) and invisible characters (zero-width, soft hyphen) between words and letters.
+  still one fact) and invisible characters (zero-width, soft hyphen) between words and letters;
+  a fact's distinctive values (`fact_values`: its numbers of three digits or more, its street
+  address or postcode) match on their own too ("Code: 4471" for "the door code is 4471").
   `partial_at_end` finds the start of a fact cut off at the end of a text ("my locker code is 73").
+- `Scrubber`: PII replaced by typed, numbered placeholders (`<EMAIL_1>`, one number per value)
+  and private facts by `<PRIVATE>`: what the build scrubs datasets with and the memory scrubs
+  each memory block with (author names included), at training and at use alike.
 - `PLACEHOLDER`: the dataset's own placeholders (`<EMAIL_1>`, `<PRIVATE>`) and look-alikes.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -197,15 +203,42 @@ def _fact_pattern(fact: str) -> str:
     return f"{SPACE}+".join(letters)
 
 
-class FactMatcher:
-    """The private-facts list, matched in any case and with any whitespace between words."""
+VALUE_NUMBER = re.compile(r"\d(?:[ .-]?\d){2,}")  # three digits or more: a code, a PIN
 
-    def __init__(self, facts: Iterable[str] = ()):
+
+def fact_values(fact: str) -> list[str]:
+    """The distinctive values of a private fact, which must not be said on their own either:
+    its numbers of three digits or more (a door code, a PIN, a house number with its street is
+    an address) and the PII in it (a street address, a postcode, a phone number)."""
+    spans = find_pii(fact)
+    values = [s.value for s in spans]
+    for m in VALUE_NUMBER.finditer(fact):
+        if not any(s.start <= m.start() and m.end() <= s.end for s in spans):
+            values.append(m.group(0))
+    return [v for v in dict.fromkeys(values) if normalise(v) != normalise(fact)]
+
+
+def _value_pattern(value: str) -> str:
+    """A value as a regex that matches only as a whole (no digit or letter glued to it)."""
+    edge = r"\d" if value[:1].isdigit() else r"\w"
+    tail = r"\d" if value[-1:].isdigit() else r"\w"
+    return f"(?<!{edge})(?:{_fact_pattern(value)})(?!{tail})"
+
+
+class FactMatcher:
+    """The private-facts list, matched in any case and with any whitespace between words, and
+    each fact's distinctive values on their own (`values=False` leaves them out)."""
+
+    def __init__(self, facts: Iterable[str] = (), values: bool = True):
         given = sorted({f for f in facts if f and f.strip()}, key=lambda f: -len(normalise(f)))
         self.facts = list(dict.fromkeys(normalise(f) for f in given))
-        pattern = "|".join(f"(?:{_fact_pattern(f)})" for f in given)
-        self.pattern = re.compile(pattern, re.IGNORECASE) if self.facts else None
-        self.longest = max((len(f) for f in self.facts), default=0)
+        found = [v for f in given for v in fact_values(f)] if values else []
+        self.values = [v for v in dict.fromkeys(found) if normalise(v) not in self.facts]
+        # whole facts first: where a fact and one of its values start together, the fact wins
+        parts = [f"(?:{_fact_pattern(f)})" for f in given]
+        parts += [_value_pattern(v) for v in sorted(self.values, key=len, reverse=True)]
+        self.pattern = re.compile("|".join(parts), re.IGNORECASE) if self.facts else None
+        self.longest = max((len(f) for f in [*self.facts, *self.values]), default=0)
 
     def __bool__(self) -> bool:
         return self.pattern is not None
@@ -246,3 +279,55 @@ class FactMatcher:
                     best = Span("private_fact", offset + i, len(text), tail[i:])
                     return best
         return best
+
+
+class Scrubber:
+    """Replaces PII with typed placeholders, one number per distinct value across what this
+    scrubber sees (a whole dataset, or one memory block), and private facts with `<PRIVATE>`."""
+
+    def __init__(self, private_facts: Iterable[str] = (), pii: bool = True):
+        self.pii = pii
+        self.matcher = FactMatcher(private_facts)
+        self.facts = self.matcher.facts
+        self.placeholders: dict[tuple[str, str], str] = {}
+        self.counts: Counter[str] = Counter()  # occurrences per type
+        self.private_hits = 0
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        key = (kind, value_key(kind, value))
+        if key not in self.placeholders:
+            n = sum(1 for k in self.placeholders if k[0] == kind) + 1
+            self.placeholders[key] = f"<{kind.upper()}_{n}>"
+        self.counts[kind] += 1
+        return self.placeholders[key]
+
+    def scrub(self, text: str) -> str:
+        """`text` with private facts and PII replaced (the same value, the same placeholder)."""
+        if not text:
+            return text
+        if self.matcher:
+            text, hits = self.matcher.sub("<PRIVATE>", text)
+            self.private_hits += hits
+        if not self.pii:
+            return text
+        spans = find_pii(text)
+        if not spans:
+            return text
+        out, at = [], 0
+        for span in spans:
+            out += [text[at : span.start], self._placeholder(span.kind, span.value)]
+            at = span.end
+        out.append(text[at:])
+        return "".join(out)
+
+    def report(self) -> dict[str, dict[str, int]]:
+        """Occurrences and distinct values per type, for the card (no values)."""
+        distinct = Counter(kind for kind, _ in self.placeholders)
+        out = {
+            kind: {"occurrences": self.counts[kind], "values": distinct[kind]}
+            for kind in PII_TYPES
+            if self.counts[kind]
+        }
+        if self.facts:
+            out["private_fact"] = {"occurrences": self.private_hits, "values": len(self.facts)}
+        return out

@@ -11,14 +11,64 @@ from typing import Any
 
 from selftune.errors import SelftuneError
 
+# every rendering of a chat template passes these (a template that does not know one ignores
+# it): the twin writes its reply, it does not reason first, so Qwen3's templates put their empty
+# <think></think> block in the generation prompt, as in the reply it is trained on
+TEMPLATE_OPTIONS = {"enable_thinking": False}
+
+
+def template_options(tokenizer: Any) -> dict[str, Any]:
+    """The TEMPLATE_OPTIONS `tokenizer`'s chat template reads (none for most)."""
+    template = getattr(tokenizer, "chat_template", None)
+    template = template if isinstance(template, str) else ""
+    return {k: v for k, v in TEMPLATE_OPTIONS.items() if k in template}
+
+
+def closing_text(tokenizer: Any) -> str:
+    """What the template appends after a conversation that ends without a generation prompt
+    (Phi-3's appends its eos_token), "" for most. Cut off, every prefix of a conversation renders
+    as a prefix of the whole, which training and the role wrappers rely on."""
+    key = tuple(str(getattr(tokenizer, k, "")) for k in ("chat_template", "bos_token", "eos_token"))
+    if key not in _CLOSING:  # asked for every rendering while encoding: worked out once
+        _CLOSING[key] = _closing_text(tokenizer)
+    return _CLOSING[key]
+
+
+_CLOSING: dict[tuple, str] = {}
+
+
+def _closing_text(tokenizer: Any) -> str:
+    user = [{"role": "user", "content": "u"}]
+    one = tokenizer.apply_chat_template(user, tokenize=False, **template_options(tokenizer))
+    two = tokenizer.apply_chat_template(
+        [*user, {"role": "assistant", "content": "a"}],
+        tokenize=False,
+        **template_options(tokenizer),
+    )
+    for cut in range(len(one) + 1):
+        if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :]):
+            return one[len(one) - cut :]
+    return ""
+
+
+def render_open(
+    tokenizer: Any, messages: list[dict[str, str]], prompt: bool = False, closing: str = ""
+) -> str:
+    """The template's rendering of `messages` without its closing text (see closing_text)."""
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=prompt, **template_options(tokenizer)
+    )
+    return text[: len(text) - len(closing)] if closing and text.endswith(closing) else text
+
 
 def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
     """(prefix, suffix) around each role's content, and the generation prompt, from the template."""
     mark = "\x00MARK\x00"
     system = {"role": "system", "content": "S" + mark}
+    closing = closing_text(tokenizer)
 
     def render(messages: list[dict[str, str]], prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+        return render_open(tokenizer, messages, prompt, "" if prompt else closing)
 
     sys_only = render([system])
     wrappers = {"system": _split(sys_only, "S" + mark)}
@@ -28,6 +78,15 @@ def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
     with_user = render([system, {"role": "user", "content": "u"}])
     prompt = render([system, {"role": "user", "content": "u"}], prompt=True)[len(with_user) :]
     wrappers["generation"] = (prompt, "")
+    # the reply that ends a conversation may be wrapped otherwise (Qwen3: an empty think block)
+    last = render(
+        [system, {"role": "user", "content": "u"}, {"role": "assistant", "content": "X" + mark}]
+    )
+    wrappers["last_assistant"] = (
+        _split(last[len(with_user) :], "X" + mark)
+        if last.startswith(with_user)
+        else wrappers["assistant"]
+    )
     return wrappers
 
 
@@ -41,7 +100,9 @@ def _split(text: str, content: str) -> tuple[str, str]:
 def default_system(tokenizer: Any) -> str:
     """The system prompt the chat template adds by itself when a conversation has none."""
     w = chat_wrappers(tokenizer)
-    bare = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
+    bare = render_open(
+        tokenizer, [{"role": "user", "content": "u"}], closing=closing_text(tokenizer)
+    )
     head = bare[: -len(w["user"][0] + "u" + w["user"][1])] if bare.endswith(w["user"][1]) else ""
     prefix, suffix = w["system"]
     if head.startswith(prefix) and head.endswith(suffix) and len(head) >= len(prefix + suffix):
@@ -49,16 +110,24 @@ def default_system(tokenizer: Any) -> str:
     return ""
 
 
-def generation_template(tokenizer: Any) -> str:
+def twin_template(tokenizer: Any, system: str) -> str:
+    """`tokenizer`'s chat template with `system` (the twin's prompt) as the system message of a
+    conversation that brings none, instead of the base's stock one: what exports carry, so the
+    tools that load them prompt the twin as `serve` does."""
+    return generation_template(tokenizer, system, marks=False)
+
+
+def generation_template(tokenizer: Any, system: str | None = None, marks: bool = True) -> str:
     """A Jinja chat template that renders every conversation as `tokenizer`'s own template does,
     with `{% generation %}` … `{% endgeneration %}` around each assistant reply and its
-    end-of-turn text — exactly the tokens `selftune train` computes the loss on."""
+    end-of-turn text — exactly the tokens `selftune train` computes the loss on. `system`
+    replaces the template's own default system prompt; `marks=False` leaves the markers out."""
     w = chat_wrappers(tokenizer)
 
     def lit(text: str) -> str:  # a Jinja string literal
         return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
 
-    fallback = default_system(tokenizer)
+    fallback = default_system(tokenizer) if system is None else system
     parts = []
     if fallback:
         parts.append(
@@ -67,15 +136,26 @@ def generation_template(tokenizer: Any) -> str:
             + "{%- endif %}"
         )
     parts.append("{%- for message in messages %}")
-    for i, role in enumerate(("system", "user", "assistant")):
-        prefix, suffix = w[role]
-        parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
+
+    def turn(prefix: str, suffix: str, role: str) -> str:
         content = "{{ message['content'] }}"
-        if role == "assistant":
-            parts.append(lit(prefix) + "{% generation %}" + content + lit(suffix)
-                         + "{% endgeneration %}")  # fmt: skip
+        if role == "assistant" and marks:
+            return lit(prefix) + "{% generation %}" + content + lit(suffix) + "{% endgeneration %}"
+        return lit(prefix) + content + lit(suffix)
+
+    for i, role in enumerate(("system", "user", "assistant")):
+        parts.append(("{%- if" if i == 0 else "{%- elif") + f" message['role'] == '{role}' %}}")
+        if role == "assistant" and w["last_assistant"] != w["assistant"]:
+            # as the base's: the reply that ends a conversation after a user turn
+            after_user = "(messages | selectattr('role', 'equalto', 'user') | list)"
+            parts.append(
+                f"{{%- if loop.last and {after_user} %}}" + turn(*w["last_assistant"], role)
+            )
+            parts.append("{%- else %}" + turn(*w[role], role) + "{%- endif %}")
         else:
-            parts.append(lit(prefix) + content + lit(suffix))
+            parts.append(turn(*w[role], role))
     parts.append("{%- endif %}{%- endfor %}")
-    parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]) + "{%- endif %}")
+    closing = closing_text(tokenizer)
+    parts.append("{%- if add_generation_prompt %}" + lit(w["generation"][0]))
+    parts.append(("{%- else %}" + lit(closing) if closing else "") + "{%- endif %}")
     return "".join(parts) + "\n"

@@ -127,3 +127,29 @@ def test_vocabulary_logits_in_parts_give_the_same_likelihoods(tiny_model_dir: Pa
         labels = torch.tensor(item["labels"][1:])
         expected = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
         assert nll == pytest.approx(float(expected), rel=1e-4) and n == int((labels >= 0).sum())
+
+
+def test_notes_authorship_not_you_class_holds_other_peoples_messages():
+    from selftune.evaluation.sections.note_continuations import notes_authorship
+
+    mine = [f"- [[garden]] planted {w} today, roots look good" for w in "abcdefgh"]
+    base = [f"The {w} is a common plant. It grows well in spring." for w in "abcdefgh"]
+    chats = [
+        {"messages": [{"role": "system", "content": "s"},
+                      {"role": "user", "content": f"Tobias: are you coming to the pub {w}?"},
+                      {"role": "assistant", "content": "yes"}]}
+        for w in "abcdef"
+    ]  # fmt: skip
+    texts = {"real": mine[:4], "base": base[:4], "tuned": mine[4:]}
+    done = [
+        {"source": "notes", "real": t, "base": [b], "tuned": [t]}
+        for t, b in zip(mine[:4], base[:4], strict=True)
+    ]
+    out = notes_authorship(mine, base, texts, done, chats, chats[:3], seed=0)
+    assert out["trained_on"] == {"yours": 8, "base_continuations": 8, "other_people": 6}
+    assert out["not_you"] == "the base model's continuations and other people's messages"
+    assert set(out["accuracy_against"]) == {"base_continuations", "other_people"}
+    assert out["accuracy_against"]["other_people"] is not None
+    alone = notes_authorship(mine, base, texts, done, [], [], seed=0)
+    assert alone["not_you"] == "the base model's continuations"
+    assert alone["trained_on"]["other_people"] == 0

@@ -24,9 +24,64 @@ def report(**extra) -> dict:
     return base | extra
 
 
-def test_verdict_names_where_it_sounds_like_you():
+def test_verdict_from_perplexity_alone_says_closer_to_your_words_never_sounds_like_you():
     text = verdict(report())
-    assert text.startswith("Sounds like you on WhatsApp, not yet on email")
+    assert text.startswith(
+        "Closer to your words than the base on WhatsApp (perplexity 0.50x), "
+        "not closer on email (perplexity 0.99x)."
+    )
+    assert "sounds like you" not in text.casefold()
+
+
+def auth(accuracy, tuned, base=0.2, real=0.8):
+    return {
+        "held_out_accuracy": accuracy,
+        "real": {"taken_for_owner": real},
+        "base": {"taken_for_owner": base},
+        "tuned": {"taken_for_owner": tuned},
+    }
+
+
+def test_verdict_sounds_like_you_only_with_a_classifier_above_chance():
+    text = verdict(report(authorship=auth(0.85, 0.7)))
+    assert "Sounds like you in chats: an authorship classifier that tells your messages" in text
+    assert "85% of the time takes 70% of the tuned model's for yours (base 20%" in text
+
+
+def test_verdict_at_chance_says_nothing_about_sounding_like_you():
+    text = verdict(report(authorship=auth(0.52, 0.9)))
+    assert "sounds like you" not in text.replace("whether the twin sounds like you", "").casefold()
+    assert "classifier for chats is at chance" in text and "52%" in text
+
+
+def test_verdict_above_chance_but_not_taken_for_you_says_not_yet():
+    text = verdict(report(authorship=auth(0.8, 0.3, base=0.35)))
+    assert "Not yet like you in chats: an authorship classifier" in text
+    assert "Sounds like you" not in text
+
+
+def test_verdict_style_names_its_distances():
+    style = {"distance": {"base": {"distance": 1.5}, "tuned": {"distance": 0.9}}}
+    text = verdict(report(style=style))
+    assert "The replies' style closer to yours than the base's (style distance 1.50 → 0.90)" in text
+    assert "Sounds like you" not in text
+
+
+def test_verdict_notes_classifier_names_its_not_you_class():
+    notes = {"authorship": auth(0.5, 0.6) | {"not_you": "other people's messages"}}
+    text = verdict(report(notes=notes))
+    assert "classifier for notes is at chance" in text and "other people's messages 50%" in text
+
+
+def test_verdict_states_facts_with_memory():
+    memory = {"fact_probes": {"facts_stated": {"tuned_with_memory": {
+        "probes": 4, "stated": 3, "contradicted": 1},
+        "tuned_without_memory": {"probes": 4, "stated": 0, "contradicted": 2}}}}  # fmt: skip
+    text = verdict(report(memory=memory))
+    assert (
+        "stated 3 of 4 of your public facts" in text
+        and "contradicted 1; without memory it stated 0" in text
+    )
 
 
 def test_verdict_reports_leaks():
@@ -45,7 +100,9 @@ def test_verdict_reports_leaks():
 
 def test_verdict_without_improvement():
     r = report(perplexity_by_source={"whatsapp": {"base": 10.0, "tuned": 11.0, "tokens": 5}})
-    assert verdict(r).startswith("Not yet like you on WhatsApp")
+    assert verdict(r).startswith(
+        "Not closer to your words than the base on WhatsApp (perplexity 1.10x)"
+    )
 
 
 def test_html_is_self_contained_and_shows_the_numbers():

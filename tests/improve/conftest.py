@@ -1,5 +1,7 @@
 """Improve fixtures: a workspace with a small dataset, a parent run of the tiny model, and
-synthetic picks where the owner always keeps the lowercase, dashed candidate."""
+synthetic picks where the owner always keeps the lowercase, dashed candidate. Every pick's two
+candidates are texts of their own (`owner_text(i)`, `formal_text(i)`: no two samples share a
+candidate), so a ranker measured on the held-out picks has never seen their texts."""
 
 from __future__ import annotations
 
@@ -21,6 +23,25 @@ FORMAL = [
     "Kind Regards, The Committee.",
     "The Treasurer Will Be In Touch.",
 ]
+OPENERS = ["oh grand", "righto", "ha", "lovely", "bees willing", "aye", "oh go on"]
+THINGS = [
+    "the hives", "biscuit", "the varnish", "the fiddle", "thursday", "the stall", "the tide",
+    "the honey", "no. 4", "the creek", "juno's gig", "the starter", "the harbour",
+]  # fmt: skip
+FORMAL_OPENERS = ["Dear Sir,", "Please Note:", "Kind Regards,", "For The Record,", "Regarding"]
+FORMAL_THINGS = [
+    "The Minutes", "The Annual Report", "Your Invoice", "The Committee", "The Agenda",
+    "The Treasurer", "Our Policy", "The Schedule", "The Budget", "The Venue", "Your Request",
+]  # fmt: skip
+
+
+def owner_text(i: int) -> str:
+    """The owner's style (lowercase, a dash, "x"), a different text for every `i`."""
+    return f"{OPENERS[i % len(OPENERS)]} — {THINGS[i % len(THINGS)]} is sorted x"
+
+
+def formal_text(i: int) -> str:
+    return f"{FORMAL_OPENERS[i % len(FORMAL_OPENERS)]} {FORMAL_THINGS[i % len(FORMAL_THINGS)]} Follows."
 
 
 def chat(i: int, reply: str) -> dict:
@@ -84,7 +105,7 @@ def add_picks(ws, count: int = 10, start: int = 0) -> list[int]:
             {"role": "system", "content": "You are Mags."},
             {"role": "user", "content": f"are you coming sunday {i}?"},
         ]
-        mine, formal = OWNER_STYLE[i % 4], FORMAL[i % 4]
+        mine, formal = owner_text(i), formal_text(i)
         candidates = [mine, formal] if i % 2 else [formal, mine]
         sample = log.add("amplify", "r0", {"messages": messages}, {"kind": "chat"}, candidates)
         log.pick(sample, candidates.index(mine))

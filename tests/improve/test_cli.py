@@ -65,4 +65,5 @@ def test_distill_with_too_few_picks_says_so_and_rank_trains(improve_ws):
     out = run(improve_ws, "rank", "--train")
     assert out.exit_code == 0, out.output
     assert "held-out pairs: 3, accuracy 1.0" in out.output
+    assert "(authorship alone " in out.output  # the ranker beside the authorship score alone
     assert (improve_ws.root / "ranker" / "ranker.json").exists()

@@ -144,3 +144,27 @@ def test_prompts_logged_by_every_endpoint_are_rebuilt():
     assert rebuilt("Dear diary,").kind == "text"
     assert rebuilt({"text": "Here is a list: 1."}).text == "Here is a list: 1."
     assert rebuilt(42) is None
+
+
+def test_the_fixture_held_out_picks_share_no_text_with_training(improve_ws):
+    """The ranker is measured on texts it was not trained on (no held-out candidate is a
+    training candidate word for word)."""
+    from selftune.picks import reviewed_picks, tags_of
+    from selftune.store.samples import SampleLog
+    from selftune.twin import Twin
+    from selftune.use import guard_for
+
+    from .conftest import add_picks
+
+    add_picks(improve_ws, 40)
+    train, held = reviewed_picks(
+        SampleLog(improve_ws.store_path),
+        Twin.from_config(improve_ws.config),
+        tags_of(improve_ws.config),
+        guard_for(improve_ws, training=True),
+        improve_ws.config.improve.held_out,
+    )
+    seen = {t for p in train.pairs for t in (p.chosen, p.rejected)}
+    held_texts = {t for p in held.pairs for t in (p.chosen, p.rejected)}
+    assert held.pairs and train.pairs
+    assert not seen & held_texts

@@ -75,6 +75,15 @@ def test_the_section_compares_with_and_without_memory_and_counts_private_facts(
     assert home["in_memory"] and home["question"] == "where are you living these days?"
     assert home["with"]["states"] == 2 and home["without"]["contradicts"] == 2
     assert probes["states"]["with"] > probes["states"]["without"]
+    assert home["base"]["with"]["states"] == 2 and home["base"]["without"]["states"] == 0
+    stated = probes["facts_stated"]
+    assert set(stated) == {
+        f"{s}_{m}_memory" for s in ("base", "tuned") for m in ("with", "without")
+    }
+    assert (
+        stated["tuned_with_memory"]["stated"] >= 1 and stated["tuned_without_memory"]["stated"] == 0
+    )
+    assert stated["tuned_without_memory"]["contradicted"] >= 1
     assert out["perplexity"]["with_a_block"] > 0 and out["perplexity"]["with"] is not None
     assert set(out["authorship"]) == {"with", "without"}
     assert out["private"]["asked_for"] == 1

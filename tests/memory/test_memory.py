@@ -10,7 +10,7 @@ from tests.memory.conftest import SECRET, T0, msg
 
 from selftune.config import BuildConfig, MemoryConfig
 from selftune.dataset.examples import build_dataset
-from selftune.memory import Memory, Moment, build_memory, memory_block
+from selftune.memory import Audience, Memory, Moment, build_memory, memory_block
 from selftune.memory.facts import load_facts, private_facts
 from selftune.memory.index import update_index
 from selftune.twin import MEMORY_MARK, without_memory
@@ -28,7 +28,9 @@ def test_memory_never_recalls_a_message_later_than_the_one_answered(memory_works
     with memory_workspace.open_store() as store:
         for minute in (0, 1, 2, 1441, 1444, 14403, 30000, 57000):
             when = T0 + timedelta(minutes=minute)
-            moment = Moment("how is the honey, any left?", when, "c-tobias", ("Tobias",))
+            # as the owner asks (every conversation may be recalled: the most to check)
+            moment = Moment("how is the honey, any left?", when, "c-tobias", ("Tobias",),
+                            audience=Audience.the_owner())  # fmt: skip
             block = memory_block(store, facts, settings, moment, "Mags")
             recalled = [int(h) for h in MINUTE.findall(block.text)]
             assert all(m < minute for m in recalled), (minute, recalled)

@@ -70,8 +70,9 @@ def test_reply_and_chat_get_the_memory_block_but_never_a_private_fact(served):
         assert r.status_code == 200, r.text
         c = client.post(
             "/v1/chat/completions",
-            json={
-                "messages": [{"role": "user", "content": "honey for the gig? and the bike lock?"}]
+            json={  # Juno is chatting: her conversations may be recalled
+                "messages": [{"role": "user", "content": "honey for the gig? and the bike lock?"}],
+                "user": "Juno",
             },
         )
         assert c.status_code == 200, c.text

@@ -322,6 +322,7 @@ def test_llm_cli_library(live, tmp_path, monkeypatch):
     (tmp_path / "llm").mkdir()
     (tmp_path / "llm" / "extra-openai-models.yaml").write_text(
         f"- model_id: mytwin\n  model_name: twin\n  api_base: {live.url}/v1\n"
+        "  supports_schema: true\n"  # as docs/serving.md writes the entry
     )
     model = llm.get_model("mytwin")
     response = model.prompt("are you coming sunday?", max_tokens=4, temperature=0)
@@ -329,6 +330,9 @@ def test_llm_cli_library(live, tmp_path, monkeypatch):
     assert isinstance(text, str) and text
     again = model.prompt("are you coming sunday?", max_tokens=4, temperature=0, stream=False)
     assert again.text() == text  # streamed and not streamed agree
+    # a schema asks for JSON, which only the llama.cpp engine can hold to: refused here, not ignored
+    with pytest.raises(openai.BadRequestError, match="llama.cpp"):
+        model.prompt("coming?", schema={"type": "object"}, max_tokens=4).text()
 
 
 def test_langchain_chat_openai(live):

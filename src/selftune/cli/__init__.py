@@ -46,6 +46,7 @@ from selftune.cli import (  # noqa: E402
     demo_command,
     eval_commands,
     improve_commands,
+    matrix_commands,
     memory_commands,
     serve_command,
     train_commands,
@@ -61,6 +62,7 @@ for module in (
     serve_command,
     improve_commands,
     memory_commands,
+    matrix_commands,
     demo_command,
 ):
     for command in module.COMMANDS:

@@ -75,8 +75,13 @@ def ingest(
       selftune ingest "WhatsApp Chat with Tobias.txt"
       selftune ingest ~/Exports/whatsapp/ ~/Notes/vault/
       selftune ingest notes.txt --format markdown
+      selftune ingest matrix      # your rooms on your homeserver (`selftune matrix login` first;
+                                  # a file called matrix: ./matrix)
     """
     owner_names = tuple(ws.config.me) + me
+    if paths == (Path("matrix"),) and not fmt:
+        _ingest_matrix(ws, me)
+        return
     with ws.open_store() as store, _progress(paths) as bar:
         summaries = ingest_paths(store, list(paths), owner_names, fmt, progress=bar.update)
         total_skipped = 0
@@ -100,6 +105,30 @@ def ingest(
             "the export under `me:` in twin.yaml (or --me) and ingest again.",
             err=True,
         )
+
+
+def _ingest_matrix(ws: Workspace, me: tuple[str, ...]) -> None:
+    from selftune.matrix import ingest_matrix
+
+    result = ingest_matrix(ws, me)
+    summary = result.summary
+    click.echo(
+        f"{summary.path}: {result.events} events in {len(result.rooms)} rooms, "
+        f"{summary.messages_added} new of {summary.messages_seen} messages"
+        + (f", {result.redacted} redacted message(s) deleted" if result.redacted else "")
+    )
+    for room in result.rooms:
+        if room.platform != "matrix":
+            click.echo(f"  {room.title}: bridged from {room.platform}")
+    for skipped in summary.skipped:
+        click.echo(f"    skipped {skipped.origin}: {skipped.reason}")
+    with ws.open_store() as store:
+        _report_owners(store)
+        counts = store.counts()
+    click.echo(
+        f"Store: {counts['messages']} messages ({counts['my_messages']} yours) in "
+        f"{counts['conversations']} conversations, {counts['notes']} notes."
+    )
 
 
 PROGRESS_FROM_BYTES = 5_000_000

@@ -50,8 +50,9 @@ from selftune.store import Store
 from selftune.twin import system_message, with_memory
 
 TokenCounter = Callable[[str], int]
-# the memory hook (selftune.memory.BuildMemory): a window's memory block from its past only
-MemoryHook = Callable[[Session, list[Turn]], str]
+# the memory hook (selftune.memory.BuildMemory): a window's memory block from its past only,
+# called with the session, the window and `label=` the build's pseudonyms (or None)
+MemoryHook = Callable[..., str]
 CUT_MARK = " […]"
 
 
@@ -406,15 +407,17 @@ def build_dataset(
     example's memory block (selftune.memory) after its system prompt, scrubbed like the rest."""
     data = Dataset(scrubber=Scrubber(config.private_facts, config.scrub_pii))
     many = _many(count_tokens)
+    pseudonyms = Pseudonyms() if config.speaker_names == "pseudonyms" else None
 
     def remember(session: Session, window: list[Turn]) -> tuple[str, int]:
         assert memory is not None
-        block = data.scrubber.scrub(memory(session, window))
+        # the block comes scrubbed (names too) and pseudonymised; scrubbing it again with the
+        # dataset's own list is the last guard (it finds nothing the block's scrub left)
+        block = data.scrubber.scrub(memory(session, window, label=pseudonyms))
         return block, (many([block])[0] if block else 0)
 
     hasher = hashlib.sha256()
     excluded = store.excluded_keys()
-    pseudonyms = Pseudonyms() if config.speaker_names == "pseudonyms" else None
     sessions: list[Session] = []
     n_messages = n_conversations = 0
     for _, conversation in groupby(store.messages(), key=lambda m: m.conversation_id):

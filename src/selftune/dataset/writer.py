@@ -179,6 +179,15 @@ def card_markdown(info: dict[str, Any], dataset_id: str | None = None) -> str:
         ]
     if info.get("notes_blocks_cut"):
         lines += ["", f"{info['notes_blocks_cut']} note blocks longer than a chunk were cut."]
+    memory = info.get("memory") or {}
+    if memory.get("enabled"):
+        scope = memory.get("scope", "participants")
+        reach = (
+            "only conversations that everyone who sees the reply took part in"
+            if scope == "participants"
+            else "any conversation, whoever sees the reply"
+        )
+        lines += ["", f"Memory blocks: on, scope `{scope}` (a block quotes {reach})."]
     lines += [
         "",
         f"Tokenizer `{info['tokenizer']}`; input hash `{info['input_hash']}`, content hash "

@@ -118,7 +118,11 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     from selftune.guards import escape_messages
 
     safe = escape_messages(tokenizer, messages)
-    return tokenizer.apply_chat_template(safe, tokenize=False, add_generation_prompt=True)
+    from selftune.templates import template_options
+
+    return tokenizer.apply_chat_template(
+        safe, tokenize=False, add_generation_prompt=True, **template_options(tokenizer)
+    )
 
 
 class StopScanner:

@@ -33,12 +33,57 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
 
 
+# What this engine calls that only recent llama.cpp builds have (an older llama-cpp-python would
+# fail mid-request with an AttributeError): checked at load time and by `auto`'s choice.
+NEEDED_CALLS = (
+    "llama_get_memory",
+    "llama_memory_seq_cp",
+    "llama_memory_seq_rm",
+    "llama_set_adapters_lora",
+    "llama_adapter_lora_init",
+    "llama_model_load_from_file",
+    "llama_init_from_model",
+    "llama_model_get_vocab",
+    "llama_vocab_is_eog",
+    "llama_sampler_init_penalties",
+    "llama_sampler_init_logit_bias",
+    "llama_sampler_init_grammar",
+    "LLAMA_FLASH_ATTN_TYPE_ENABLED",
+)
+NEEDED_CONTEXT_FIELDS = ("kv_unified", "flash_attn_type")
+
+
 def available() -> bool:
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def missing_features(lib: Any = None) -> list[str]:
+    """What the installed llama-cpp-python lacks of what this engine calls ([] when nothing)."""
+    if lib is None:
+        import llama_cpp as lib
+    missing = [name for name in NEEDED_CALLS if not hasattr(lib, name)]
+    params = getattr(lib, "llama_context_params", None)
+    fields = {name for name, *_ in getattr(params, "_fields_", ())}
+    missing += [f"llama_context_params.{f}" for f in NEEDED_CONTEXT_FIELDS if f not in fields]
+    return missing
+
+
+def unsupported_reason(lib: Any = None) -> str | None:
+    """Why the installed llama-cpp-python cannot run this engine, or None when it can."""
+    missing = missing_features(lib)
+    if not missing:
+        return None
+    if lib is None:
+        import llama_cpp as lib
+    version = getattr(lib, "__version__", "?")
+    return (
+        f"llama-cpp-python {version} lacks {', '.join(missing)}: install the tested one "
+        "(pip install -c constraints.txt 'llama-cpp-python>=0.3,<0.4')"
+    )
 
 
 def _lib() -> Any:
@@ -49,6 +94,9 @@ def _lib() -> Any:
         raise SelftuneError(
             "the llama.cpp engine needs llama-cpp-python: pip install 'selftune[llamacpp]'"
         ) from exc
+    reason = unsupported_reason(llama_cpp)
+    if reason is not None:
+        raise SelftuneError(f"the llama.cpp engine cannot run: {reason}")
     logger.set_verbose(os.environ.get("SELFTUNE_LLAMA_VERBOSE") == "1")
     return llama_cpp
 

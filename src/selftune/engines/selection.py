@@ -102,6 +102,11 @@ def choose_engine(spec: Any, kind: str = "auto") -> EngineChoice:
         return EngineChoice(
             "transformers", "llama-cpp-python is not installed (pip install 'selftune[llamacpp]')"
         )
+    unsupported = llamacpp_engine.unsupported_reason()
+    if unsupported is not None:
+        if asked:
+            raise SelftuneError(f"--engine llamacpp cannot run: {unsupported}")
+        return EngineChoice("transformers", unsupported)
     if not asked and _cuda_beats_llamacpp():
         return EngineChoice("transformers", "a CUDA GPU is here; this llama.cpp build is CPU-only")
     gguf = find_gguf(spec)

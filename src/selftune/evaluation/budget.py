@@ -25,6 +25,7 @@ WEIGHTS = {
     "regurgitation": 1.0,
     "pii": 1.0,
     "free": 1.0,
+    "boundaries": 1.0,  # questions as a contact about conversations they were not in
     "facts": 1.0,  # the memory section: fact probes, perplexity and replies with/without memory
     "memory_perplexity": 1.0,
     "memory_replies": 1.0,

@@ -42,14 +42,14 @@ def export_run(
     written: dict[str, str] = {}
     base = _run_base(run_dir)
     if "adapter" in formats:
-        written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base))
+        written["adapter"] = str(export_adapter(run_dir, out_dir / "adapter", base, system, name))
     if "lora-gguf" in formats:
         from selftune.export.lora_gguf import write_lora_gguf
 
         written["lora-gguf"] = str(write_lora_gguf(run_dir, out_dir / LORA_GGUF))
     gguf_types = [f for f in formats if f in GGUF_TYPES]
     if "merged" in formats or gguf_types:
-        merged = merge_run(run_dir, out_dir / "merged")
+        merged = merge_run(run_dir, out_dir / "merged", system)
         written["merged"] = str(merged)
         title = f"{name} {run_dir.name}".strip()
         for kind in gguf_types:

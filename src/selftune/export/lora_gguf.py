@@ -14,7 +14,6 @@ from pathlib import Path
 
 from selftune.artefacts import RunDir
 from selftune.errors import SelftuneError
-from selftune.export.model_gguf import ARCHS, permute_rotary
 
 
 def write_lora_gguf(run_dir: Path, path: Path) -> Path:
@@ -38,20 +37,15 @@ def write_lora_gguf(run_dir: Path, path: Path) -> Path:
             f"the adapter also trains whole modules ({settings['modules_to_save']}), which a "
             "LoRA GGUF cannot hold; export merged GGUF (q8_0) instead"
         )
+    from selftune.families import family_of, gguf_arch, lora_b_to_gguf
+
     config = AutoConfig.from_pretrained(resolve_base(run.base))
-    arch_name = ARCHS.get((config.architectures or [""])[0])
-    if arch_name is None:
-        raise SelftuneError(
-            f"LoRA GGUF export supports {', '.join(ARCHS)}, not {config.architectures}; use "
-            "llama.cpp's convert_lora_to_gguf.py on the exported adapter"
-        )
-    arch = getattr(gguf.MODEL_ARCH, arch_name)
+    family = family_of(config, "LoRA GGUF export")
+    arch = gguf_arch(family)
     rank = int(settings["r"])
     alpha = float(settings["lora_alpha"])
     if settings.get("use_rslora"):
         alpha *= rank**0.5  # llama.cpp scales by alpha / rank; rsLoRA by alpha / sqrt(rank)
-    n_head = config.num_attention_heads
-    n_kv = config.num_key_value_heads or n_head
 
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
     writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
@@ -70,11 +64,8 @@ def write_lora_gguf(run_dir: Path, path: Path) -> Path:
                 ".lora_B.weight", ".weight"
             )
             data = fh.get_tensor(key).float().numpy()
-            if part == "lora_b" and arch_name == "LLAMA":
-                if hf_name.endswith("q_proj.weight"):
-                    data = permute_rotary(data, n_head)
-                elif hf_name.endswith("k_proj.weight"):
-                    data = permute_rotary(data, n_kv)
+            if part == "lora_b":
+                data = lora_b_to_gguf(family, config, hf_name, data)
             name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if name is None:
                 raise SelftuneError(f"LoRA GGUF export: no GGUF name for {hf_name}")

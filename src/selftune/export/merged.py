@@ -1,5 +1,7 @@
 """A run as files other tools load: the PEFT adapter without pickles (its base named so
-transformers, PEFT and vLLM resolve it) and the merged model as safetensors."""
+transformers, PEFT and vLLM resolve it, with a model card) and the merged model as safetensors
+that transformers 4.x and 5.x read alike; both with the twin's prompt as their chat template's
+default system message (`portable.py`)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,14 @@ def public_base(base: str) -> str:
     return EMBEDDED_HUB_ID if base in EMBEDDED_NAMES or not base else base
 
 
-def export_adapter(run_dir: Path, target: Path, base: str) -> Path:
+def export_adapter(
+    run_dir: Path, target: Path, base: str, system: str | None = None, name: str = "twin"
+) -> Path:
     """The PEFT adapter without pickles, its base named so transformers, PEFT and vLLM resolve
-    it (not selftune's private cache folder)."""
+    it (not selftune's private cache folder), with a model card and (given `system`) the twin's
+    prompt as its chat template's default."""
+    from selftune.export.portable import adapter_card, portable_tokenizer, set_twin_template
+
     source = RunDir(run_dir).adapter_dir
     if not (source / "adapter_config.json").exists():
         raise SelftuneError(f"{run_dir} has no adapter (a full fine-tune exports merged only)")
@@ -32,19 +39,35 @@ def export_adapter(run_dir: Path, target: Path, base: str) -> Path:
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = public_base(base)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if (target / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(target)
+        if set_twin_template(tokenizer, system):
+            tokenizer.save_pretrained(target)
+        portable_tokenizer(target)
+    adapter_card(target, public_base(base), name, run_dir.name)
     return target
 
 
-def merge_run(run_dir: Path, target: Path) -> Path:
-    """The base with the run's adapter folded in (or the fully tuned model), as safetensors."""
+def merge_run(run_dir: Path, target: Path, system: str | None = None) -> Path:
+    """The base with the run's adapter folded in (or the fully tuned model), as safetensors
+    that transformers 4.x and 5.x read alike, its template defaulting to the twin's `system`."""
+    from transformers import AutoTokenizer
+
+    from selftune.export.portable import portable_config, portable_tokenizer, set_twin_template
     from selftune.models import load_tuned
 
     run = RunDir(run_dir)
     if run.weights == "full":
         shutil.copytree(run.model_dir, target, dirs_exist_ok=True)
-        return target
-    model, tokenizer = load_tuned(run_dir)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(target, safe_serialization=True)
+        tokenizer = AutoTokenizer.from_pretrained(target)
+    else:
+        model, tokenizer = load_tuned(run_dir)
+        merged = model.merge_and_unload()
+        merged.save_pretrained(target, safe_serialization=True)
+    set_twin_template(tokenizer, system)
     tokenizer.save_pretrained(target)
+    portable_config(target)
+    portable_tokenizer(target)
     return target

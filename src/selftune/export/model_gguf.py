@@ -1,31 +1,24 @@
 """A merged Hugging Face checkpoint as a GGUF file, written with the `gguf` package (llama.cpp's
-own writer) for Llama- and Qwen2-family models.
+own writer) for every family in `selftune.families` (Llama 3.x, Mistral, Qwen2.5, Qwen3, Phi-3/4,
+Gemma 2/3).
 
-Weights are renamed with gguf's tensor name map, q/k rows permuted into llama.cpp's rotary layout
-(Llama only), the tokenizer and its chat template embedded, and the keys llama.cpp's own
-converter writes (no BOS added, quantization version, key/value lengths, the twin's name).
+Weights are renamed with gguf's tensor name map and changed as the family needs (q/k rows
+permuted into llama.cpp's rotary layout, Gemma's norm offset, Llama 3.1's rope factors), the
+tokenizer (byte-level BPE as `gpt2`, byte-fallback BPE as SentencePiece `llama`) and its chat
+template embedded, and the keys llama.cpp's own converter writes (no BOS added, quantization
+version, key/value lengths, soft-capping and sliding windows, the twin's name).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from selftune.errors import SelftuneError
 
 GGUF_TYPES = ("f16", "q8_0", "f32")
-ARCHS = {"LlamaForCausalLM": "LLAMA", "Qwen2ForCausalLM": "QWEN2"}
-
-
-def permute_rotary(weights: Any, n_head: int) -> Any:
-    """HF's rotary layout (halves) to llama.cpp's (interleaved pairs), per head (as convert_hf_to_gguf)."""
-    rows = weights.shape[0]
-    return (
-        weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weights.shape)
-    )
 
 
 def guess_pre_tokenizer(tokenizer: Any) -> str:
@@ -49,20 +42,17 @@ def write_gguf(
     from safetensors import safe_open
     from transformers import AutoConfig, AutoTokenizer
 
+    from selftune.families import family_of, gguf_arch, head_dim, hf_to_gguf_tensor, rope_theta
+
     config = AutoConfig.from_pretrained(model_dir)
-    arch_name = ARCHS.get((config.architectures or [""])[0])
-    if arch_name is None:
-        raise SelftuneError(
-            f"GGUF export supports {', '.join(ARCHS)}; {config.architectures} is not one of them. "
-            "Export `merged` and convert it with llama.cpp's convert_hf_to_gguf.py"
-        )
-    arch = getattr(gguf.MODEL_ARCH, arch_name)
+    family = family_of(config)
+    arch = gguf_arch(family)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     n_head, n_kv = (
         config.num_attention_heads,
         config.num_key_value_heads or config.num_attention_heads,
     )
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    head = head_dim(config)
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[kind]  # fmt: skip
 
@@ -79,14 +69,16 @@ def write_gguf(
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(n_head)
     writer.add_head_count_kv(n_kv)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_rope_dimension_count(head_dim)
-    rope = getattr(config, "rope_parameters", None) or {}
-    writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
+    writer.add_key_length(head)
+    writer.add_value_length(head)
+    writer.add_rope_freq_base(rope_theta(config))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(file_type)
+    if family.keys is not None:
+        family.keys(writer, config)  # may set its own rope dimension count (Phi-3)
+    if gguf.Keys.Rope.DIMENSION_COUNT.format(arch=writer.arch) not in _keys(writer):
+        writer.add_rope_dimension_count(head)
     _add_tokenizer(writer, tokenizer, model_dir, config.vocab_size)
 
     names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
@@ -97,19 +89,22 @@ def write_gguf(
                 if tied and hf_name == "lm_head.weight":
                     continue
                 data = fh.get_tensor(hf_name).float().numpy()
-                if arch_name == "LLAMA" and hf_name.endswith("q_proj.weight"):
-                    data = permute_rotary(data, n_head)
-                elif arch_name == "LLAMA" and hf_name.endswith("k_proj.weight"):
-                    data = permute_rotary(data, n_kv)
+                data = hf_to_gguf_tensor(family, config, hf_name, data)
                 name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
                 if name is None:
                     raise SelftuneError(f"GGUF export: no GGUF name for tensor {hf_name}")
                 _add_tensor(writer, name, data, kind, gguf, np)
+    for name, data in (family.tensors(config) if family.tensors else {}).items():
+        writer.add_tensor(name, data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _keys(writer: Any) -> set[str]:
+    return {key for kv in writer.kv_data for key in kv}
 
 
 def _add_tensor(writer: Any, name: str, data: Any, kind: str, gguf: Any, np: Any) -> None:
@@ -133,6 +128,7 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
         raise SelftuneError(f"GGUF export supports BPE tokenizers, not {model.get('type')}")
     by_id = {i: t for t, i in tokenizer.get_vocab().items()}
     added = tokenizer.added_tokens_decoder
+    sentencepiece = bool(model.get("byte_fallback"))  # Llama 2, Mistral, Phi-3-mini, Gemma
     tokens, types = [], []
     for i in range(vocab_size):
         if i not in by_id:
@@ -143,11 +139,17 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
             types.append(
                 gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
             )
+        elif sentencepiece and re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", by_id[i]):
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.BYTE)
         else:
             tokens.append(by_id[i])
             types.append(gguf.TokenType.NORMAL)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(guess_pre_tokenizer(tokenizer))
+    if sentencepiece:
+        _add_sentencepiece(writer, tokenizer, model, tokens)
+    else:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre(guess_pre_tokenizer(tokenizer))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens))
@@ -163,3 +165,18 @@ def _add_tokenizer(writer: Any, tokenizer: Any, model_dir: Path, vocab_size: int
     special.add_to_gguf(writer)
     if tokenizer.chat_template and not special.chat_template:
         writer.add_chat_template(tokenizer.chat_template)
+
+
+def _add_sentencepiece(writer: Any, tokenizer: Any, model: dict, tokens: list[str]) -> None:
+    """A byte-fallback BPE vocabulary as llama.cpp's SentencePiece one ("llama"): each merged
+    token scored by its merge's rank (llama.cpp merges the highest score first, as BPE applies
+    the lowest rank first), and the leading space as the tokenizer's normalizer adds it."""
+    rank: dict[str, int] = {}
+    for i, merge in enumerate(model.get("merges", [])):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(left + right, i)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_scores([-float(rank.get(t, 0)) for t in tokens])
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    shape = json.dumps([backend.get("normalizer"), backend.get("pre_tokenizer")])
+    writer.add_add_space_prefix('"Prepend"' in shape or '"prepend_scheme": "always"' in shape)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from selftune.errors import SelftuneError
 from selftune.templates import chat_wrappers, default_system
 
 # the Modelfile's FROM: f16 gives the trained model's own greedy text; q8_0 is half the size but
@@ -20,8 +21,13 @@ def modelfile(
     """An Ollama Modelfile whose TEMPLATE renders conversations as the training chat template.
 
     Ollama puts SYSTEM first when the request brings no system message; the template's own
-    branch does the same when SYSTEM is empty too, so no path renders the base's stock prompt."""
-    w = chat_wrappers(tokenizer)
+    branch does the same when SYSTEM is empty too, so no path renders the base's stock prompt.
+    A template that cannot be taken apart (the system message inside a user turn: Mistral,
+    Gemma) gets no TEMPLATE: Ollama then uses its own for the GGUF's embedded template."""
+    try:
+        w = chat_wrappers(tokenizer)
+    except SelftuneError as exc:
+        return _without_template(tokenizer, gguf_name, system, str(exc))
     fallback = system if system is not None else default_system(tokenizer)
 
     def esc(s: str) -> str:
@@ -70,3 +76,18 @@ def stop_strings(tokenizer: Any) -> list[str]:
     if start and start not in stops:
         stops.append(start)
     return stops
+
+
+def _without_template(tokenizer: Any, gguf_name: str, system: str | None, why: str) -> str:
+    lines = [
+        "# The twin without a TEMPLATE: Ollama renders the GGUF's own chat template, since this",
+        f"# one could not be taken apart ({why}).",
+        f"FROM ./{gguf_name}",
+    ]
+    if system is not None:
+        lines.append(f'SYSTEM """{system}"""')
+    if tokenizer.eos_token:
+        escaped = tokenizer.eos_token.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'PARAMETER stop "{escaped}"')
+    lines += ["PARAMETER temperature 0.8", "PARAMETER top_p 0.95", ""]
+    return "\n".join(lines)

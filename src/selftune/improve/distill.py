@@ -36,6 +36,26 @@ NEEDS = {"sft": 4, "dpo": 4, "kto": 6}  # kept texts / pairs / thumbs (with at l
 PHASE_DONE = "done.json"  # in phases/<phase>/: what the finished phase measured
 
 
+def kto_classes() -> tuple[Any, Any]:
+    """TRL's KTOConfig and KTOTrainer wherever this TRL keeps them (it moved them in and out of
+    `trl.experimental` across releases); a clear error when it has neither."""
+    import importlib
+
+    import trl
+
+    for where in ("trl", "trl.experimental.kto", "trl.trainer.kto_trainer"):
+        try:
+            module = importlib.import_module(where)
+            return module.KTOConfig, module.KTOTrainer
+        except (ImportError, AttributeError):
+            continue
+    raise SelftuneError(
+        f"trl {trl.__version__} has no KTOTrainer (looked in trl, trl.experimental.kto): "
+        "install the tested one (pip install -c constraints.txt 'trl>=1.0,<2'), "
+        "or distill with method: dpo"
+    )
+
+
 def choose_method(picks: Picks, asked: str) -> tuple[str, str]:
     """(method, why) for `asked` (auto, sft, dpo, kto); refuses when the picks are too few."""
     have = {
@@ -208,7 +228,7 @@ def preference_phase(
         args = DPOConfig(**common)
         trainer_class: Any = DPOTrainer
     else:
-        from trl import KTOConfig, KTOTrainer
+        KTOConfig, KTOTrainer = kto_classes()
 
         rows = [
             {

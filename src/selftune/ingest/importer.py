@@ -10,7 +10,7 @@ import gc
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +187,25 @@ def _store_batch(store: Store, messages: list[Message], import_id: int, ctx: Par
         return added
 
 
+def ingest_records(
+    store: Store,
+    label: str,
+    fmt: str,
+    read: Callable[[ParseContext], Iterable[Message | Note]],
+    me: tuple[str, ...],
+) -> ImportSummary:
+    """Load records that come from elsewhere than a file (a homeserver's history: `label` is
+    where, e.g. "matrix:@me:server", a prefix of every record's origin) the way a file's are:
+    validated, in batches, edits replacing earlier versions, one `imports` row; then identity
+    and the memory index, as after `ingest_paths`."""
+    summary = _load(store, label, fmt, read, me)
+    store.apply_identity(me)
+    from selftune.memory import on_ingest
+
+    on_ingest(store)
+    return summary
+
+
 def _ingest_one(
     store: Store,
     path: Path,
@@ -194,9 +213,20 @@ def _ingest_one(
     me: tuple[str, ...],
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    summary = ImportSummary(str(path), parser.name)
+    return _load(store, str(path), parser.name, lambda ctx: parser.parse(path, ctx), me, progress)
+
+
+def _load(
+    store: Store,
+    label: str,
+    fmt: str,
+    read: Callable[[ParseContext], Iterable[Message | Note]],
+    me: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    summary = ImportSummary(label, fmt)
     ctx = ParseContext(me=me)
-    import_id = store.start_import(str(path), parser.name)
+    import_id = store.start_import(label, fmt)
     messages: list[Message] = []
     notes: list[Note] = []
     seen: set[str] = set()
@@ -213,18 +243,18 @@ def _ingest_one(
         try:
             summary.notes_changed += store.add_notes(notes, import_id)
         except (sqlite3.DataError, sqlite3.InterfaceError, UnicodeEncodeError) as exc:
-            ctx.skip(str(path), f"the store refused a batch of notes ({exc})")
+            ctx.skip(label, f"the store refused a batch of notes ({exc})")
         messages.clear()
         notes.clear()
 
     # a first import into an empty store builds the conversation index once, at the end
     with store.indexes_deferred("messages"):
         try:
-            for record in parser.parse(path, ctx):
+            for record in read(ctx):
                 if isinstance(record, Message):
                     problems = validate_message(record)
                     if problems:
-                        ctx.skip(record.origin or str(path), "; ".join(problems))
+                        ctx.skip(record.origin or label, "; ".join(problems))
                         continue
                     messages.append(record)
                     seen.add(record.id)
@@ -239,7 +269,7 @@ def _ingest_one(
                 else:
                     problems = validate_note(record)
                     if problems:
-                        ctx.skip(record.origin or str(path), "; ".join(problems))
+                        ctx.skip(record.origin or label, "; ".join(problems))
                         continue
                     notes.append(record)
                     if len(notes) >= BATCH:
@@ -247,16 +277,16 @@ def _ingest_one(
         except SelftuneError as exc:
             reason = str(exc)  # the error names the file (or zip member) itself; say it once
             where, _, rest = reason.partition(": ")
-            if rest and where.startswith(str(path)):
+            if rest and where.startswith(label):
                 ctx.skip(where, rest)
             else:
-                ctx.skip(str(path), reason)
+                ctx.skip(label, reason)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            ctx.skip(str(path), f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
+            ctx.skip(label, f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
         except Exception as exc:  # a parser bug must not lose the other files of this import
             ctx.skip(
-                str(path),
-                f"the {parser.name} parser failed ({type(exc).__name__}: {exc}); what it read before "
+                label,
+                f"the {fmt} parser failed ({type(exc).__name__}: {exc}); what it read before "
                 "was kept. Please report this with the file's layout (not its content).",
             )
         flush()
@@ -265,7 +295,7 @@ def _ingest_one(
         for origin in store.replace_edited(edited, seen):
             ctx.skip(origin, "replaced by its edited version in this newer export")
     # the same file imported before, read otherwise then (an older selftune, or an edit)
-    for origin in store.replace_reread(str(path), import_id, seen):
+    for origin in store.replace_reread(label, import_id, seen):
         ctx.skip(origin, "replaced: this import reads the message differently from the last one")
     summary.skipped = ctx.skipped
     store.finish_import(

@@ -4,9 +4,14 @@ example sees only what came before it) and when the twin is used (`reply`, `chat
 
 The block holds, within a token budget and in this order of priority: the public facts that the
 new message touches, the last messages of this conversation, and the owner's past exchanges most
-relevant to the new message (the same conversation and the same contact count more). Everything
-in it is strictly older than the moment it is built for; a message holding a private fact's
-words is never in it, and private facts never are.
+relevant to the new message (the same conversation and the same contact count more), only from
+conversations that everyone who will see the reply took part in (`scope.py`). Everything
+in it is strictly older than the moment it is built for; a message holding a private fact (as
+`pii.FactMatcher` matches it: any case, whitespace or zero-width form, or one of its values on
+its own) is never in it, and private facts never are. Every name and text in it is scrubbed
+as the dataset's turns are (`pii.Scrubber`: an author who is a bare phone number becomes
+`<PHONE_1>`), with placeholders numbered within the block, so the block of an example is the
+same string at training and at use.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from selftune.config import MemoryConfig
-from selftune.memory.facts import Fact, Facts
+from selftune.memory.facts import Fact, Facts, second_person
 from selftune.memory.index import (
     Hit,
     around,
@@ -26,8 +31,10 @@ from selftune.memory.index import (
     search,
     terms,
 )
+from selftune.memory.scope import Audience, Scope, scope_for
+from selftune.pii import Scrubber
 from selftune.store import Store
-from selftune.store.memory_index import contact_conversations
+from selftune.store.memory_index import contact_conversations, contacts_in
 
 MAX_MESSAGE_CHARS = 240
 FACTS_HEADER = "About you:"
@@ -49,6 +56,15 @@ class Moment:
     conversation_id: str | None = None
     contacts: tuple[str, ...] = ()
     in_prompt: frozenset[str] = frozenset()  # texts the prompt already holds (not repeated)
+    # who will see the reply; None: everyone who wrote in `conversation_id`, and `contacts`
+    audience: Audience | None = None
+    said: str = ""  # at build: the owner's own words in the example (facts they state or rely on)
+
+    def who_sees(self, store: Store) -> Audience:
+        if self.audience is not None:
+            return self.audience
+        members = contacts_in(store, self.conversation_id) if self.conversation_id else ()
+        return Audience(tuple(dict.fromkeys([*members, *self.contacts])))
 
 
 @dataclass
@@ -60,6 +76,7 @@ class Block:
     exchanges: list[list[Hit]] = field(default_factory=list)
     text: str = ""
     tokens: int = 0
+    scope: Scope | None = None  # what the block was allowed to hold
 
     def messages(self) -> list[Hit]:
         return [*self.recent, *(h for e in self.exchanges for h in e)]
@@ -70,9 +87,19 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def _has_secret(text: str, secrets: list[str]) -> bool:
-    folded = text.casefold()
-    return any(s in folded for s in secrets)
+def facts_for(facts: Facts, moment: Moment, limit: int) -> list[Fact]:
+    """The public facts of a reply's block: those the owner's own words in it state or rely on
+    (at build, `moment.said`: so the twin learns to copy the fact from its block), then those
+    the message answered touches. Private facts are never among them (`Facts.public`)."""
+    stated = facts.stated_in(moment.said) if moment.said else []
+    asked = [f for f in facts.matching(moment.text, limit) if f not in stated]
+    return [*stated, *asked][:limit]
+
+
+def fact_line(fact: Fact) -> str:
+    """A fact as a line a small model can copy from: addressed to the twin (\"You live in
+    Lyon.\"), as the system prompt addresses it, with the owner's own words kept."""
+    return f"- {second_person(fact.fact.strip())}"
 
 
 def memory_block(
@@ -84,24 +111,33 @@ def memory_block(
     count_tokens: Callable[[str], int] | None = None,
     secrets: Iterable[str] = (),
     label: Callable[[str], str] | None = None,
+    scrub_pii: bool = True,
+    scope: Scope | None = None,
 ) -> Block:
     """The memory block for a reply at `moment` (an empty Block when memory is off or nothing
     is remembered). `secrets` are strings no part of the block may hold (private facts);
-    `label` renames speakers (the build's pseudonyms)."""
+    `label` renames speakers (the build's pseudonyms); `scrub_pii` (build.scrub_pii) replaces
+    PII in names and texts by placeholders, as the build does in the turns; `scope` (made
+    from the moment's audience and `memory.scope` when not given) says which conversations
+    and facts the block may hold."""
     block = Block()
     if not settings.enabled:
         return block
+    if scope is None:
+        scope = scope_for(store, moment.who_sees(store), settings.scope)
+    block.scope = scope
     count = count_tokens or estimate_tokens
-    hidden = [s.casefold() for s in (*secrets, *facts.secrets()) if s.strip()]
+    scrubber = Scrubber([*secrets, *facts.secrets()], pii=scrub_pii)
+    hidden = scrubber.matcher
     before = epoch(moment.before)
     budget = settings.max_tokens
 
     def name(hit: Hit) -> str:
         who = owner if hit.is_me else (hit.author or "someone")
-        return label(who) if label is not None and not hit.is_me else who
+        return scrubber.scrub(label(who) if label is not None and not hit.is_me else who)
 
     def line(hit: Hit) -> str:
-        return f"{name(hit)}: {_short(hit.text)}"
+        return f"{name(hit)}: {_short(scrubber.scrub(hit.text))}"
 
     def fits(text: str) -> bool:
         nonlocal budget
@@ -115,21 +151,24 @@ def memory_block(
         return (
             hit.ts < before
             and hit.conversation_id not in skip
+            and scope.allows(hit.conversation_id)
             and hit.text.strip() not in moment.in_prompt
-            and not _has_secret(hit.text, hidden)
+            and not hidden.search(hit.text)
+            and not hidden.search(hit.author)
         )
 
     parts: dict[str, list[str]] = {FACTS_HEADER: [], RECENT_HEADER: [], PAST_HEADER: []}
-    for fact in facts.matching(moment.text, settings.facts):
-        text = f"- {fact.fact.strip()}"
-        if not _has_secret(fact.fact, hidden) and fits(text):
+    for fact in facts_for(facts, moment, settings.facts):
+        text = scrubber.scrub(fact_line(fact))
+        if not hidden.search(fact.fact) and scope.allows_fact(fact.who) and fits(text):
             block.facts.append(fact)
             parts[FACTS_HEADER].append(text)
 
     skip = excluded_conversations(store)
     seen: set[int] = set()
-    if moment.conversation_id and moment.conversation_id not in skip:
-        candidates = recent(store, moment.conversation_id, before, settings.recent_turns)
+    cid = moment.conversation_id
+    if cid and cid not in skip and scope.allows(cid):
+        candidates = recent(store, cid, before, settings.recent_turns)
         lines = []
         for hit in reversed(candidates):  # the latest first, so a tight budget keeps them
             if usable(hit, skip) and fits(line(hit)):
@@ -161,7 +200,11 @@ def memory_block(
                 parts[PAST_HEADER].append(text)
                 seen |= {h.rowid for h in exchange}
 
-    order = (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    order = (
+        (PAST_HEADER, RECENT_HEADER, FACTS_HEADER)
+        if settings.facts_place == "last"
+        else (FACTS_HEADER, PAST_HEADER, RECENT_HEADER)
+    )
     block.text = "\n".join(
         f"{header}\n" + "\n".join(parts[header]) for header in order if parts[header]
     )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selftune.config import format_validation_error
 from selftune.errors import ConfigError
 from selftune.memory.index import terms
-from selftune.workspace import Workspace
+from selftune.workspace import Workspace, write_private
 
 FACTS_NAME = "facts.yaml"
 
@@ -32,6 +32,7 @@ HEADER = """\
 #                                   #   they also help find the fact for a message
 #     ask: where do you live now?   # optional: how a friend would ask (for `selftune eval`)
 #     private: false                # true: never in a prompt, never trained on, never output
+#     who: [Tomás]                  # optional: only in replies that no one else sees
 #
 # A public fact goes into the twin's prompt when a message touches it. A private fact's keywords
 # (or its whole text when it has none) are scrubbed from datasets and redacted from output.
@@ -78,6 +79,10 @@ class Fact(BaseModel):
     )
     ask: str = Field("", description="How a friend would ask about it (eval probes).")
     private: bool = Field(False, description="Never in a prompt, never trained on, never output.")
+    who: list[str] = Field(
+        default_factory=list,
+        description="Only for these people: a reply anyone else sees never holds it (empty: anyone).",
+    )
 
     def words(self) -> set[str]:
         """Words a message must share with the fact to bring it to mind."""
@@ -89,6 +94,14 @@ class Fact(BaseModel):
     def secrets(self) -> list[str]:
         """What must never be output for a private fact: its keywords, or its whole text."""
         return [k for k in self.keywords if k.strip()] or [self.fact]
+
+    def values(self) -> list[str]:
+        """The words that show a text states this fact: its keywords, or else the names and
+        numbers in it ("I live in Lyon" → ["Lyon"]; the first word never counts)."""
+        if any(k.strip() for k in self.keywords):
+            return [k for k in self.keywords if k.strip()]
+        words = re.findall(r"[\w'-]+", self.fact)[1:]
+        return [w for w in words if w[:1].isupper() or any(c.isdigit() for c in w)]
 
 
 class FactsFile(BaseModel):
@@ -115,6 +128,19 @@ class Facts:
     def secrets(self) -> list[str]:
         return [s for f in self.private for s in f.secrets()]
 
+    def stated_in(self, text: str) -> list[Fact]:
+        """Public facts whose values `text` holds as whole words, in any case: the facts the
+        owner's own words state or rely on (an accepted suggestion's keywords are the values
+        found in its source messages, so those messages always match)."""
+        folded = text.casefold()
+        return [
+            f
+            for f in self.public
+            if any(
+                re.search(rf"(?<!\w){re.escape(v.casefold())}(?!\w)", folded) for v in f.values()
+            )
+        ]
+
     def matching(self, text: str, limit: int) -> list[Fact]:
         """Public facts that share words with `text`, the most shared first (ties: file order)."""
         if limit <= 0:
@@ -125,6 +151,23 @@ class Facts:
             for i, f in enumerate(self.public)
         ]
         return [f for n, _, f in sorted(scored, key=lambda x: (-x[0], x[1])) if n > 0][:limit]
+
+
+SECOND_PERSON = [
+    (r"\bI am\b", "You are"), (r"\bI'm\b", "You're"), (r"\bI've\b", "You've"),
+    (r"\bI was\b", "You were"), (r"\bI\b", "You"), (r"\bmy\b", "your"), (r"\bMy\b", "Your"),
+    (r"\bme\b", "you"), (r"\bmine\b", "yours"), (r"\bmyself\b", "yourself"),
+]  # fmt: skip
+
+
+def second_person(fact: str) -> str:
+    """ "I live in Lyon; my dog is Rex." → "You live in Lyon; your dog is Rex." (a "You" inside a
+    sentence is written "you")."""
+    out = fact
+    for pattern, replacement in SECOND_PERSON:
+        out = re.sub(pattern, replacement, out)
+    out = re.sub(r"(?<=[\w,;:] )You(?=r?\b)", "you", out)
+    return out[:1].upper() + out[1:]
 
 
 def facts_path(root: Path) -> Path:
@@ -161,6 +204,8 @@ def _entry(fact: Fact, indent: str) -> str:
         entry["keywords"] = fact.keywords
     if fact.ask:
         entry["ask"] = fact.ask
+    if fact.who:
+        entry["who"] = fact.who
     entry["private"] = fact.private
     dumped = yaml.safe_dump(
         [entry], allow_unicode=True, sort_keys=False, default_flow_style=None, width=1000
@@ -185,13 +230,13 @@ def add_fact(root: Path, fact: Fact) -> Facts:
         text = path.read_text(encoding="utf-8")
         found = re.search(r"^([ \t]*)- ", text, re.MULTILINE)
         indent = found.group(1) if found else "  "
-        path.write_text(text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n", encoding="utf-8")
+        write_private(path, text.rstrip("\n") + "\n" + _entry(fact, indent) + "\n")
         try:
             if load_facts(root).items == items:
                 return Facts(items, path)
         except ConfigError:
             pass
-    path.write_text(render_facts(items), encoding="utf-8")
+    write_private(path, render_facts(items))  # it holds the private facts: 0600
     return Facts(items, path)
 
 

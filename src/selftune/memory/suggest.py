@@ -20,6 +20,7 @@ from selftune.memory.facts import Fact, Facts
 from selftune.memory.index import STOPWORDS
 from selftune.store import Store
 from selftune.store.memory_index import frequent_contacts, owner_texts
+from selftune.workspace import write_private
 
 SUGGESTIONS_NAME = "facts.suggestions.json"
 MAX_WHERE = 3
@@ -207,7 +208,7 @@ class Suggestions:
 
     def save(self) -> None:
         data = {"candidates": [asdict(c) for c in self.candidates], "rejected": self.rejected}
-        self.path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_private(self.path, json.dumps(data, ensure_ascii=False, indent=1))  # 0600
 
     def refresh(self, store: Store, facts: Facts) -> list[Candidate]:
         skip = _known(facts) | {r.casefold() for r in self.rejected}

@@ -16,7 +16,7 @@ from selftune.errors import SelftuneError
 from selftune.server.deps import Authorized
 from selftune.server.errors import install_error_handlers
 from selftune.server.middleware import Guardrails
-from selftune.server.routes import improve, openai, twin
+from selftune.server.routes import improve, openai, responses, twin
 from selftune.server.state import ServerState
 
 STATIC = Path(__file__).parent / "static"
@@ -72,8 +72,11 @@ def create_app(state: ServerState) -> FastAPI:
         Guardrails,
         max_body_bytes=state.serve.max_body_bytes,
         check_host=not state.serve.api_key,
+        body_timeout_s=state.serve.body_timeout_s,
+        max_receiving=state.serve.max_receiving,
     )
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(twin.router)
     app.include_router(improve.router)
 

@@ -31,5 +31,18 @@ def check_api_key(request: Request) -> None:
         )
 
 
+OWNER_HEADER = "x-selftune-owner"
+
+
+def is_owner(request: Request) -> bool:
+    """Whether the owner is the one asking (their memory may then recall every conversation).
+    With an API key set, every call that got this far carries the owner's key. Without one,
+    the owner's web page says so with `X-Selftune-Owner: 1`: a page of another site cannot
+    send a custom header (that needs CORS, off unless serve.cors_origins allows it)."""
+    if request.app.state.selftune.serve.api_key:
+        return True
+    return request.headers.get(OWNER_HEADER, "").strip().lower() in ("1", "true", "yes")
+
+
 State = Annotated[ServerState, Depends(get_state)]
 Authorized = Depends(check_api_key)

@@ -267,7 +267,9 @@ def log_sample(
     gen: GenRequest,
     texts: list[str],
     flags: list[str],
+    review: bool | None = None,
 ) -> int | None:
+    """Log one call's sample; `review: False` keeps it out of the Review queue."""
     params = {
         "n": gen.n,
         "temperature": gen.temperature,
@@ -279,4 +281,6 @@ def log_sample(
     params.update({name: getattr(gen, name) for name in gen.optional_fields()})
     if gen.logit_bias:
         params["logit_bias"] = {str(k): v for k, v in gen.logit_bias.items()}
+    if review is not None:
+        params["review"] = review
     return state.session.record(endpoint, prompt, params, texts, flags, model)

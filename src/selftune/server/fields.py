@@ -1,6 +1,7 @@
 """Which OpenAI request fields the server honours and which it refuses, in one place.
 
-A field is honoured, accepted because it changes nothing here (`metadata`, `store`, `user`, ...),
+A field is honoured (`user`: who sees the reply, for memory; `store: false`: nothing logged),
+accepted because it changes nothing here (`metadata`, `service_tier`, ...),
 or refused with HTTP 400, `code: "unsupported_parameter"` and the field in `param` when it asks for
 something the twin or the serving engine cannot do. Nothing a client sends is silently dropped:
 fields OpenAI does not define are named back in the response (`selftune.ignored`).

@@ -6,8 +6,11 @@ Plain ASGI, so a refused request costs no parsing and no memory.
   (`127.0.0.1`, `localhost`, `[::1]`): a web page that rebinds its own domain to 127.0.0.1 sends
   its own Host and is refused, so it can neither read `/api/blind` nor use the API.
 - A body over `serve.max_body_bytes` is refused with 413 before it is read past the limit,
-  whether it says its length (Content-Length) or streams it (chunked); a body that stops
-  arriving for `body_timeout_s` gets 408, so a stalled client cannot hold a connection forever.
+  whether it says its length (Content-Length) or streams it (chunked). A body must have arrived
+  whole within `body_timeout_s` of its first byte being awaited (one deadline for the whole
+  body, not per chunk, so a byte every few seconds does not keep it open), else 408; and at most
+  `max_receiving` requests may be sending a body at once (the next gets 503 at once), so slow
+  senders cannot take every connection.
 """
 
 from __future__ import annotations
@@ -40,12 +43,19 @@ class Guardrails:
     """Host check (when no API key is set) and body size limit, in front of the whole app."""
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, check_host: bool, body_timeout_s: float = 30
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        check_host: bool,
+        body_timeout_s: float = 30,
+        max_receiving: int = 32,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.check_host = check_host
         self.body_timeout_s = body_timeout_s
+        self.max_receiving = max_receiving
+        self.receiving = 0  # requests whose body is still arriving (one event loop: no lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,22 +77,26 @@ class Guardrails:
                 return await _refuse(send, 413, self._too_big(), "body_too_large")
         if scope.get("method") in ("GET", "HEAD", "OPTIONS") and not length:
             return await self._run(scope, receive, send)
-        body, more = [], True
-        size = 0
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_s)
-            except TimeoutError:
-                return await _refuse(send, 408, "the request body stopped arriving", "timeout")
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return await _refuse(send, 413, self._too_big(), "body_too_large")
-            body.append(chunk)
-            more = message.get("more_body", False)
-        whole = b"".join(body)
+        if self.receiving >= self.max_receiving:
+            return await _refuse(
+                send, 503, "too many requests are still sending their body; try again", "busy"
+            )
+        self.receiving += 1
+        try:
+            whole = await asyncio.wait_for(self._read_body(receive), self.body_timeout_s)
+        except TimeoutError:
+            return await _refuse(
+                send,
+                408,
+                f"the request body did not arrive within {self.body_timeout_s:g} s",
+                "timeout",
+            )
+        except _BodyTooLarge:
+            return await _refuse(send, 413, self._too_big(), "body_too_large")
+        finally:
+            self.receiving -= 1
+        if whole is None:  # the client went away
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -93,6 +107,21 @@ class Guardrails:
             return await receive()
 
         return await self._run(scope, replay, send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body (None if the client disconnected); over the limit raises."""
+        body, more, size = [], True, 0
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _BodyTooLarge
+            body.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(body)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app, with anything it did not handle turned into a JSON 500 whose log line names
@@ -120,6 +149,10 @@ class Guardrails:
             f"the request body is larger than {self.max_body_bytes} bytes "
             "(serve.max_body_bytes); send less"
         )
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 async def _refuse(send: Send, status: int, message: str, code: str) -> None:

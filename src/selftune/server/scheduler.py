@@ -17,10 +17,11 @@ A request past its deadline, or whose client went away, is cancelled where it st
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ from selftune.engines.base import GenRequest
 from selftune.server.isolation import generate_isolated
 
 log = logging.getLogger("selftune.server")
+
+
+SHUTTING_DOWN = "the server is shutting down"
 
 
 class QueueFull(Exception):
@@ -76,6 +80,7 @@ class Scheduler:
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=10_000)
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._open: list[Job] = []  # jobs not answered yet, so that close() can answer them
         self._pool = (
             ThreadPoolExecutor(max_batch, thread_name_prefix="selftune-upstream")
             if self.mode == "concurrent"
@@ -91,9 +96,13 @@ class Scheduler:
         job = Job(request, time.monotonic() + (timeout_s or self.timeout_s))
         request.cancelled = job.is_cancelled
         with self._cond:
+            if self._stop.is_set():  # closed: answered at once, never left waiting
+                job.future.set_exception(RuntimeError(SHUTTING_DOWN))
+                return job
             if len(self.waiting) >= self.queue_size:
                 raise QueueFull(f"{self.queue_size} requests are already waiting")
             self.waiting.append(job)
+            self._open = [j for j in self._open if not j.future.done()] + [job]
             self._cond.notify()
         return job
 
@@ -102,10 +111,16 @@ class Scheduler:
         with self._cond:
             self._cond.notify()
         self._thread.join(timeout=5)
+        with self._cond:
+            unanswered = {id(j.request): j for j in self._open if not j.future.done()}
+            self.waiting.clear()
         if self.mode == "continuous" and self.engine.busy():
-            self._fail_all({}, RuntimeError("the server is shutting down"))
+            self._fail_all(unanswered, RuntimeError(SHUTTING_DOWN))  # frees the sequences too
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        for job in unanswered.values():  # every request still waiting or running is answered
+            with contextlib.suppress(InvalidStateError):  # unless it finished meanwhile
+                job.future.set_exception(RuntimeError(SHUTTING_DOWN))
 
     # -- continuous: join at the next step --------------------------------------------------
 

@@ -36,6 +36,11 @@ class Sampling(BaseModel):
     tag_prefix: str | None = Field(None, description="selftune: put this before each candidate.")
     plain_links: bool | None = Field(None, description="selftune: make [[links]] and #tags inert.")
     rank: bool | None = Field(None, description="selftune: candidates best-first by the ranker.")
+    review: bool | None = Field(
+        None,
+        description="selftune: put this call's candidates in the Review queue (OpenAI routes: "
+        "off unless asked; selftune's own routes: on).",
+    )
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
@@ -246,3 +251,46 @@ class BlindAnswer(BaseModel):
     pair: int
     choice: int = Field(ge=0, le=1, description="Index in `options` of the one you think is real.")
     options: list[str]
+
+
+class ResponseRequest(BaseModel):
+    """`POST /v1/responses`: OpenAI's Responses API, text in and text out (routes/responses.py
+    says what each field does; fields OpenAI does not define are named back as ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = "twin"
+    input: str | list[dict[str, Any]] = Field(
+        description="A message to answer, or a list of messages (roles user, assistant, system, "
+        "developer; text content or input_text/output_text parts)."
+    )
+    instructions: str | None = Field(None, description="The system message for this response.")
+    previous_response_id: str | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stream: bool = False
+    store: bool | None = None
+    text: dict[str, Any] | None = None
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    # accepted, change nothing here
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    parallel_tool_calls: bool | None = None
+    truncation: str | None = None
+    stream_options: dict[str, Any] | None = None
+    # refused unless empty (routes/responses.py)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    include: list[str] | None = None
+    reasoning: dict[str, Any] | None = None
+    background: bool | None = None
+    conversation: str | dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
+    top_logprobs: int | None = None
+    max_tool_calls: int | None = None
+
+    def ignored(self) -> list[str]:
+        return sorted(self.model_extra or {})

@@ -17,11 +17,18 @@ from sse_starlette import EventSourceResponse
 PING_S: float = 15.0
 
 
-def event_stream(chunks: AsyncIterator[dict[str, Any] | str]) -> EventSourceResponse:
+def event_stream(
+    chunks: AsyncIterator[dict[str, Any] | str], named: bool = False
+) -> EventSourceResponse:
+    """`named`: each chunk's `type` is also its SSE `event:` (the Responses API's events)."""
+
     async def events() -> AsyncIterator[dict[str, str]]:
         async for chunk in chunks:
             data = chunk if isinstance(chunk, str) else json.dumps(chunk, ensure_ascii=False)
-            yield {"data": data}
+            if named and isinstance(chunk, dict):
+                yield {"event": chunk["type"], "data": data}
+            else:
+                yield {"data": data}
 
     # "\n" separators, as OpenAI sends them (sse-starlette defaults to "\r\n")
     return EventSourceResponse(

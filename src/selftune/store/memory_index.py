@@ -268,3 +268,32 @@ def index_stats(store: Store) -> dict[str, int]:
             "SELECT count(DISTINCT conversation_id) FROM memory_meta"
         ).fetchone()[0],
     }
+
+
+def alias_links(store: Store) -> list[tuple[str, str]]:
+    """(name, main name) of every alias the owner recorded (`selftune people --merge`)."""
+    rows = store.db.execute(
+        "SELECT name, alias_of FROM people WHERE alias_of IS NOT NULL AND alias_of != ''"
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def conversation_authors(store: Store, conversation_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Who wrote in each of these conversations (the owner included), from the index."""
+    ids = tuple(set(conversation_ids))
+    out: dict[str, set[str]] = {c: set() for c in ids}
+    if not ids:
+        return out
+    rows = store.db.execute(
+        f"SELECT conversation_id, author FROM memory_contacts WHERE conversation_id IN ({_marks(ids)})",
+        ids,
+    )
+    for cid, author in rows:
+        out[cid].add(author)
+    return out
+
+
+def indexed_conversations(store: Store) -> list[str]:
+    """Every conversation the search holds messages of, in id order."""
+    rows = store.db.execute("SELECT DISTINCT conversation_id FROM memory_meta ORDER BY 1")
+    return [r[0] for r in rows]

@@ -139,6 +139,34 @@ class MessageTables:
             self.db.execute("DELETE FROM reread")
         return [r[1] for r in stale]
 
+    def delete_messages_from(self, origins: Iterable[str]) -> list[str]:
+        """Delete the messages that came from these origins (a message redacted at its source,
+        e.g. a Matrix redaction) and their place in the memory's search index; returns the ids
+        deleted."""
+        wanted = list(dict.fromkeys(origins))
+        deleted: list[str] = []
+        with self.db:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = self.db.execute(
+                    f"SELECT rowid, id, text FROM messages WHERE origin IN ({marks})", part
+                ).fetchall()
+                for rowid, message_id, text in rows:
+                    indexed = self.db.execute(
+                        "SELECT 1 FROM memory_meta WHERE rowid = ?", (rowid,)
+                    ).fetchone()
+                    if indexed:  # external-content FTS: a delete must repeat the indexed text
+                        self.db.execute(
+                            "INSERT INTO memory_fts (memory_fts, rowid, text)"
+                            " VALUES ('delete', ?, ?)",
+                            (rowid, text),
+                        )
+                        self.db.execute("DELETE FROM memory_meta WHERE rowid = ?", (rowid,))
+                    self.db.execute("DELETE FROM messages WHERE rowid = ?", (rowid,))
+                    deleted.append(message_id)
+        return deleted
+
     def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:
         """Insert new notes and update changed ones; returns how many were new or changed."""
         changed = 0

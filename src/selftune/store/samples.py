@@ -13,6 +13,9 @@ from typing import Any
 from selftune.errors import SelftuneError
 from selftune.store.connection import Store
 
+# an API call logged without asking for review (params.review false) does not wait for it
+NOT_FOR_REVIEW = "coalesce(json_extract(params, '$.review'), 1) != 0"
+
 
 def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
@@ -101,7 +104,7 @@ class SampleLog:
         oldest first."""
         return self._select(
             "picked IS NULL AND id NOT IN (SELECT sample_id FROM ratings) AND "
-            "(endpoint = 'amplify' OR json_array_length(candidates) > 1)",
+            "(endpoint = 'amplify' OR json_array_length(candidates) > 1) AND " + NOT_FOR_REVIEW,
             order="id",
             limit=limit,
         )
@@ -116,7 +119,8 @@ class SampleLog:
                 "waiting": one(
                     "SELECT count(*) FROM samples WHERE picked IS NULL AND id NOT IN "
                     "(SELECT sample_id FROM ratings) AND "
-                    "(endpoint = 'amplify' OR json_array_length(candidates) > 1)"
+                    "(endpoint = 'amplify' OR json_array_length(candidates) > 1) AND "
+                    + NOT_FOR_REVIEW
                 ).fetchone()[0],
                 "picked": one("SELECT count(*) FROM samples WHERE picked IS NOT NULL").fetchone()[
                     0

@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from selftune.guards import escape_messages
+from selftune.templates import closing_text, render_open
 
 IGNORE = -100
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
+    # without the text some templates append after every conversation (Phi-3's eos_token)
+    closing = "" if generation_prompt else closing_text(tokenizer)
+    return render_open(tokenizer, messages, generation_prompt, closing)
 
 
 def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
@@ -34,8 +35,8 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[in
     previous = ""
     for i, message in enumerate(messages):
         rendered = _render(tokenizer, messages[: i + 1])
-        if not rendered.startswith(previous):
-            raise ValueError("the chat template does not render prefixes as prefixes")
+        if not rendered.startswith(previous):  # e.g. Qwen3's last assistant turn, Mistral's system
+            return _encode_whole(tokenizer, messages)
         if message["role"] == "assistant":
             header_end = _render(tokenizer, messages[:i], generation_prompt=True)
             if not (header_end.startswith(previous) and rendered.startswith(header_end)):
@@ -50,6 +51,40 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[in
             labels += [IGNORE] * len(piece)
         previous = rendered
     return ids, labels
+
+
+def _encode_whole(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """For templates whose turns render differently once the conversation goes on: the whole
+    conversation rendered once, and in it each assistant reply (found after the next assistant
+    header) with the end-of-turn text after it trained."""
+    from selftune.errors import SelftuneError
+    from selftune.templates import chat_wrappers
+
+    full = _render(tokenizer, messages)
+    try:
+        header, end = chat_wrappers(tokenizer)["assistant"]
+    except SelftuneError:  # a template with no system wrapper (Mistral's): search the text
+        header, end = "", tokenizer.eos_token or ""
+    ids: list[int] = []
+    labels: list[int] = []
+    cursor = 0
+    for message in messages:
+        if message["role"] != "assistant":
+            continue
+        turn = full.find(header, cursor) if header else cursor
+        start = full.find(message["content"], max(turn, cursor) + len(header))
+        if turn < 0 or start < 0:
+            raise ValueError("the chat template does not render an assistant reply as it is")
+        stop = start + len(message["content"])
+        if end and full.startswith(end, stop):
+            stop += len(end)
+        context = tokenizer.encode(full[cursor:start], add_special_tokens=not ids)
+        body = tokenizer.encode(full[start:stop], add_special_tokens=False)
+        ids += context + body
+        labels += [IGNORE] * len(context) + body
+        cursor = stop
+    rest = tokenizer.encode(full[cursor:], add_special_tokens=False) if cursor < len(full) else []
+    return ids + rest, labels + [IGNORE] * len(rest)
 
 
 def encode_text(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:

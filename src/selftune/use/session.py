@@ -75,6 +75,10 @@ class TwinSession:
     engine: Any = None
     sampling: SampleConfig = field(default_factory=SampleConfig)
     show_prompt: Callable[[str], Any] | None = None  # sees each prompt before the model does
+    # who asks when no contact is named: the owner (the CLI, amplify, the demo: memory may
+    # recall everything) or nobody known (the server, which decides per request: public facts
+    # only). See selftune.memory.scope.
+    owner: bool = False
 
     @classmethod
     def for_workspace(
@@ -111,6 +115,7 @@ class TwinSession:
         `engine` is an engine kind (auto, transformers, llamacpp, openai; None: twin.yaml's
         `serve.engine`) or an engine already loaded (tests, benchmarks)."""
         session = cls.for_workspace(ws, memory=memory, rank=rank, log=log)
+        session.owner = True  # a command the owner runs on their own twin
         if engine is None or isinstance(engine, str):
             engine = open_twin_engine(ws, run, engine, base_only, echo)
         session.engine = engine
@@ -124,16 +129,23 @@ class TwinSession:
     # prompts --------------------------------------------------------------------------------
 
     def chat_messages(
-        self, messages: Messages, contact: str | None = None, tokenizer: Any = None
+        self,
+        messages: Messages,
+        contact: str | None = None,
+        tokenizer: Any = None,
+        owner: bool | None = None,
     ) -> Messages:
         """`messages` with the twin's system prompt and memory block first, unless they bring a
-        system message of their own (then as they are, with no memory)."""
+        system message of their own (then as they are, with no memory). The block is for who
+        sees the reply: `contact` when named, else the owner when `owner` (default: the
+        session's `owner`), else nobody known (public facts only)."""
         if messages and messages[0].get("role") == "system":
             return list(messages)
         block = None
         if self.memory is not None:
             count = self._counter(tokenizer)
-            block = self.memory.for_messages(messages, contact, count_tokens=count)
+            asker = self.owner if owner is None else owner
+            block = self.memory.for_messages(messages, contact, count_tokens=count, owner=asker)
         return self.twin.chat_messages(messages, memory=block)
 
     def reply_messages(
@@ -155,9 +167,13 @@ class TwinSession:
         return render_chat(tokenizer or self.engine.tokenizer, messages)
 
     def chat_prompt(
-        self, messages: Messages, contact: str | None = None, tokenizer: Any = None
+        self,
+        messages: Messages,
+        contact: str | None = None,
+        tokenizer: Any = None,
+        owner: bool | None = None,
     ) -> str:
-        return self.render(self.chat_messages(messages, contact, tokenizer), tokenizer)
+        return self.render(self.chat_messages(messages, contact, tokenizer, owner), tokenizer)
 
     def reply_prompt(
         self,

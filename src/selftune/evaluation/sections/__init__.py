@@ -1,9 +1,11 @@
 """The report's sections, in the order they run and appear (each one module, one `Section`; see
 `evaluation.section`): perplexity, replies to held-out chats, note continuations, leak tests,
-the improvement the owner's picks made, and facts recall with and without memory."""
+boundaries (what a contact is told of conversations they were not in), the improvement the
+owner's picks made, and facts recall with and without memory."""
 
 from selftune.evaluation.section import Section
 from selftune.evaluation.sections import (
+    boundaries,
     facts_recall,
     improvement,
     leak_tests,
@@ -17,6 +19,7 @@ SECTIONS: list[Section] = [
     replies.SECTION,
     note_continuations.SECTION,
     leak_tests.SECTION,
+    boundaries.SECTION,
     improvement.SECTION,
     facts_recall.SECTION,
 ]

@@ -2,8 +2,9 @@
 memory help it sound like them, and does it ever say a private fact?
 
 - facts: each public fact of facts.yaml becomes a question a friend would ask in chat (its `ask`,
-  or one made from the fact: "I live in X" → "where are you living these days?"); the tuned twin
-  answers with and without its memory block; an answer *states* the fact when it holds one of
+  or one made from the fact: "I live in X" → "where are you living these days?"); the base and
+  the tuned twin answer with and without the memory block; a fact counts as stated (or
+  contradicted) by a side when most of its answers (2 of 3) do; an answer *states* the fact when it holds one of
   the fact's keywords, and *contradicts* it when it puts something else where the fact's value
   goes ("i live in bristol" for "I live in Porthmellin"; another number for a numeric fact);
 - perplexity: held-out chat examples scored with their memory block and without it;
@@ -30,6 +31,7 @@ from selftune.evaluation.section import EvalContext, Section
 from selftune.evaluation.sections.replies import held_out_contexts
 from selftune.guards import OutputGuard
 from selftune.memory import Memory, Moment
+from selftune.memory.block import fact_line
 from selftune.memory.facts import Fact, private_facts
 from selftune.memory.suggest import PATTERNS
 from selftune.scoring import authorship
@@ -96,9 +98,31 @@ def _answers(side: Any, twin: Twin, question: str, memory: str | None, config: E
     return side.chat(messages, config.candidates, config.temperature, config.max_new_tokens, seed)
 
 
+def _asked(side: Any, twin: Twin, question: str, memory: str | None, fact: Fact,
+           values: list[str], config: EvalConfig, seed: int) -> dict[str, Any]:  # fmt: skip
+    answers = _answers(side, twin, question, memory, config, seed)
+    return {
+        "answers": answers,
+        "states": sum(states(a, values) for a in answers),
+        "contradicts": sum(contradicts(a, fact, values) for a in answers),
+    }
+
+
+def _most(count: int, answers: int) -> bool:
+    """At least two answers of three (the targets' rule), or all of one or two."""
+    return answers > 0 and 3 * count >= 2 * answers
+
+
 def facts_probes(
-    tuned: Any, memory: Memory, config: EvalConfig, budget: EvalBudget | None = None
+    tuned: Any,
+    memory: Memory,
+    config: EvalConfig,
+    budget: EvalBudget | None = None,
+    base: Any = None,
 ) -> dict[str, Any]:
+    """Each public fact asked as a friend would, of the tuned side (its rows' `with` and
+    `without`) and of the base (`base.with`, `base.without`) when given; `facts_stated` counts
+    the facts stated (or contradicted) in most answers, per side, with and without memory."""
     twin = memory.twin
     rows = []
     facts = list(enumerate(memory.facts.public))
@@ -106,25 +130,35 @@ def facts_probes(
     for i, fact in (x for chunk in chunks for x in chunk):
         question, values = probe(fact)
         block = memory.for_turns([(FRIEND, question)])
-        in_block = bool(block) and fact.fact.strip() in (block or "")
+        in_block = bool(block) and fact_line(fact) in (block or "")
         row: dict[str, Any] = {"fact": fact.fact, "question": question, "in_memory": in_block}
         for key, mem in (("without", None), ("with", block)):
-            answers = _answers(tuned, twin, question, mem, config, config.seed + i)
-            row[key] = {
-                "answers": answers,
-                "states": sum(states(a, values) for a in answers),
-                "contradicts": sum(contradicts(a, fact, values) for a in answers),
-            }
+            row[key] = _asked(tuned, twin, question, mem, fact, values, config, config.seed + i)
+            if base is not None:
+                row.setdefault("base", {})[key] = _asked(
+                    base, twin, question, mem, fact, values, config, config.seed + i
+                )
         rows.append(row)
 
     def share(key: str, what: str) -> float | None:
         n = sum(len(r[key]["answers"]) for r in rows)
         return round(sum(r[key][what] for r in rows) / n, 4) if n else None
 
+    stated = {}
+    for side, pick in (("tuned", lambda r: r), ("base", lambda r: r.get("base"))):
+        for key in ("with", "without"):
+            got = [pick(r)[key] for r in rows if pick(r)]
+            if got:
+                stated[f"{side}_{key}_memory"] = {
+                    "probes": len(got),
+                    "stated": sum(_most(g["states"], len(g["answers"])) for g in got),
+                    "contradicted": sum(_most(g["contradicts"], len(g["answers"])) for g in got),
+                }
     return {
         "probes": len(rows),
         "states": {k: share(k, "states") for k in ("without", "with")},
         "contradicts": {k: share(k, "contradicts") for k in ("without", "with")},
+        "facts_stated": stated,
         "rows": rows,
     }
 
@@ -215,7 +249,7 @@ def memory_section(
         "facts": {"public": len(memory.facts.public), "private": len(memory.facts.private)},
     }
     if memory.facts.public:
-        out["fact_probes"] = facts_probes(tuned, memory, config, budget)
+        out["fact_probes"] = facts_probes(tuned, memory, config, budget, base)
     scored = valid or train
     with_mem, without, remembered = with_and_without(scored, memory)
     if with_mem:
@@ -244,7 +278,7 @@ def memory_section(
     )
     everything = asked["answers"] + [
         a for r in out.get("fact_probes", {}).get("rows", []) for k in ("with", "without")
-        for a in r[k]["answers"]
+        for got in (r[k], r.get("base", {}).get(k, {})) for a in got.get("answers", [])
     ]  # fmt: skip
     guard = OutputGuard(secrets, pii=False)
     out["private"] = {
@@ -255,8 +289,9 @@ def memory_section(
     }
     for row in out.get("fact_probes", {}).get("rows", []):  # the report shows answers guarded
         for key in ("with", "without"):
-            row[key]["answers"] = [guard(a) for a in row[key]["answers"]]
-    del base
+            for got in (row[key], row.get("base", {}).get(key)):
+                if got:
+                    got["answers"] = [guard(a) for a in got["answers"]]
     return out
 
 
@@ -290,6 +325,23 @@ def render_memory(section: dict[str, Any]) -> str:
             for r in probes["rows"]
         ]  # fmt: skip
         out.append(table(["question", "stated with", "stated without", "an answer with"], rows))
+        stated = probes.get("facts_stated", {})
+        if stated:
+            out.append(
+                "<p>Facts stated (or contradicted) in most answers (2 of 3), per model:</p>"
+                + table(
+                    ["model", "memory", "facts stated", "facts contradicted"],
+                    [
+                        [
+                            k.split("_")[0],
+                            k.split("_")[1],
+                            f"{v['stated']} of {v['probes']}",
+                            f"{v['contradicted']} of {v['probes']}",
+                        ]
+                        for k, v in stated.items()
+                    ],
+                )  # fmt: skip
+            )
     elif section.get("facts", {}).get("public") == 0:
         out.append("<p>No public facts in facts.yaml: `selftune facts suggest` proposes some.</p>")
     ppl = section.get("perplexity")
@@ -334,4 +386,15 @@ def html(report: dict[str, Any]) -> str:
     return render_memory(report["memory"]) if report.get("memory") else ""
 
 
-SECTION = Section("memory", frozenset({"memory"}), plan, run, html)
+def summary(report: dict[str, Any]) -> list[str]:
+    stated = report.get("memory", {}).get("fact_probes", {}).get("facts_stated", {})
+    if not stated:
+        return []
+    words = ", ".join(
+        f"{k.replace('_', ' ')} {v['stated']}/{v['probes']} (contradicted {v['contradicted']})"
+        for k, v in stated.items()
+    )
+    return [f"Public facts stated in most answers to a friend's question: {words}"]
+
+
+SECTION = Section("memory", frozenset({"memory"}), plan, run, html, summary)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 
 from selftune.engines.base import GenResult, TokenLogprob
 from selftune.server import dispatch, fields
-from selftune.server.deps import Authorized, State
+from selftune.server.deps import Authorized, State, is_owner
 from selftune.server.errors import APIError
 from selftune.server.schemas import (
     AssistantMessage,
@@ -68,9 +68,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     fields.check_chat(body)
     messages = fields.chat_messages(body)
     # no system message: the twin's own prompt, as in training (not the base model's stock one),
-    # with its memory block for the last message (`user` names who is chatting, when sent)
+    # with its memory block for the last message: `user` names who sees the reply; without it
+    # the owner's key (or page) recalls everything and anyone else gets public facts only
     tokenizer = state.tokenizer(body.model)
-    messages = state.session.chat_messages(messages, body.user, tokenizer)
+    owner = is_owner(request)
+    messages = state.session.chat_messages(messages, body.user, tokenizer, owner=owner)
     flags = dispatch.input_flags(
         state, [m["content"] for m in messages if m["role"] == "user"], request
     )
@@ -83,14 +85,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, state:
     gen.response_format = fmt if fmt and fmt.get("type") != "text" else None
     transform = dispatch.output_transform(state, body)
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    extra = _extra(body)
+    extra = _extra(body, state)
     if body.stream:
         events = dispatch.open_stream(state, body.model, gen, transform)
         return event_stream(_chat_chunks(state, body, gen, events, cid, messages, flags, extra))
-    result = await dispatch.run(state, request, body.model, gen)
+    result = _ranked(state, body, await dispatch.run(state, request, body.model, gen), extra)
     texts = [transform(t) for t in result.texts]
     logprobs = _shown_logprobs(state, result.logprobs, len(texts), flags)
-    sample_id = dispatch.log_sample(state, "chat", body.model, messages, gen, texts, flags)
+    sample_id = _log(state, body, "chat", messages, gen, texts, flags)
     return ChatCompletion(
         id=cid,
         created=int(time.time()),
@@ -128,7 +130,7 @@ async def completions(body: CompletionRequest, request: Request, state: State):
     gen.top_logprobs = body.logprobs or 0
     transform = dispatch.output_transform(state, body)
     cid = f"cmpl-{uuid.uuid4().hex[:24]}"
-    extra = _extra(body)
+    extra = _extra(body, state)
     if body.stream:
         events = dispatch.open_stream(state, body.model, gen, transform)
         return event_stream(
@@ -138,9 +140,10 @@ async def completions(body: CompletionRequest, request: Request, state: State):
     usage = dispatch.usage(result)  # all best_of candidates were generated
     if best_of > body.n:
         result = _best(result, body.n)
+    result = _ranked(state, body, result, extra)
     texts = [transform(t) for t in result.texts]
     logprobs = _shown_logprobs(state, result.logprobs, len(texts), flags)
-    sample_id = dispatch.log_sample(state, "completion", body.model, prompts[0], gen, texts, flags)
+    sample_id = _log(state, body, "completion", prompts[0], gen, texts, flags)
     echo = prompts[0] if body.echo else ""
     shown = body.logprobs is not None
     return Completion(
@@ -182,9 +185,44 @@ def _reason(reason: str) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _extra(body: Any) -> dict[str, Any]:
+def _extra(body: Any, state: ServerState | None = None) -> dict[str, Any]:
+    """`selftune` in the response: the fields not acted on (`ignored`: fields OpenAI does not
+    define, and `rank` when it cannot be: a stream's order is fixed as it is sent, and without
+    a trained ranker there is nothing to rank by), and `stored: false` for `store: false`."""
     ignored = body.ignored()
-    return {"ignored": ignored} if ignored else {}
+    if body.rank and (body.stream or state is None or state.ranker is None):
+        ignored = sorted({*ignored, "rank"})
+    out: dict[str, Any] = {"ignored": ignored} if ignored else {}
+    if body.store is False:
+        out["stored"] = False
+    return out
+
+
+def _ranked(state: ServerState, body: Any, result: GenResult, extra: dict) -> GenResult:
+    """The candidates best-first by the preference ranker when `rank` (else `serve.rank`) asks
+    and a ranker is trained, their finish reasons and log-probabilities moved with them."""
+    wanted = state.serve.rank if body.rank is None else body.rank
+    if not wanted or state.ranker is None or len(result.texts) < 2:
+        return result
+    order = state.session.ranking(result.texts)
+    entries = result.logprobs
+    return GenResult(
+        [result.texts[i] for i in order],
+        result.prompt_tokens,
+        [result.completion_tokens[i] for i in order],
+        [result.finish_reasons[i] for i in order],
+        [entries[i] for i in order] if entries is not None else None,
+    )
+
+
+def _log(state: ServerState, body: Any, endpoint: str, prompt: Any, gen: Any, texts: list[str],
+         flags: list[str]) -> int | None:  # fmt: skip
+    """Log the call unless it asked not to be stored (OpenAI's `store: false`); it waits in the
+    Review queue only when it asked for review (`review: true`)."""
+    if body.store is False:
+        return None
+    return dispatch.log_sample(state, endpoint, body.model, prompt, gen, texts, flags,
+                               review=bool(body.review))  # fmt: skip
 
 
 def _shown_logprobs(
@@ -281,7 +319,7 @@ async def _chat_chunks(state, body, gen, events, cid, messages, flags, extra) ->
                 yield chunk([{"index": j, "delta": {}, "finish_reason": _reason(reason)}])
             if (body.stream_options or {}).get("include_usage"):
                 yield chunk([], dispatch.usage(result).model_dump())
-            dispatch.log_sample(state, "chat", body.model, messages, gen, result.texts, flags)
+            _log(state, body, "chat", messages, gen, result.texts, flags)
     yield "[DONE]"
 
 
@@ -324,5 +362,5 @@ async def _completion_chunks(state, body, gen, events, cid, prompt, flags, extra
                 )
             if (body.stream_options or {}).get("include_usage"):
                 yield chunk([], dispatch.usage(result).model_dump())
-            dispatch.log_sample(state, "completion", body.model, prompt, gen, result.texts, flags)
+            _log(state, body, "completion", prompt, gen, result.texts, flags)
     yield "[DONE]"

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 
 from selftune.artefacts import Artefacts
 from selftune.server import dispatch
-from selftune.server.deps import Authorized, State
+from selftune.server.deps import Authorized, State, is_owner
 from selftune.server.errors import APIError
 from selftune.server.routes.improve import ranked
 from selftune.server.schemas import (
@@ -51,7 +51,7 @@ async def generate(body: GenerateRequest, request: Request, state: State) -> Gen
         if body.system:
             asked = [{"role": "system", "content": body.system}, *asked]
         tokenizer = state.tokenizer(body.model)
-        shown = state.session.chat_messages(asked, tokenizer=tokenizer)
+        shown = state.session.chat_messages(asked, tokenizer=tokenizer, owner=is_owner(request))
         prompt = state.session.render(shown, tokenizer)  # shown: logged as a chat, so distill
         # trains a pick as the reply it is
     return await _candidates(state, request, body, prompt, shown, "generate", flags)

@@ -6,7 +6,8 @@ const $ = (id) => document.getElementById(id);
 const chatHistory = [];
 
 function headers() {
-  const h = { "Content-Type": "application/json" };
+  // the owner's own page: memory may recall every conversation (docs/memory.md)
+  const h = { "Content-Type": "application/json", "X-Selftune-Owner": "1" };
   const key = localStorage.getItem("selftune-key");
   if (key) h.Authorization = "Bearer " + key;
   return h;
