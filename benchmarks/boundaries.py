@@ -2,7 +2,7 @@
 conversation they were not in?
 
     PYTHONPATH=src python benchmarks/boundaries.py                 # build, train 2 min, eval
-    PYTHONPATH=src python benchmarks/boundaries.py --minutes 3 --candidates 2
+    PYTHONPATH=src python benchmarks/boundaries.py --probes 8 --candidates 2 --max-tokens 48
 
 The example person (examples/marguerite, as `selftune demo` sets it up, with its facts.yaml) is
 ingested and built with memory on (`memory.scope: participants`), a twin is trained for
@@ -34,10 +34,13 @@ def load() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0, help="training time")
-    parser.add_argument("--candidates", type=int, default=2, help="answers per probe and side")
+    parser.add_argument("--candidates", type=int, default=1, help="answers per probe and side")
+    parser.add_argument("--probes", type=int, default=4, help="most probes")
+    parser.add_argument("--max-tokens", type=int, default=16, help="new tokens per answer")
     parser.add_argument("--keep", type=Path, help="keep the workspace here")
     args = parser.parse_args()
 
+    import selftune.evaluation.sections.boundaries as section
     from selftune.dataset import run_build
     from selftune.evaluation import run_eval
     from selftune.ingest.importer import ingest_paths
@@ -61,6 +64,8 @@ def main() -> int:
     )
     print(f"train: {time.monotonic() - started:.0f} s, {run['steps']} steps (load {load()})")
     ws.config.eval.candidates = args.candidates
+    ws.config.eval.max_new_tokens = args.max_tokens
+    section.MAX_PROBES = args.probes
     ws.config.eval.minutes = 0  # every probe
     results = {}
     for scope in ("participants", "everyone"):

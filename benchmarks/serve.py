@@ -5,11 +5,14 @@ same machine, same client, one target after the other:
   `selftune`-style server in its own process;
 - llama-cpp-python used directly in this process (single stream and n sequential only: its
   high-level API runs one sequence at a time);
-- llama-server -np 8 (llama.cpp's own server, built by benchmarks/setup_llama_server.sh).
+- llama-server -np 8 (llama.cpp's own server, built by benchmarks/setup_llama_server.sh);
+- the roof: llama-batched-bench (same sources, same script), every sequence decoded in one
+  llama_decode with no sampling, no detokenising and no HTTP: decode tokens/s at B = 1, 8, 16, 32.
 
 Measured: single stream (TTFT, decode tokens/s, streamed over HTTP), n = 8 × 128 tokens in one
 request vs 8 sequential requests, 8 and 32 concurrent clients (aggregate tokens/s, p50/p95
-latency, status codes), and the server's RSS over a soak of 8 clients.
+latency, status codes), and the server's RSS over a soak of 8 clients. Beside each target, its
+share of the roof at the same batch size.
 
     PYTHONPATH=src python benchmarks/serve.py                       # the recorded run
     PYTHONPATH=src python benchmarks/serve.py --quick               # a smoke run (~2 min)
@@ -39,6 +42,14 @@ SAMPLING = {"temperature": 0.8, "top_p": 0.95}
 
 def load() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def cpu_kind() -> str:
+    """The CPU's model name, and whether it has AVX-512 BF16."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                 if ln.startswith("model name")), "unknown")  # fmt: skip
+    return f"{name}, avx512_bf16: {'avx512_bf16' in info}"
 
 
 def rss_mb(pid: int) -> float:
@@ -73,15 +84,58 @@ def serve_selftune(engine: str, port: int, threads: int | None) -> None:
     uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_level="warning")
 
 
-def llama_server_binary() -> str | None:
+def llama_server_binary(name: str = "llama-server") -> str | None:
+    env = "SELFTUNE_" + name.upper().replace("-", "_")  # SELFTUNE_LLAMA_SERVER, ..._BATCHED_BENCH
     for c in (
-        os.environ.get("SELFTUNE_LLAMA_SERVER", ""),
-        str(Path.home() / ".cache/selftune/llama-server/bin/llama-server"),
-        shutil.which("llama-server") or "",
+        os.environ.get(env, ""),
+        str(Path.home() / f".cache/selftune/llama-server/bin/{name}"),
+        shutil.which(name) or "",
     ):
         if c and Path(c).exists():
             return c
     return None
+
+
+def roof(threads: int, tokens: int, batches: str = "1,8,16,32") -> dict:
+    """llama-batched-bench on the same GGUF: decode tokens/s (S_TG) per batch size B."""
+    from selftune.models import embedded_gguf_path
+
+    binary = llama_server_binary("llama-batched-bench")
+    assert binary is not None
+    cmd = [binary, "-m", str(embedded_gguf_path()), "-c", "8192", "-npp", "32", "-ntg",
+           str(tokens), "-npl", batches, "-t", str(threads), "-fa", "on", "-kvu"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800).stdout
+    table = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[2].isdigit():
+            table[f"B{cells[2]}"] = float(cells[7])  # S_TG t/s
+    return {"decode_tok_s": table, "command": " ".join(cmd[1:])}
+
+
+def shares(report: dict) -> dict:
+    """Each target's aggregate against the roof at the same batch size (and llama-server)."""
+    roof_tg = report["targets"].get("roof", {}).get("decode_tok_s", {})
+    out: dict = {}
+    for name, t in report["targets"].items():
+        if name == "roof":
+            continue
+        row = {}
+        single = (t.get("single_stream") or {}).get("decode_tok_s")
+        if single and roof_tg.get("B1"):
+            row["single_vs_roof_B1"] = round(single / roof_tg["B1"], 2)
+        at_once = (t.get("n_at_once") or {}).get("at_once_tok_s")
+        if at_once and roof_tg.get("B8"):
+            row["n8_vs_roof_B8"] = round(at_once / roof_tg["B8"], 2)
+        for count in (8, 16, 32):
+            agg = (t.get(f"clients_{count}") or {}).get("tok_s")
+            if agg and roof_tg.get(f"B{count}"):
+                row[f"clients{count}_vs_roof_B{count}"] = round(agg / roof_tg[f"B{count}"], 2)
+            server = report["targets"].get("llama-server", {}).get(f"clients_{count}") or {}
+            if agg and server.get("tok_s") and name != "llama-server":
+                row[f"clients{count}_vs_llama_server"] = round(agg / server["tok_s"], 2)
+        out[name] = row
+    return out
 
 
 def start(target: str, port: int, threads: int) -> subprocess.Popen:
@@ -248,7 +302,7 @@ def direct(prompt: str, tokens: int, n: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", default="auto,transformers,direct,llama-server")
+    parser.add_argument("--targets", default="auto,transformers,direct,llama-server,roof")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--clients", default="8,32")
@@ -275,12 +329,16 @@ def main() -> None:
                     "cpus": os.cpu_count(), "threads": args.threads,
                     "load_before": os.getloadavg(), "targets": {}}  # fmt: skip
     targets = args.targets.split(",")
-    if "llama-server" in targets and llama_server_binary() is None:
-        print("llama-server not built (benchmarks/setup_llama_server.sh); skipped", flush=True)
-        targets.remove("llama-server")
+    for target, binary in (("llama-server", "llama-server"), ("roof", "llama-batched-bench")):
+        if target in targets and llama_server_binary(binary) is None:
+            print(f"{binary} not built (benchmarks/setup_llama_server.sh); skipped", flush=True)
+            targets.remove(target)
     for port, target in enumerate(targets, start=args.port):
         out: dict = {"load_before": load()}
-        if target == "direct":
+        if target == "roof":
+            out |= roof(args.threads, args.tokens)
+            print(target, out, load(), flush=True)
+        elif target == "direct":
             out |= direct(prompt, args.tokens, args.n, args.threads)
         else:
             proc = start(target, port, args.threads)
@@ -314,6 +372,8 @@ def main() -> None:
         report["targets"][target] = out
         print(target, "done", flush=True)
     report["load_after"] = os.getloadavg()
+    report["shares"] = shares(report)
+    report["cpu"] = cpu_kind()
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

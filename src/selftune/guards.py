@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from selftune.pii import LONGEST_SPAN, PLACEHOLDER, FactMatcher, Span, find_pii
+from selftune.pii import PLACEHOLDER, FactMatcher, Span, find_pii, open_from
 
 REDACTED = "[redacted]"
 CONTEXT_CHARS = 400  # how much of the prompt is read with the output (a fact begun there)
@@ -35,25 +35,23 @@ _ZWSP = "\u200b"
 
 
 class OutputGuard:
-    """Redacts private facts, placeholders and PII. `hold_back` is how many non-space characters
-    a stream keeps unsent, so nothing that could still turn into a match has gone out."""
+    """Redacts private facts, placeholders and PII."""
 
     def __init__(self, private_facts: Iterable[str] = (), pii: bool = True, enabled: bool = True):
         self.facts = FactMatcher(private_facts)
         self.pii = pii
         self.enabled = enabled
-        self.hold_back = max(LONGEST_SPAN, self.facts.longest + 1)
 
-    def spans(self, text: str, final: bool = True) -> list[Span]:
-        """What must not go out, merged where spans overlap. `final`: the text ends here, so a
-        fact cut off at the end counts too."""
-        if not self.enabled or not text:
+    def spans(self, text: str, final: bool = True, start: int = 0) -> list[Span]:
+        """What must not go out (from `start` on), merged where spans overlap. `final`: the text
+        ends here, so a fact cut off at the end counts too."""
+        if not self.enabled or len(text) <= start:
             return []
-        found = self.facts.spans(text)
-        found += [Span("placeholder", *m.span(), m.group(0)) for m in PLACEHOLDER.finditer(text)]
+        found = self.facts.spans(text, start)
+        found += [Span("placeholder", *m.span(), m.group(0)) for m in _placeholders(text, start)]
         if self.pii:
-            found += find_pii(text)
-        if final and (partial := self.facts.partial_at_end(text)) is not None:
+            found += find_pii(text, start)
+        if final and (partial := self.facts.partial_at_end(text, start)) is not None:
             found.append(partial)
         merged: list[Span] = []
         for s in sorted(found, key=lambda s: (s.start, -s.end)):
@@ -64,6 +62,13 @@ class OutputGuard:
             else:
                 merged.append(s)
         return merged
+
+    def open_from(self, text: str, start: int = 0) -> int:
+        """The earliest index (from `start`) where something that must not go out could still
+        be in the making at the end of `text`; what lies before it is decided."""
+        if not self.enabled:
+            return len(text)
+        return min(self.facts.open_from(text, start), open_from(text, start, self.pii))
 
     def redact(self, text: str, context: str = "", final: bool = True) -> str:
         """`text` with every span redacted; `context` (the prompt) is read with it, so a fact or
@@ -89,6 +94,10 @@ def output_guard(
     return OutputGuard(private_facts, enabled=enabled)
 
 
+def _placeholders(text: str, start: int) -> Iterable[re.Match[str]]:
+    return PLACEHOLDER.finditer(text, start)
+
+
 def _redact_range(text: str, context: str, spans: list[Span], start: int, end: int) -> str:
     """text[start:end] with the parts of `spans` (offsets into context + text) replaced."""
     shift, out, at = len(context), [], start
@@ -106,10 +115,13 @@ def _redact_range(text: str, context: str, spans: list[Span], start: int, end: i
 class GuardedStream:
     """One candidate's stream through the guard: feed raw deltas, get text that is safe to send.
 
-    Text is sent up to a cut that no match can cross: at least `hold_back` non-space characters
-    before the end, at a whitespace (so an email or URL still growing is never split), before any
-    match and before an unclosed `[[link`. The pieces sent add up to exactly what `finish_text`
-    gives for the whole text, so a stream never drifts from the non-streamed answer."""
+    Text goes out as soon as nothing after it can change it: up to the earliest point where a
+    private fact, a placeholder or a PII value could still be in the making (`open_from`: the
+    start of a fact's first words, digits that could become a phone number, the word being
+    written, which could become an email), and never inside a match. Most of a reply goes out
+    as it is written; what is held back is the last word and an unfinished value. The pieces
+    sent add up to exactly what `finish_text` gives for the whole text, so a stream never drifts
+    from the non-streamed answer."""
 
     def __init__(
         self,
@@ -125,70 +137,77 @@ class GuardedStream:
         self.raw = ""
         self.sent = 0  # raw characters already decided and sent
         self.tagged = False
+        self._guarded = ""  # with plain_links: the guarded text so far, and how much of it,
+        self._linked = 0  # with its links made inert, has gone out
 
     def finish_text(self, text: str) -> str:
         """What the whole of `text` becomes (the non-streamed answer)."""
         return for_notes(self.guard.redact(text, self.context), self.tag_prefix, self.plain_links)
 
     def feed(self, delta: str) -> str:
+        if not delta:
+            return ""
         self.raw += delta
-        if not self.guard.enabled and not self.plain_links:
+        if not self.guard.enabled:
             return self._emit(len(self.raw), [], final=False)
-        cut = self._hold_back_cut()
+        full, start = self._full()
+        cut = self.guard.open_from(full, start) - len(self.context)
         if cut <= self.sent:
             return ""
-        spans = self._spans(final=False)
-        return self._emit(self._safe_cut(cut, spans), spans, final=False)
+        spans = self.guard.spans(full, False, start)
+        return self._emit(self._before_spans(cut, spans), spans, final=False)
 
     def finish(self) -> str:
-        return self._emit(len(self.raw), self._spans(final=True), final=True)
+        full, start = self._full()
+        return self._emit(len(self.raw), self.guard.spans(full, True, start), final=True)
 
-    def _spans(self, final: bool) -> list[Span]:
-        """Spans of context + text, read from a little before what was sent (what lies further
-        back was decided already), so a long stream costs the same per piece as a short one."""
-        full = self.context + self.raw
-        start = max(0, len(self.context) + self.sent - CONTEXT_CHARS)
-        found = self.guard.spans(full[start:], final)
-        return [Span(s.kind, s.start + start, s.end + start, s.value) for s in found]
+    def _full(self) -> tuple[str, int]:
+        """Context + text, and where to read it from: what was sent is decided (no span crosses
+        the point sent up to), so only the rest is read, with the text before it for
+        look-behinds; until something is sent, the context too (a fact begun there)."""
+        return self.context + self.raw, len(self.context) + self.sent if self.sent else 0
 
-    def _hold_back_cut(self) -> int:
-        """`hold_back` non-space characters before the end, moved back to a whitespace."""
-        raw, need, cut = self.raw, self.guard.hold_back, len(self.raw)
-        while cut > self.sent and need > 0:
-            cut -= 1
-            need -= not raw[cut].isspace()
-        if need > 0:
-            return self.sent
-        while cut > self.sent and not raw[cut].isspace():
-            cut -= 1
-        return cut
-
-    def _safe_cut(self, cut: int, spans: list[Span]) -> int:
-        """`cut` moved back before any span and any unclosed `[[link` it would split."""
+    def _before_spans(self, cut: int, spans: list[Span]) -> int:
+        """`cut` moved back before any span it would split."""
         for s in spans:
             a, b = s.start - len(self.context), s.end - len(self.context)
             if a < cut < b:
                 cut = max(a, self.sent)
-        if self.plain_links:
-            raw = self.raw
-            opened = raw.rfind("[[", self.sent, cut)
-            if opened >= 0 and raw.find("]]", opened, cut) < 0:
-                cut = opened - 1 if opened > self.sent and raw[opened - 1] == "#" else opened
-        return max(cut, self.sent)
+        return cut
 
     def _emit(self, cut: int, spans: list[Span], final: bool) -> str:
-        if cut <= self.sent and not (final and not self.tagged):
+        if cut <= self.sent and not final:
             return ""
         piece = self.raw[self.sent : cut]
         if self.guard.enabled:
             piece = _redact_range(self.raw, self.context, spans, self.sent, cut)
-        self.sent = cut
+        self.sent = max(cut, self.sent)
         if self.plain_links:
-            piece = neutralise_links(piece)
+            piece = self._inert_links(piece, final)
         if not self.tagged and (piece or final):
             self.tagged = True
             piece = self.tag_prefix + piece
         return piece
+
+    def _inert_links(self, piece: str, final: bool) -> str:
+        """The next part of the guarded text with its links made inert, up to a point no link
+        or tag can cross (`neutralise_links` of a prefix is then a prefix of the whole's)."""
+        self._guarded += piece
+        text, upto = self._guarded, len(self._guarded)
+        while not final and upto:
+            opened = text.rfind("[[", 0, upto)
+            if text[upto - 1] in "#[":
+                upto -= 1
+            elif opened >= 0 and text.find("]]", opened, upto) < 0:
+                upto = opened
+            else:
+                break
+        out = neutralise_links(text[:upto])
+        if not final and out.endswith("#"):
+            out = out[:-1]  # a tag sign whose tag may still come
+        new = out[self._linked :]
+        self._linked = max(self._linked, len(out))
+        return new
 
 
 def looks_like_injection(texts: Iterable[str]) -> bool:

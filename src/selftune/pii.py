@@ -15,6 +15,12 @@ are the same thing.
   and private facts by `<PRIVATE>`: what the build scrubs datasets with and the memory scrubs
   each memory block with (author names included), at training and at use alike.
 - `PLACEHOLDER`: the dataset's own placeholders (`<EMAIL_1>`, `<PRIVATE>`) and look-alikes.
+- `open_from(text)` and `FactMatcher.open_from(text)`: where the end of a text could still be the
+  start of a value (digits that could become a phone number, a word that could become an email, the
+  first words of a fact), so a stream holds back only that and sends the rest at once.
+
+Every search takes a `start`: the spans at or after it, read with the text before it (lookbehinds,
+word boundaries), equal those of the whole text when no span crosses `start`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
 PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
 DIGIT = re.compile(r"\d")
-NUMBER_RUN = re.compile(r"\d(?:[\s().+./-]{0,3}\d){6}")
+IBAN_HEAD = re.compile(r"[A-Z]{2}\d{2}")  # how every IBAN starts
 US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 STREET_WORDS = (
@@ -66,7 +72,19 @@ PLACEHOLDER = re.compile(
 # what may sit between the words and letters of a fact without making it another fact
 SPACE = r"[\s\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff\u00ad]"
 INVISIBLE = r"[\u200b-\u200d\u2060\ufeff\u00ad]"
+_INVISIBLE = re.compile(INVISIBLE)
 LONGEST_SPAN = 64  # non-space characters: no bounded PII kind is longer (IBAN 34, phone 20)
+# what the end of a text looks like while a value is still being written: each pattern matches
+# at least every unfinished start of its kind (and of what its look-aheads read), so text before
+# the earliest match can no longer become part of a value
+OPEN_TAILS = (
+    re.compile(r"\S+\Z"),  # the last word: an email, a URL, the first characters of any value
+    re.compile(r"[+(]?\d[\d ().-]*,?\Z"),  # digits: a phone, card or IBAN number in groups
+    re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9])*[ ]?\Z"),  # an IBAN in groups
+    re.compile(r"\b\d{1,5}[a-zA-Z]?,?(?:\s+[A-Za-zÀ-ÿ'’.-]*){0,4}\Z", re.I),  # an address
+    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d?[A-Z]{0,2}\Z"),  # a UK postcode
+)
+OPEN_PLACEHOLDER = re.compile(r"[\[<{]{1,2}\s*\w*(?:[_ -]?\w*)?\s*[\]>}]?\Z")
 
 
 @dataclass(frozen=True)
@@ -147,9 +165,10 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(INVISIBLE, "", text).split()).casefold()
 
 
-def find_pii(text: str) -> list[Span]:
-    """PII-shaped values in `text`, in order, none overlapping another (an earlier kind wins)."""
-    if not text:
+def find_pii(text: str, start: int = 0) -> list[Span]:
+    """PII-shaped values in `text` (from `start`), in order, none overlapping another (an
+    earlier kind wins)."""
+    if len(text) <= start:
         return []
     found: list[Span] = []
 
@@ -158,31 +177,45 @@ def find_pii(text: str) -> list[Span]:
             found.append(Span(kind, start, end, text[start:end]))
 
     if "@" in text:
-        for m in EMAIL.finditer(text):
+        for m in EMAIL.finditer(text, start):
             add("email", *m.span())
     if "://" in text or "www." in text.lower():
-        for m in URL.finditer(text):
+        for m in URL.finditer(text, start):
             url = m.group(0).rstrip(".,;:!?")
             if url_has_secret(url):
                 add("url", m.start(), m.start() + len(url))
     if DIGIT.search(text):
-        if NUMBER_RUN.search(text):  # numbers of 7+ digits: account, card or phone numbers
-            for m in IBAN.finditer(text):
+        # each kind is looked for only where the text has as many digits as its shortest valid
+        # value: a test of the part read, so a value is found whatever else the text holds
+        digits = len(DIGIT.findall(text, start))
+        if IBAN_HEAD.search(text, start):
+            for m in IBAN.finditer(text, start):
                 if iban_valid(m.group(0)):
                     add("iban", *m.span())
-            for m in CARD.finditer(text):
+        if digits >= 13:
+            for m in CARD.finditer(text, start):
                 if luhn_valid(m.group(0)):
                     add("card", *m.span())
-            for m in PHONE.finditer(text):
+        if digits >= 9:
+            for m in PHONE.finditer(text, start):
                 _phone(m, add)
-        if STREET.search(text):
-            for m in ADDRESS.finditer(text):
+        if STREET.search(text, start):
+            for m in ADDRESS.finditer(text, start):
                 words = m.group(1).split()
                 if not any(w.casefold().strip(".,") in NOT_NAME_WORDS for w in words):
                     add("address", *m.span())
-        for m in POSTCODE_UK.finditer(text):
+        for m in POSTCODE_UK.finditer(text, start):
             add("address", *m.span())
     return sorted(found, key=lambda s: s.start)
+
+
+def open_from(text: str, start: int = 0, pii: bool = True) -> int:
+    """The earliest index (from `start`) at which a placeholder, or with `pii` a PII value, could
+    still be in the making: what lies before it is decided whatever text follows. `len(text)`
+    when nothing is open."""
+    tails = (*OPEN_TAILS, OPEN_PLACEHOLDER) if pii else (OPEN_PLACEHOLDER,)
+    found = (m.start() for tail in tails if (m := tail.search(text, start)) is not None)
+    return min(found, default=len(text))
 
 
 def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
@@ -195,12 +228,30 @@ def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
         add("phone", start, start + len(value))
 
 
-def _fact_pattern(fact: str) -> str:
-    """A fact as a regex: each letter may be followed by invisible characters, each gap between
-    words is any run of whitespace (or invisible characters)."""
+def _fact_letters(fact: str) -> list[tuple[str, str]]:
+    """A fact as (what may come before it, letter) pairs: invisible characters between the
+    letters of a word, any run of whitespace (or invisible characters) between words."""
     words = " ".join(re.sub(INVISIBLE, "", fact).split()).lower().split(" ")
-    letters = [f"{INVISIBLE}*".join(re.escape(c) for c in word) for word in words]
-    return f"{SPACE}+".join(letters)
+    return [
+        ("" if not (w or j) else f"{INVISIBLE}*" if j else f"{SPACE}+", re.escape(c))
+        for w, word in enumerate(words)
+        for j, c in enumerate(word)
+    ]
+
+
+def _fact_pattern(fact: str) -> str:
+    """A fact as a regex."""
+    return "".join(gap + letter for gap, letter in _fact_letters(fact))
+
+
+def _fact_start_pattern(fact: str) -> str:
+    """Any start of a match of the fact, its first letter at least: letter (gap (rest)?)?."""
+    letters = _fact_letters(fact)
+    pattern = ""
+    for k in range(len(letters) - 1, -1, -1):
+        letter = letters[k][1]
+        pattern = f"{letter}(?:{letters[k + 1][0]}(?:{pattern})?)?" if pattern else letter
+    return pattern
 
 
 VALUE_NUMBER = re.compile(r"\d(?:[ .-]?\d){2,}")  # three digits or more: a code, a PIN
@@ -225,6 +276,13 @@ def _value_pattern(value: str) -> str:
     return f"(?<!{edge})(?:{_fact_pattern(value)})(?!{tail})"
 
 
+def _value_start_pattern(value: str) -> str:
+    """Any start of a match of a value (`_value_pattern` without its look-ahead, which the text
+    to come decides)."""
+    edge = r"\d" if value[:1].isdigit() else r"\w"
+    return f"(?<!{edge})(?:{_fact_start_pattern(value)})"
+
+
 class FactMatcher:
     """The private-facts list, matched in any case and with any whitespace between words, and
     each fact's distinctive values on their own (`values=False` leaves them out)."""
@@ -235,18 +293,26 @@ class FactMatcher:
         found = [v for f in given for v in fact_values(f)] if values else []
         self.values = [v for v in dict.fromkeys(found) if normalise(v) not in self.facts]
         # whole facts first: where a fact and one of its values start together, the fact wins
+        by_length = sorted(self.values, key=len, reverse=True)
         parts = [f"(?:{_fact_pattern(f)})" for f in given]
-        parts += [_value_pattern(v) for v in sorted(self.values, key=len, reverse=True)]
+        parts += [_value_pattern(v) for v in by_length]
         self.pattern = re.compile("|".join(parts), re.IGNORECASE) if self.facts else None
+        starts = [f"(?:{_fact_start_pattern(f)})" for f in given]
+        starts += [_value_start_pattern(v) for v in by_length]
+        self.start_pattern = (
+            re.compile(f"(?:{'|'.join(starts)})\\Z", re.IGNORECASE) if self.facts else None
+        )
         self.longest = max((len(f) for f in [*self.facts, *self.values]), default=0)
+        self._firsts = {f[0] for f in self.facts}
 
     def __bool__(self) -> bool:
         return self.pattern is not None
 
-    def spans(self, text: str) -> list[Span]:
-        if self.pattern is None or not text:
+    def spans(self, text: str, start: int = 0) -> list[Span]:
+        if self.pattern is None or len(text) <= start:
             return []
-        return [Span("private_fact", *m.span(), m.group(0)) for m in self.pattern.finditer(text)]
+        found = self.pattern.finditer(text, start)
+        return [Span("private_fact", *m.span(), m.group(0)) for m in found]
 
     def search(self, text: str) -> bool:
         return self.pattern is not None and self.pattern.search(text) is not None
@@ -256,18 +322,11 @@ class FactMatcher:
             return text, 0
         return self.pattern.subn(replacement, text)
 
-    def partial_at_end(self, text: str) -> Span | None:
+    def partial_at_end(self, text: str, start: int = 0) -> Span | None:
         """The longest start of a fact that `text` ends with, if it is at least half the fact
         (and 3 characters) and starts a word: what a `max_tokens` cut leaves of a fact."""
-        if self.pattern is None:
-            return None
-        tail = text[-(self.longest * 4 + 8) :]  # room for stretched whitespace
-        offset = len(text) - len(tail)
-        best: Span | None = None
-        for i in range(len(tail)):
-            if i and (tail[i - 1].isalnum() or not tail[i].strip()):
-                continue  # only from the start of a word
-            piece = normalise(tail[i:])
+        for i in self._word_starts(text, start):
+            piece = normalise(text[i:])
             if len(piece) < 3:
                 break
             for fact in self.facts:
@@ -276,9 +335,37 @@ class FactMatcher:
                     and fact.startswith(piece)
                     and 2 * len(piece) >= len(fact)
                 ):
-                    best = Span("private_fact", offset + i, len(text), tail[i:])
-                    return best
-        return best
+                    return Span("private_fact", i, len(text), text[i:])
+        return None
+
+    def open_from(self, text: str, start: int = 0) -> int:
+        """The earliest index (from `start`) where the end of `text` could still be a fact in
+        the making (a match not yet complete, or one `partial_at_end` would find once the text
+        ends): what lies before it is decided. `len(text)` when nothing is open."""
+        if self.start_pattern is None:
+            return len(text)
+        m = self.start_pattern.search(text, start)
+        first = m.start() if m is not None else len(text)
+        for i in self._word_starts(text, start):
+            if i >= first:
+                break
+            if text[i].casefold()[:1] not in self._firsts and not _INVISIBLE.match(text[i]):
+                continue  # no fact starts with this letter
+            piece = normalise(text[i:])
+            if any(fact.startswith(piece) for fact in self.facts):
+                return i
+        return first
+
+    def _word_starts(self, text: str, start: int) -> Iterable[int]:
+        """Each word start among the last characters (room for a fact with stretched
+        whitespace), from `start` on, leftmost first."""
+        if self.pattern is None:
+            return
+        offset = max(0, len(text) - (self.longest * 4 + 8))
+        for i in range(max(offset, start), len(text)):
+            if i > offset and (text[i - 1].isalnum() or not text[i].strip()):
+                continue  # only from the start of a word
+            yield i
 
 
 class Scrubber:

@@ -117,3 +117,16 @@ def live(make_state) -> Iterator[LiveServer]:
 
     with LiveServer(create_app(make_state())) as server:
         yield server
+
+
+@pytest.fixture(params=["transformers", "llamacpp"])
+def live_on_each_engine(request, make_state) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A loopback server on each engine in turn: transformers (the tiny model) and llama.cpp (the
+    embedded model's GGUF, what `auto` serves; skipped without llama-cpp-python)."""
+    from selftune.server import create_app
+
+    state = make_state()
+    if request.param == "llamacpp":
+        state.engines["twin"] = request.getfixturevalue("llama_engine")
+    with LiveServer(create_app(state)) as server:
+        yield server

@@ -1,6 +1,8 @@
 """OpenAI conformance as clients see it: the official `openai` client, `llm` and LangChain's
-`ChatOpenAI`, unchanged, against a loopback server with the tiny model. Every request field is
-honoured or refused with `unsupported_parameter`; nothing answers 200 while ignoring it."""
+`ChatOpenAI`, unchanged, against a loopback server on each engine — transformers (the tiny random
+model) and llama.cpp (the embedded model's GGUF, the engine `auto` serves; skipped where
+llama-cpp-python is not installed). Every request field is honoured or refused with
+`unsupported_parameter` alike on both; nothing answers 200 while ignoring it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ import pytest
 openai = pytest.importorskip("openai")
 
 HELLO = [{"role": "user", "content": "are you coming sunday?"}]
+COMING = {"type": "object", "properties": {"coming": {"type": "boolean"}},
+          "required": ["coming"], "additionalProperties": False}  # fmt: skip
+
+
+@pytest.fixture
+def live(live_on_each_engine):  # type: ignore[no-untyped-def]
+    return live_on_each_engine
 
 
 def client(live):  # type: ignore[no-untyped-def]
@@ -26,11 +35,6 @@ REFUSED_CHAT = [
         "tools",
     ),
     ({"tool_choice": "required"}, "tool_choice"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
-    (
-        {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
-        "response_format",
-    ),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ({"reasoning_effort": "high"}, "reasoning_effort"),
@@ -118,6 +122,45 @@ def test_logit_bias_is_honoured(live, tiny_engine):
     with pytest.raises(openai.BadRequestError) as err:
         c.chat.completions.create(model="twin", messages=HELLO, logit_bias={"10000000": 5})
     assert err.value.body["param"] == "logit_bias"
+
+
+def test_json_object_is_compact_json_that_ends_when_complete(live, tiny_engine):
+    c = client(live)
+    brace = {str(tiny_engine.tokenizer(b, add_special_tokens=False)["input_ids"][0]): 50
+             for b in "{}"}  # fmt: skip
+    out = c.chat.completions.create(
+        model="twin", messages=HELLO, max_tokens=16, logit_bias=brace, temperature=0,
+        response_format={"type": "json_object"},
+    )  # fmt: skip
+    assert out.choices[0].message.content == "{}"  # the object closed: nothing pads it
+    assert out.choices[0].finish_reason == "stop"
+    many = c.chat.completions.create(
+        model="twin", messages=HELLO, max_tokens=24, n=4, seed=3, temperature=0.8,
+        response_format={"type": "json_object"},
+    )  # fmt: skip
+    for choice in many.choices:
+        text = choice.message.content
+        assert text.startswith("{") and "\n" not in text and text == text.strip()
+        if choice.finish_reason == "stop":
+            assert isinstance(json.loads(text), dict)
+
+
+def test_json_schema_is_honoured(live):
+    out = client(live).chat.completions.create(
+        model="twin", messages=HELLO, max_tokens=16, n=3, seed=1, temperature=1.0,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": COMING}},
+    )  # fmt: skip
+    for choice in out.choices:
+        assert choice.finish_reason == "stop"
+        assert set(json.loads(choice.message.content)) == {"coming"}
+
+
+def test_candidate_c_is_seeded_seed_plus_c(live):
+    c = client(live)
+    args = dict(model="twin", prompt="Dear diary,", max_tokens=8, temperature=1.0)
+    together = [ch.text for ch in c.completions.create(n=3, seed=20, **args).choices]
+    alone = [c.completions.create(seed=20 + k, **args).choices[0].text for k in range(3)]
+    assert together == alone
 
 
 def test_chat_logprobs(live):
@@ -330,9 +373,9 @@ def test_llm_cli_library(live, tmp_path, monkeypatch):
     assert isinstance(text, str) and text
     again = model.prompt("are you coming sunday?", max_tokens=4, temperature=0, stream=False)
     assert again.text() == text  # streamed and not streamed agree
-    # a schema asks for JSON, which only the llama.cpp engine can hold to: refused here, not ignored
-    with pytest.raises(openai.BadRequestError, match="llama.cpp"):
-        model.prompt("coming?", schema={"type": "object"}, max_tokens=4).text()
+    # a schema asks for JSON, which both engines hold to
+    answer = model.prompt("coming?", schema=COMING, max_tokens=16).text()
+    assert set(json.loads(answer)) == {"coming"}
 
 
 def test_langchain_chat_openai(live):
@@ -352,8 +395,10 @@ def test_langchain_chat_openai(live):
     class Answer(BaseModel):
         coming: bool
 
-    # structured output cannot be honoured on this engine: an error, never a silent None
-    for method in ("function_calling", "json_schema", "json_mode"):
-        with pytest.raises(openai.BadRequestError) as err:
-            chat.with_structured_output(Answer, method=method).invoke("are you coming?")
-        assert err.value.body["code"] == "unsupported_parameter"
+    # structured output by JSON schema is honoured; by tools it is an error, never a silent None
+    longer = ChatOpenAI(base_url=live.url + "/v1", api_key="unused", model="twin", max_tokens=16)
+    answer = longer.with_structured_output(Answer, method="json_schema").invoke("are you coming?")
+    assert isinstance(answer, Answer)
+    with pytest.raises(openai.BadRequestError) as err:
+        chat.with_structured_output(Answer, method="function_calling").invoke("are you coming?")
+    assert err.value.body["code"] == "unsupported_parameter"

@@ -1,4 +1,5 @@
-"""The official `openai` client, unchanged, against a server on loopback (tiny random model)."""
+"""The official `openai` client, unchanged, against a server on loopback, on each engine
+(transformers on the tiny random model, llama.cpp on the embedded model's GGUF)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import sqlite3
 import pytest
 
 openai = pytest.importorskip("openai")
+
+
+@pytest.fixture
+def live(live_on_each_engine):  # type: ignore[no-untyped-def]
+    return live_on_each_engine
 
 
 def client(live):  # type: ignore[no-untyped-def]

@@ -80,5 +80,10 @@ def test_logprobs_stop_where_a_stop_string_cuts_the_text(tiny_engine):
 
 def test_engines_name_what_they_cannot_honour(tiny_engine):
     request = GenRequest("x", logprobs=True, response_format={"type": "json_object"})
-    assert unsupported(tiny_engine, request) == ["response_format"]
+    assert unsupported(tiny_engine, request) == []  # both engines honour JSON output
+
+    class LogprobsOnly:
+        supports = frozenset({"logprobs"})
+
+    assert unsupported(LogprobsOnly(), request) == ["response_format"]
     assert unsupported(object(), GenRequest("x", response_format={"type": "text"})) == []

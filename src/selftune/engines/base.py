@@ -9,6 +9,7 @@ clients' requests at once. A request's seed fixes its text whatever runs beside 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -123,6 +124,39 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(
         safe, tokenize=False, add_generation_prompt=True, **template_options(tokenizer)
     )
+
+
+class Detokenizer:
+    """One candidate's text as its tokens arrive, without decoding them all again each time:
+    each new token decodes a window of a few tokens (from the token before the last piece
+    given out, so a tokenizer that drops a word's leading space at the start of a text drops
+    it in both decodes alike), as TGI and vLLM do; a half-decoded multi-byte character waits
+    for its last byte. `text` is `tokenizer.decode(tokens, skip_special_tokens=True)`."""
+
+    def __init__(self, tokenizer: Any):
+        self.decode = functools.partial(tokenizer.decode, skip_special_tokens=True)
+        self.tokens: list[int] = []
+        self.text = ""
+        self._prefix = self._read = 0  # tokens[prefix:read] made the last piece given out
+
+    def add(self, token: int) -> str:
+        """Take the next token; returns the text it completes (often all of it, or nothing)."""
+        self.tokens.append(token)
+        return self._advance(final=False)
+
+    def flush(self) -> str:
+        """The text still held back (an unfinished character shows as U+FFFD, as decode does)."""
+        return self._advance(final=True)
+
+    def _advance(self, final: bool) -> str:
+        done = self.decode(self.tokens[self._prefix : self._read])
+        now = self.decode(self.tokens[self._prefix :])
+        if len(now) <= len(done) or (now.endswith("\ufffd") and not final):
+            return ""
+        new = now[len(done) :]
+        self._prefix, self._read = self._read, len(self.tokens)
+        self.text += new
+        return new
 
 
 class StopScanner:

@@ -10,14 +10,13 @@ or cancelled sequence frees its slot at once.
 
 Prompts are rendered and tokenized by the Hugging Face tokenizer, and tokens decoded by it, so
 both engines see and produce the same token streams. One loaded GGUF is shared by every engine
-that runs it (a run's LoRA adapter is applied to its own context), so two runs serve at once
-without loading the base twice.
+that runs it (a run's LoRA adapter is applied to its own context; `llamacpp_model.py`), so two
+runs serve at once without loading the base twice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import threading
@@ -25,7 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selftune.engines.base import GenRequest, GenResult, StopScanner, logprobs_within
+from selftune.engines.base import (
+    Detokenizer,
+    GenRequest,
+    GenResult,
+    StopScanner,
+    logprobs_within,
+)
+from selftune.engines.llamacpp_model import (  # selection.py and the tests ask here
+    NEEDED_CALLS as NEEDED_CALLS,
+)
+from selftune.engines.llamacpp_model import SharedModel as _SharedModel
+from selftune.engines.llamacpp_model import apply_lora
+from selftune.engines.llamacpp_model import available as available
+from selftune.engines.llamacpp_model import load_library as _lib
+from selftune.engines.llamacpp_model import missing_features as missing_features
+from selftune.engines.llamacpp_model import unsupported_reason as unsupported_reason
 from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 
@@ -33,111 +47,16 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
 
 
-# What this engine calls that only recent llama.cpp builds have (an older llama-cpp-python would
-# fail mid-request with an AttributeError): checked at load time and by `auto`'s choice.
-NEEDED_CALLS = (
-    "llama_get_memory",
-    "llama_memory_seq_cp",
-    "llama_memory_seq_rm",
-    "llama_set_adapters_lora",
-    "llama_adapter_lora_init",
-    "llama_model_load_from_file",
-    "llama_init_from_model",
-    "llama_model_get_vocab",
-    "llama_vocab_is_eog",
-    "llama_sampler_init_penalties",
-    "llama_sampler_init_logit_bias",
-    "llama_sampler_init_grammar",
-    "LLAMA_FLASH_ATTN_TYPE_ENABLED",
-)
-NEEDED_CONTEXT_FIELDS = ("kv_unified", "flash_attn_type")
-
-
-def available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def missing_features(lib: Any = None) -> list[str]:
-    """What the installed llama-cpp-python lacks of what this engine calls ([] when nothing)."""
-    if lib is None:
-        import llama_cpp as lib
-    missing = [name for name in NEEDED_CALLS if not hasattr(lib, name)]
-    params = getattr(lib, "llama_context_params", None)
-    fields = {name for name, *_ in getattr(params, "_fields_", ())}
-    missing += [f"llama_context_params.{f}" for f in NEEDED_CONTEXT_FIELDS if f not in fields]
-    return missing
-
-
-def unsupported_reason(lib: Any = None) -> str | None:
-    """Why the installed llama-cpp-python cannot run this engine, or None when it can."""
-    missing = missing_features(lib)
-    if not missing:
-        return None
-    if lib is None:
-        import llama_cpp as lib
-    version = getattr(lib, "__version__", "?")
-    return (
-        f"llama-cpp-python {version} lacks {', '.join(missing)}: install the tested one "
-        "(pip install -c constraints.txt 'llama-cpp-python>=0.3,<0.4')"
-    )
-
-
-def _lib() -> Any:
-    try:
-        import llama_cpp
-        import llama_cpp._logger as logger  # installs llama.cpp's log callback
-    except ImportError as exc:
-        raise SelftuneError(
-            "the llama.cpp engine needs llama-cpp-python: pip install 'selftune[llamacpp]'"
-        ) from exc
-    reason = unsupported_reason(llama_cpp)
-    if reason is not None:
-        raise SelftuneError(f"the llama.cpp engine cannot run: {reason}")
-    logger.set_verbose(os.environ.get("SELFTUNE_LLAMA_VERBOSE") == "1")
-    return llama_cpp
-
-
-class _SharedModel:
-    """A GGUF loaded once and shared by every engine on it, freed when the last one closes."""
-
-    _open: dict[str, _SharedModel] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, lib: Any, path: Path):
-        params = lib.llama_model_default_params()
-        self.pointer = lib.llama_model_load_from_file(str(path).encode(), params)
-        if not self.pointer:
-            raise SelftuneError(f"llama.cpp could not load {path}; is it a GGUF file?")
-        self.lib, self.key, self.users = lib, str(path.resolve()), 0
-
-    @classmethod
-    def acquire(cls, lib: Any, path: Path) -> _SharedModel:
-        with cls._lock:
-            model = cls._open.get(str(path.resolve())) or cls(lib, path)
-            cls._open[model.key] = model
-            model.users += 1
-            return model
-
-    def release(self) -> None:
-        with self._lock:
-            self.users -= 1
-            if self.users == 0:
-                del self._open[self.key]
-                self.lib.llama_model_free(self.pointer)
-
-
 @dataclass
 class _Sequence:
-    """One candidate: its KV sequence id, sampler chain, tokens and stop-string scanner."""
+    """One candidate: its KV sequence id, sampler chain, tokens, text (decoded as it grows when
+    it streams or has stop strings) and stop-string scanner."""
 
     index: int
     seq_id: int
     sampler: Any
     scanner: StopScanner
+    detok: Detokenizer | None = None
     tokens: list[int] = field(default_factory=list)
     pos: int = 0
     output: int = -1  # its row among this step's logits, -1 when it has none
@@ -231,7 +150,7 @@ class LlamaCppEngine:
         self.batch = lib.llama_batch_init(n_batch, 0, slots + prefix_cache)
         self._adapter = None
         if lora is not None:
-            self._set_lora(Path(lora), lora_scale)
+            self._adapter = apply_lora(lib, model, self.ctx, Path(lora), lora_scale)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = {tokenizer.eos_token_id} - {None}
@@ -249,6 +168,7 @@ class LlamaCppEngine:
         self.running: list[_Running] = []
         self.reserved = 0
         self.steps = 0
+        self._last_prompt: tuple[str | None, list[int]] = (None, [])
         self._lock = threading.RLock()  # one caller at a time: a scheduler, or generate()
 
     # -- what a scheduler calls -------------------------------------------------------------
@@ -284,6 +204,7 @@ class LlamaCppEngine:
                 f"the prompt has {len(prompt)} tokens; this model's context is {self.n_ctx}"
             )
         seqs = []
+        follow = bool(request.stop or request.on_text)  # decode as it grows, not at the end
         for index in range(request.n):
             seed = request.seed + index if request.seed is not None else random.getrandbits(31)
             seqs.append(
@@ -292,6 +213,7 @@ class LlamaCppEngine:
                     self.free_ids.pop(0),
                     sampler_chain(self.lib, self.vocab, self.n_vocab, request, seed),
                     StopScanner(request.stop),
+                    Detokenizer(self.tokenizer) if follow else None,
                 )
             )
         need = self._reservation(request, len(prompt))
@@ -314,14 +236,13 @@ class LlamaCppEngine:
     def _step(self) -> list[tuple[GenRequest, GenResult]]:
         finished = self._drop_cancelled()
         if self._fill_running() and self._decode():
-            for run in self.running:
-                self._sample(run)
+            self._sample(self.running)
         for run in [r for r in self.running if r.fed < len(r.prompt)]:
             self._fill_prompt(run)
             if self._decode(run):
                 if run.fed == len(run.prompt):
                     self._remember(run)
-                self._sample(run)
+                self._sample([run])
         self.steps += 1
         for run in [r for r in self.running if r.done]:
             finished.append((run.request, self._finish(run)))
@@ -363,7 +284,12 @@ class LlamaCppEngine:
     # -- inside a step ----------------------------------------------------------------------
 
     def _tokens(self, prompt: str) -> list[int]:
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        """The prompt's tokens; the last prompt's are kept, as the scheduler asks `can_admit`
+        (perhaps several times) and then `admit` of the same request."""
+        if self._last_prompt[0] != prompt:
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            self._last_prompt = (prompt, ids)
+        return list(self._last_prompt[1])
 
     def _reservation(self, request: GenRequest, prompt_len: int | None = None) -> int:
         if prompt_len is None:
@@ -487,40 +413,58 @@ class LlamaCppEngine:
         self._free(longest)
         return False
 
-    def _sample(self, run: _Running) -> None:
-        request = run.request
+    def _sample(self, runs: list[_Running]) -> None:
+        rows = {
+            id(seq): row
+            for run in runs
+            for seq in run.seqs
+            if not seq.reason and (row := seq.output if seq.output >= 0 else run.output) >= 0
+        }
+        drawn = self._draw(
+            [(seq, rows[id(seq)]) for r in runs for seq in r.seqs if id(seq) in rows]
+        )
         limit = self.n_ctx
-        for seq in run.seqs:
-            row = seq.output if seq.output >= 0 else run.output
-            if seq.reason or row < 0:
-                continue
-            token = self.lib.llama_sampler_sample(seq.sampler, self.ctx, row)
-            if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
-                seq.logprobs.append(
-                    logprob(self.lib, self.ctx, self.n_vocab, self.tokenizer, row, token,
-                            getattr(request, "top_logprobs", 0))
-                )  # fmt: skip
-            if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
-                seq.reason = "stop"
-                self._emit(request, seq, final=True)
-                continue
-            seq.tokens.append(token)
-            if request.stop or request.on_text:
-                self._emit(request, seq, final=False)
-                if seq.scanner.stopped:
-                    seq.reason = "stop"
+        for run in runs:
+            request = run.request
+            for seq in run.seqs:
+                token = drawn.get(id(seq))
+                if token is None:
                     continue
-            if len(seq.tokens) >= request.max_tokens or seq.pos + 1 >= limit:
-                seq.reason = "length"
-                self._emit(request, seq, final=True)
-        for seq in run.seqs:
-            if seq.reason and seq.seq_id >= 0:
-                self._free(seq)
+                if getattr(request, "logprobs", False) or getattr(request, "top_logprobs", 0):
+                    seq.logprobs.append(
+                        logprob(self.lib, self.ctx, self.n_vocab, self.tokenizer, rows[id(seq)],
+                                token, getattr(request, "top_logprobs", 0))
+                    )  # fmt: skip
+                if token in self.stop_ids or self.lib.llama_vocab_is_eog(self.vocab, token):
+                    seq.reason = "stop"
+                    self._emit(request, seq, final=True)
+                    continue
+                seq.tokens.append(token)
+                if seq.detok is not None:
+                    seq.detok.add(token)
+                    self._emit(request, seq, final=False)
+                    if seq.scanner.stopped:
+                        seq.reason = "stop"
+                        continue
+                if len(seq.tokens) >= request.max_tokens or seq.pos + 1 >= limit:
+                    seq.reason = "length"
+                    self._emit(request, seq, final=True)
+            for seq in run.seqs:
+                if seq.reason and seq.seq_id >= 0:
+                    self._free(seq)
+
+    def _draw(self, pairs: list[tuple[_Sequence, int]]) -> dict[int, int]:
+        """Each sequence's next token from its own sampler chain: an O(vocabulary) pass each
+        (about 10% of a step at 8 sequences on 2 cores; see docs/serving.md)."""
+        sample, ctx = self.lib.llama_sampler_sample, self.ctx
+        return {id(seq): sample(seq.sampler, ctx, row) for seq, row in pairs}
 
     def _emit(self, request: GenRequest, seq: _Sequence, final: bool) -> None:
-        if not (request.stop or request.on_text) and not final:
-            return
-        new = seq.scanner.update(self.tokenizer.decode(seq.tokens, skip_special_tokens=True))
+        if seq.detok is None:
+            return  # decoded once, at the end
+        if final:
+            seq.detok.flush()
+        new = seq.scanner.update(seq.detok.text)
         if final:
             new += seq.scanner.flush()
         if new and request.on_text:
@@ -551,16 +495,3 @@ class LlamaCppEngine:
                 logprobs_within(s.logprobs, t) for s, t in zip(run.seqs, texts, strict=True)
             ]
         return result
-
-    def _set_lora(self, path: Path, scale: float) -> None:
-        lib = self.lib
-        if not path.exists():
-            raise SelftuneError(f"{path} does not exist; run `selftune export --format lora-gguf`")
-        adapter = lib.llama_adapter_lora_init(self._model.pointer, str(path).encode())
-        if not adapter:
-            raise SelftuneError(f"llama.cpp could not load the LoRA adapter {path}")
-        adapters = (lib.llama_adapter_lora_p_ctypes * 1)(adapter)
-        scales = (ctypes.c_float * 1)(scale)
-        if lib.llama_set_adapters_lora(self.ctx, adapters, 1, scales):
-            raise SelftuneError(f"llama.cpp could not apply the LoRA adapter {path}")
-        self._adapter = adapter

@@ -4,28 +4,16 @@ top-p, a seeded draw), and the log-probabilities OpenAI's `logprobs` returns."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from selftune.engines.base import GenRequest
+from selftune.engines.response_format import gbnf
 from selftune.errors import SelftuneError
 
 
 def response_grammar(response_format: dict[str, Any] | None) -> str | None:
     """The GBNF grammar for an OpenAI `response_format` (None for plain text)."""
-    if not response_format or response_format.get("type", "text") == "text":
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
-    if response_format["type"] == "json_object":
-        return JSON_GBNF
-    if response_format["type"] == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        try:
-            return json_schema_to_gbnf(json.dumps(schema))
-        except Exception as exc:  # the converter raises plain exceptions on schemas it cannot do
-            raise SelftuneError(f"response_format.json_schema: {exc}") from exc
-    raise SelftuneError(f"response_format type {response_format['type']!r} is not supported")
+    return gbnf(response_format)
 
 
 def token_bytes(tokenizer: Any, token: int) -> bytes:

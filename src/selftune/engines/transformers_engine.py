@@ -3,7 +3,8 @@
 All candidates of all requests run as the rows of one `generate` call (prompts left-padded).
 HF generate runs greedy over what `RowSampler` (the last logits processor) leaves: one allowed
 token per row, which it chose with that row's own settings — logit bias, presence/frequency
-penalties, temperature, top-p — and its own `torch.Generator` (seeded `seed + candidate`), so a
+penalties, the response format's JSON mask (engines/response_format.py), temperature, top-p — and
+its own `torch.Generator` (seeded `seed + candidate`), so a
 seeded request samples the same text whatever else shares the batch. It also records the
 model's log-probabilities. A per-row stopping criterion, called after every new token, streams
 each row's new text and handles stop strings, per-request max_tokens and cancellation.
@@ -17,18 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from selftune.engines.base import (
+    Detokenizer,
     GenRequest,
     GenResult,
     StopScanner,
     TokenLogprob,
     logprobs_within,
 )
+from selftune.engines.response_format import JsonMask, masks_available, schema_of
 
 
 class TransformersEngine:
     name = "transformers"
     supports = frozenset(
         {"logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", "logit_bias"}
+        | ({"response_format"} if masks_available() else set())
     )
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str = "model"):
@@ -128,6 +132,13 @@ class RowSampler:
             self.generators.append(g)
         self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
         self._bytes: dict[int, bytes] = {}
+        eos = engine.stop_ids
+        self.masks = [
+            JsonMask(engine.tokenizer, requests[ri].response_format, eos)
+            if schema_of(requests[ri].response_format) is not None
+            else None
+            for ri, _ in rows
+        ]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -139,6 +150,11 @@ class RowSampler:
         requests = [self.requests[ri] for ri, _ in self.rows]
         for row in active:
             self._adjust(logits[row], requests[row], generated[row])
+            mask = self.masks[row]
+            if mask is not None:  # the JSON so far allows only these tokens next
+                if generated.shape[1]:
+                    mask.advance(int(generated[row, -1]))
+                logits[row].masked_fill_(~mask.allowed(logits.shape[-1]), float("-inf"))
         chosen = logits.argmax(dim=-1).cpu()  # the greedy rows' choice; sampled rows overwrite it
         sampled = [row for row in active if requests[row].temperature > 0]
         if sampled:
@@ -231,6 +247,10 @@ class _RowTracker:
         self.tokens: list[list[int]] = [[] for _ in rows]
         self.done: list[str | None] = [None] * len(rows)
         self.scanners = [StopScanner(requests[ri].stop) for ri, _ in rows]
+        self.detoks = [  # rows whose text is followed as it grows (streamed, or stop strings)
+            Detokenizer(engine.tokenizer) if requests[ri].stop or requests[ri].on_text else None
+            for ri, _ in rows
+        ]
         self.logprobs: list[list[TokenLogprob]] = [[] for _ in rows]
 
     def step(self, ids: Any) -> list[bool]:
@@ -248,7 +268,8 @@ class _RowTracker:
                 self._emit(row, request, candidate, final=True)
                 continue
             self.tokens[row].append(last[row])
-            if request.stop or request.on_text:
+            if (detok := self.detoks[row]) is not None:
+                detok.add(last[row])
                 self._emit(row, request, candidate, final=False)
                 if self.scanners[row].stopped:
                     self.done[row] = "stop"
@@ -259,8 +280,13 @@ class _RowTracker:
         return [d is not None for d in self.done]
 
     def _emit(self, row: int, request: GenRequest, candidate: int, final: bool) -> None:
-        scanner = self.scanners[row]
-        text = self.engine.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
+        scanner, detok = self.scanners[row], self.detoks[row]
+        if detok is not None:
+            if final:
+                detok.flush()
+            text = detok.text
+        else:
+            text = self.engine.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
         new = scanner.update(text)
         if final:
             new += scanner.flush()

@@ -20,8 +20,8 @@ NO_TOOLS = (
     "without them"
 )
 ENGINE_HINTS = {
-    "response_format": "JSON output needs the llama.cpp engine (its grammars): install "
-    "llama-cpp-python (scripts/setup.sh) and serve with --engine auto or llamacpp",
+    "response_format": "JSON output needs llguidance on the transformers engine (pip install "
+    "llguidance, a dependency of selftune) or llama-cpp-python (--engine auto or llamacpp)",
 }
 
 

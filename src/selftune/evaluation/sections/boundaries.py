@@ -101,7 +101,7 @@ def boundaries_section(ctx: EvalContext) -> dict[str, Any]:
     when = datetime.now(UTC)
     with Store(ws.store_path) as store:
         update_index(store)
-        probes = make_probes(store)
+        probes = make_probes(store, MAX_PROBES)
     rows, breaking, reachable = [], 0, 0
     count = token_counter(ctx.tuned.tokenizer)
     chunks = ctx.budget.chunks("boundaries", list(enumerate(probes)), unit="probes")
