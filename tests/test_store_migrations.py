@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,51 @@ def test_a_store_from_before_user_version_is_not_migrated_twice(tmp_path: Path):
     db.close()
     with Store(path) as s:
         assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+KILLED_MID_LOAD = """
+import os, sys
+from selftune.store import Store
+
+with Store(sys.argv[1]) as s, s.indexes_deferred("messages"):
+    os._exit(9)  # killed while a first import loads, its indexes dropped
+"""
+
+
+def _indexes(path: Path) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        db.close()
+
+
+def test_a_first_import_builds_its_indexes_after_and_a_kill_midway_leaves_none_missing(
+    tmp_path: Path,
+):
+    path = tmp_path / "store.sqlite"
+    Store(path).close()
+    deferred = set(store_module.DEFERRABLE_INDEXES["messages"])
+    assert deferred <= _indexes(path)
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_LOAD, str(path)], check=False)
+    assert done.returncode == 9
+    assert not deferred & _indexes(path)  # the kill left them dropped ...
+    with Store(path) as s:  # ... and the next open builds them again
+        assert deferred <= _indexes(path)
+        with s.indexes_deferred("messages") as dropped:
+            assert dropped and not deferred & _indexes(path)
+        assert deferred <= _indexes(path)
+
+
+def test_indexes_are_kept_while_loading_into_a_table_that_holds_rows(tmp_path: Path):
+    from datetime import datetime
+
+    from selftune.records import Message
+
+    path = tmp_path / "store.sqlite"
+    with Store(path) as s:
+        when = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+        s.add_messages([Message("whatsapp", "c1", "Chat", when, "Ana", "hi")])
+        with s.indexes_deferred("messages") as dropped:
+            assert not dropped
+            assert set(store_module.DEFERRABLE_INDEXES["messages"]) <= _indexes(path)

@@ -416,7 +416,15 @@ class MemoryConfig(Section):
         "earlier turns of the chat, relevant past exchanges, matching public facts (facts.yaml).",
     )
     max_tokens: int = Field(
-        256, ge=16, le=4096, description="Most tokens of the memory block in one prompt."
+        # 128, not 256: every training example carries its block, and at 256 the blocks doubled
+        # the bundled example's training tokens (15.3k -> 31.5k; 23.7k at 128), so a 3-minute
+        # demo trained less than one epoch. The budget fills facts, then the latest turns, then
+        # past exchanges, so what a smaller block loses is past exchanges.
+        128,
+        ge=16,
+        le=4096,
+        description="Most tokens of the memory block in one prompt (training examples and use "
+        "alike; each training example pays for its block in every step).",
     )
     recent_turns: int = Field(
         6, ge=0, description="Earlier messages of the same conversation put in the block."

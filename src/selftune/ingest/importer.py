@@ -247,47 +247,49 @@ def _load(
         messages.clear()
         notes.clear()
 
-    try:
-        for record in read(ctx):
-            if isinstance(record, Message):
-                problems = validate_message(record)
-                if problems:
-                    ctx.skip(record.origin or label, "; ".join(problems))
-                    continue
-                messages.append(record)
-                seen.add(record.id)
-                # an edit (or a link whose URL older versions put in the text) changes the text,
-                # so the id: the earlier version of this message must go
-                if record.extra and (record.extra.get("edited") or record.extra.get("links")):
-                    edited.append(
-                        (record.conversation_id, record.timestamp.isoformat(), record.author)
-                    )
-                if len(messages) >= BATCH:
-                    flush()
+    # a first import into an empty store builds the conversation index once, at the end
+    with store.indexes_deferred("messages"):
+        try:
+            for record in read(ctx):
+                if isinstance(record, Message):
+                    problems = validate_message(record)
+                    if problems:
+                        ctx.skip(record.origin or label, "; ".join(problems))
+                        continue
+                    messages.append(record)
+                    seen.add(record.id)
+                    # an edit (or a link whose URL older versions put in the text) changes the text,
+                    # so the id: the earlier version of this message must go
+                    if record.extra and (record.extra.get("edited") or record.extra.get("links")):
+                        edited.append(
+                            (record.conversation_id, record.timestamp.isoformat(), record.author)
+                        )
+                    if len(messages) >= BATCH:
+                        flush()
+                else:
+                    problems = validate_note(record)
+                    if problems:
+                        ctx.skip(record.origin or label, "; ".join(problems))
+                        continue
+                    notes.append(record)
+                    if len(notes) >= BATCH:
+                        flush()
+        except SelftuneError as exc:
+            reason = str(exc)  # the error names the file (or zip member) itself; say it once
+            where, _, rest = reason.partition(": ")
+            if rest and where.startswith(label):
+                ctx.skip(where, rest)
             else:
-                problems = validate_note(record)
-                if problems:
-                    ctx.skip(record.origin or label, "; ".join(problems))
-                    continue
-                notes.append(record)
-                if len(notes) >= BATCH:
-                    flush()
-    except SelftuneError as exc:
-        reason = str(exc)  # the error names the file (or zip member) itself; say it once
-        where, _, rest = reason.partition(": ")
-        if rest and where.startswith(label):
-            ctx.skip(where, rest)
-        else:
-            ctx.skip(label, reason)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        ctx.skip(label, f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
-    except Exception as exc:  # a parser bug must not lose the other files of this import
-        ctx.skip(
-            label,
-            f"the {fmt} parser failed ({type(exc).__name__}: {exc}); what it read before "
-            "was kept. Please report this with the file's layout (not its content).",
-        )
-    flush()
+                ctx.skip(label, reason)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            ctx.skip(label, f"could not read ({type(exc).__name__}: {exc}); the rest was kept")
+        except Exception as exc:  # a parser bug must not lose the other files of this import
+            ctx.skip(
+                label,
+                f"the {fmt} parser failed ({type(exc).__name__}: {exc}); what it read before "
+                "was kept. Please report this with the file's layout (not its content).",
+            )
+        flush()
     summary.messages_seen, summary.notes_seen = counts
     if edited:  # an export made after an edit holds the new version: the old one goes
         for origin in store.replace_edited(edited, seen):

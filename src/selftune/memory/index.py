@@ -19,17 +19,16 @@ from datetime import datetime
 
 from selftune.store import Store
 from selftune.store.memory_index import (
-    add_contacts,
-    add_conversations,
-    add_to_index,
+    add_contacts_between,
+    add_conversations_between,
     best_matches,
     best_matches_before,
     contact_conversations,
+    index_between,
     index_state,
     indexed_count,
     latest_before,
     match_count,
-    messages_after,
     neighbours,
     newest_message_rowid,
     set_index_state,
@@ -52,7 +51,6 @@ _STOP_TEXT = """a about above after again against all am an and any are aren't a
     go yet sure right good great"""
 STOPWORDS = frozenset(_STOP_TEXT.split())
 MAX_TERMS = 16
-BATCH = 5000
 # a word in more than this share of messages says little about any of them (and ranking all
 # its messages costs hundreds of milliseconds on a big store): it is left out of the search
 MAX_DOC_SHARE = 0.01
@@ -112,27 +110,19 @@ def excluded_conversations(store: Store, cached: bool = True) -> set[str]:
 
 
 def update_index(store: Store) -> int:
-    """Index the messages added since the last update; returns how many were indexed."""
+    """Index the messages added since the last update; returns how many were indexed. Text
+    messages are indexed, but none of a conversation an excluded contact wrote in (this update's
+    messages count: their authors are recorded first)."""
     last = int(index_state(store, "last_rowid"))
     top = newest_message_rowid(store)
     if top <= last:
         return 0
-    added = 0
-    with store.transaction():
-        while last < top:
-            rows = messages_after(store, last, BATCH)
-            if not rows:
-                break
-            last = rows[-1][0]
-            add_contacts(store, {(r[3], r[2]) for r in rows if r[3]})
-            add_conversations(store, {r[2]: (r[2], r[6], r[7]) for r in rows}.values())
-            skip = excluded_conversations(store, cached=False)  # this batch's contacts count
-            keep = [r for r in rows if r[4] == "text" and r[5].strip() and r[2] not in skip]
-            add_to_index(
-                store, [(r[0], epoch(datetime.fromisoformat(r[1])), r[2], r[5]) for r in keep]
-            )
-            added += len(keep)
-        set_index_state(store, "last_rowid", str(max(last, top)))
+    with store.indexes_deferred("memory_meta"), store.transaction():
+        add_contacts_between(store, last, top)
+        add_conversations_between(store, last, top)
+        skip = excluded_conversations(store, cached=False)
+        added = index_between(store, last, top, kinds=("text",), skip=skip)
+        set_index_state(store, "last_rowid", str(top))
     return added
 
 

@@ -60,6 +60,7 @@ class Store(MessageTables, PeopleTables):
         # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
         self.db.execute("PRAGMA cache_size=-65536")
         self._migrate()
+        self._build_missing_indexes()
 
     def _migrate(self) -> None:
         """Bring the store to the newest schema, one transaction per migration (a kill midway
@@ -100,6 +101,34 @@ class Store(MessageTables, PeopleTables):
         ):
             version += 1
         return version
+
+    def _build_missing_indexes(self) -> None:
+        present = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        with self.db:
+            for indexes in migrations.DEFERRABLE_INDEXES.values():
+                for name, target in indexes.items():
+                    if name not in present:
+                        self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+
+    @contextlib.contextmanager
+    def indexes_deferred(self, table: str) -> Iterator[bool]:
+        """While the block loads rows into `table`, and only if it was empty, its secondary
+        indexes are dropped; they are built again when the block ends (or when the store next
+        opens, if the process dies). Yields whether they were dropped."""
+        indexes = migrations.DEFERRABLE_INDEXES[table]
+        empty = self.db.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})").fetchone()[0]
+        if not empty:
+            yield False
+            return
+        with self.db:
+            for name in indexes:
+                self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        try:
+            yield True
+        finally:
+            self._build_missing_indexes()
 
     def close(self) -> None:
         self.db.close()

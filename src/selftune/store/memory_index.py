@@ -10,8 +10,10 @@ What to index, which words to search for and how to rank and budget is decided i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 
 from selftune.store.connection import Store
 
@@ -39,35 +41,61 @@ def newest_message_rowid(store: Store) -> int:
     return int(store.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0])
 
 
-def messages_after(store: Store, rowid: int, limit: int) -> list[sqlite3.Row]:
-    """Up to `limit` messages after `rowid`, in rowid order: (rowid, timestamp, conversation_id,
-    author, kind, text, conversation_title, source)."""
-    return store.db.execute(
-        "SELECT rowid, timestamp, conversation_id, author, kind, text, conversation_title,"
-        " source FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?",
-        (rowid, limit),
-    ).fetchall()
+# every character Python's str.strip() removes, so SQL's trim() finds the same blank texts
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
 
-def add_contacts(store: Store, pairs: Iterable[tuple[str, str]]) -> None:
-    """Record (author, conversation id) pairs: who wrote in which conversation."""
-    store.db.executemany("INSERT OR IGNORE INTO memory_contacts VALUES (?, ?)", pairs)
+def _epoch_of_iso(value: str) -> float:
+    """Seconds since 1970 (UTC) of a stored ISO time; a naive one is local time (as exports date
+    messages): the same number `selftune.memory.index.epoch` gives for the parsed time."""
+    return datetime.fromisoformat(value).timestamp()
 
 
-def add_conversations(store: Store, rows: Iterable[tuple[str, str, str]]) -> None:
-    """Record (conversation id, title, source) rows."""
-    store.db.executemany("INSERT OR REPLACE INTO memory_conversations VALUES (?, ?, ?)", rows)
-
-
-def add_to_index(store: Store, rows: Iterable[tuple[int, float, str, str]]) -> None:
-    """Index (rowid, epoch seconds, conversation id, text) messages for search."""
-    rows = list(rows)
-    store.db.executemany(
-        "INSERT OR REPLACE INTO memory_meta VALUES (?, ?, ?)", [r[:3] for r in rows]
+def add_contacts_between(store: Store, after: int, upto: int) -> None:
+    """Record who wrote in which conversation, for the messages with rowid in (after, upto]."""
+    store.db.execute(
+        "INSERT OR IGNORE INTO memory_contacts SELECT DISTINCT author, conversation_id"
+        " FROM messages WHERE rowid > ? AND rowid <= ? AND author != ''",
+        (after, upto),
     )
-    store.db.executemany(
-        "INSERT INTO memory_fts (rowid, text) VALUES (?, ?)", [(r[0], r[3]) for r in rows]
+
+
+def add_conversations_between(store: Store, after: int, upto: int) -> None:
+    """Record each conversation's title and source, as its newest message in (after, upto]
+    gives them."""
+    store.db.execute(
+        "INSERT OR REPLACE INTO memory_conversations SELECT conversation_id, conversation_title,"
+        " source FROM (SELECT conversation_id, conversation_title, source, max(rowid)"
+        " FROM messages WHERE rowid > ? AND rowid <= ? GROUP BY conversation_id)",
+        (after, upto),
     )
+
+
+def index_between(
+    store: Store, after: int, upto: int, kinds: Iterable[str], skip: Iterable[str]
+) -> int:
+    """Index for search the messages with rowid in (after, upto] of the given kinds, with text
+    that is not blank, outside the `skip` conversations; in bulk, inside SQLite (the text never
+    comes back to Python). Returns how many were indexed."""
+    store.db.create_function("selftune_epoch", 1, _epoch_of_iso, deterministic=True)
+    kinds, skip = tuple(kinds), tuple(skip)
+    where = (
+        f" FROM messages WHERE rowid > ? AND rowid <= ? AND kind IN ({_marks(kinds)})"
+        " AND trim(text, ?) != ''"
+        " AND conversation_id NOT IN (SELECT value FROM json_each(?))"
+    )
+    args = (after, upto, *kinds, _WHITESPACE, json.dumps(skip))
+    cur = store.db.execute(
+        "INSERT OR REPLACE INTO memory_meta SELECT rowid, selftune_epoch(timestamp),"
+        " conversation_id" + where,
+        args,
+    )
+    store.db.execute(
+        "INSERT INTO memory_fts (rowid, text) SELECT m.rowid, m.text FROM memory_meta x"
+        " JOIN messages m ON m.rowid = x.rowid WHERE x.rowid > ? AND x.rowid <= ?",
+        (after, upto),
+    )
+    return cur.rowcount
 
 
 def unindex_conversations(store: Store, conversation_ids: Iterable[str]) -> int:

@@ -12,6 +12,18 @@ from collections.abc import Callable
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
+# Secondary indexes a load into an empty table drops while it writes and builds again after it
+# (one sorted pass instead of an update per row), by table, as the migrations below create them.
+# The store builds any that is missing each time it opens (an import killed mid-load).
+DEFERRABLE_INDEXES: dict[str, dict[str, str]] = {
+    "messages": {
+        "messages_by_conversation": "messages (conversation_id, timestamp)",
+    },
+    "memory_meta": {
+        "memory_meta_by_conversation": "memory_meta (conversation_id, ts)",
+    },
+}
+
 
 def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
     """Register a schema migration; they run in definition order, each exactly once, each in one
