@@ -34,6 +34,7 @@ import math
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def similarity(a: str, b: str) -> float:
 
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 TRAITS = ("shortest", "emoji", "lowercase")
+OWNERS = ("closest", "random", "trait")
 
 
 def trait_score(trait: str, text: str) -> float:
@@ -132,7 +134,7 @@ def held_out_ppl(engine, valid, max_len: int) -> float:
     )
 
 
-def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
+def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -> dict:
     from selftune.engines.transformers_engine import TransformersEngine
     from selftune.improve import run_amplify, run_distill, train_ranker
     from selftune.improve.prompts import training_prompts
@@ -154,9 +156,9 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     rng = random.Random(r)
     for item, prompt in zip(items, prompts, strict=True):
         scores = [similarity(c, prompt.real or "") for c in item["candidates"]]
-        if args.owner == "trait":
+        if owner == "trait":
             scores = [trait_score(args.trait, c) + 1e-6 * rng.random() for c in item["candidates"]]
-        if args.owner == "random":  # the control: picks that carry no preference
+        if owner == "random":  # the control: picks that carry no preference
             scores = [rng.random() for _ in scores]
         best, worst = (
             max(range(len(scores)), key=scores.__getitem__),
@@ -165,7 +167,7 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
         log.pick(item["sample_id"], best)
         if worst != best:
             log.rate(item["sample_id"], worst, -1)
-    echo(f"round {r}: amplified {len(items)} prompts x {args.n}, picked")
+    echo(f"{owner} round {r}: amplified {len(items)} prompts x {args.n}, picked")
     summary, child_dir = run_distill(ws, minutes=args.distill_minutes, echo=echo)
     try:
         info = train_ranker(ws).info
@@ -189,6 +191,7 @@ def one_round(ws, r: int, args, contexts, valid, classifier, echo) -> dict:
     trait_parent = share_with_se([has_trait(args.trait, t, short) for t in parent_replies])
     trait_child = share_with_se([has_trait(args.trait, t, short) for t in child_replies])
     row = {
+        "owner": owner,
         "round": r,
         "parent": parent.id,
         "child": child_dir.name,
@@ -230,10 +233,10 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, default=16)
     parser.add_argument(
         "--owner",
-        choices=["closest", "random", "trait"],
         default="closest",
         help="closest: keep the candidate nearest the real reply; random: a control owner; "
-        "trait: keep the candidate with --trait",
+        "trait: keep the candidate with --trait; several, comma-separated (trait,random), run "
+        "side by side from the same first twin (a copy of its workspace each)",
     )
     parser.add_argument(
         "--trait",
@@ -259,10 +262,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.trait = args.trait or random.Random(args.seed).choice(TRAITS)
+    owners = args.owner.split(",")
+    if unknown := [o for o in owners if o not in OWNERS]:
+        parser.error(f"--owner {','.join(unknown)}: choose from {', '.join(OWNERS)}")
     os.environ.setdefault("TQDM_DISABLE", "1")
 
     from selftune.evaluation.sections.replies import held_out_contexts
     from selftune.scoring import authorship
+    from selftune.workspace import find_workspace
 
     def echo(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -278,9 +285,12 @@ def main() -> None:
         ws.config.improve.held_out = 0.2
         echo(f"first twin {first.id}; {len(contexts)} held-out contexts; load {load()}")
         rows = []
-        for r in range(1, args.rounds + 1):
-            ws.config.improve.seed = r
-            rows.append(one_round(ws, r, args, contexts, valid, classifier, echo))
+        for owner in owners:  # each from the same first twin, in its own copy of the workspace
+            copy = find_workspace(shutil.copytree(ws.root, Path(tmp) / owner))
+            copy.config.improve.held_out = 0.2
+            for r in range(1, args.rounds + 1):
+                copy.config.improve.seed = r
+                rows.append(one_round(copy, r, owner, args, contexts, valid, classifier, echo))
     result = {
         "settings": vars(args)
         | {"out": str(args.out) if args.out else None, "exports": [str(p) for p in args.exports]},
@@ -297,7 +307,7 @@ def main() -> None:
     print("|---:|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---|")
     for row in rows:
         print(
-            f"| {row['round']} | {args.owner} | {row['method']} | {row['kept']} | {row['pairs']} | "
+            f"| {row['round']} | {row['owner']} | {row['method']} | {row['kept']} | {row['pairs']} | "
             f"{row['win_rate']} ({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
             f"{row['authorship_parent']} → {row['authorship_child']} | "
             f"{row['trait_parent'][0]} → {row['trait_child'][0]} (±{row['trait_parent'][1]}/±{row['trait_child'][1]}) | "
