@@ -2,8 +2,8 @@
 
 PEFT computes `base(x) + lora_B(lora_A(x)) * scaling` as five ops forward (three matmuls, a
 multiply, an add) and more backward (the scaled gradient, a second gradient of x added to the
-first), each of the elementwise ones a pass over a tokens x features tensor. Around the small
-rank-r matmuls of a 135M model those passes cost as much as the matmuls. Here the scale is folded
+first), each of the elementwise ones a pass over a tokens x features tensor (and, with float32
+adapters on a bf16 base, two casts of the activations). Here the scale is folded
 into an `addmm_` (forward: y = x W^T, then y += s (x A^T) B^T in place; backward: dx = g W, then
 dx += s (g B) A in place), so no elementwise pass is left, and nothing is computed for an input
 that needs no gradient (the first layer's, the frozen base weights).
