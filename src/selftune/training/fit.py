@@ -4,8 +4,10 @@ distill's SFT phase (kept texts + replay, continuing a parent's adapter).
 transformers' Trainer runs the loop (accumulation, schedule, checkpoints, resume, DDP/FSDP/DeepSpeed
 under `accelerate launch`, trackers); `fit` adds packed rows and a loss computed only where the
 owner's next token is trained (see `packing`), the planned length (`planner`), a time budget,
-Ctrl-C handling and a progress bar with tokens/s. It writes into its folder metrics.jsonl,
-plan.json and checkpoints/, and returns what it measured (the trainer's part of run.json).
+Ctrl-C handling and a progress bar with tokens/s; in the step, each packed example's attention
+runs on its own (`packed_attention`) and the LoRA layers in fused ops (`fused_lora`). It writes
+into its folder metrics.jsonl, plan.json and checkpoints/, and returns what it measured (the
+trainer's part of run.json).
 """
 
 from __future__ import annotations
@@ -243,6 +245,9 @@ def fit(
     import torch
     from transformers import EarlyStoppingCallback, PrinterCallback
 
+    from selftune.training.fused_lora import fused_lora
+    from selftune.training.packed_attention import packed_attention
+
     started = time.monotonic()
     train_rows = to_rows(train_items, config.max_seq_len, config.packing)
     valid_rows = to_rows(valid_items, config.max_seq_len, config.packing)
@@ -290,7 +295,9 @@ def fit(
     handle = interactive and _main_thread()
     previous = signal.signal(signal.SIGINT, interrupt.request) if handle else None
     try:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        # the step's kernels (see the modules); the saved adapter or model is the same either way
+        with packed_attention(model), fused_lora(model):
+            result = trainer.train(resume_from_checkpoint=checkpoint)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
