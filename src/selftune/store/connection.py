@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from selftune.errors import SelftuneError
 from selftune.store import migrations
 from selftune.store.messages import MessageTables, UnindexedLoad
 from selftune.store.people import PeopleTables
+
+
+def _epoch_of_iso(value: str) -> float:
+    """Seconds since 1970 (UTC) of a stored ISO time; a naive one is local time (as exports date
+    messages): the same number `selftune.memory.index.epoch` gives for the parsed time."""
+    return datetime.fromisoformat(value).timestamp()
 
 
 class _InTransaction:
@@ -72,6 +79,7 @@ class Store(MessageTables, PeopleTables):
         # 64 MB of page cache: the id index of a large import stays in memory while rows go in
         # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
         self.db.execute("PRAGMA cache_size=-65536")
+        self.db.create_function("selftune_epoch", 1, _epoch_of_iso, deterministic=True)
 
     def companion(self) -> Store:
         """A second connection to the same file, to be opened on the thread that uses it (the

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
 
 from selftune.store.connection import Store
 
@@ -45,12 +44,6 @@ def newest_message_rowid(store: Store) -> int:
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
 
-def _epoch_of_iso(value: str) -> float:
-    """Seconds since 1970 (UTC) of a stored ISO time; a naive one is local time (as exports date
-    messages): the same number `selftune.memory.index.epoch` gives for the parsed time."""
-    return datetime.fromisoformat(value).timestamp()
-
-
 def add_contacts_between(store: Store, after: int, upto: int) -> None:
     """Record who wrote in which conversation, for the messages with rowid in (after, upto]."""
     store.db.execute(
@@ -77,7 +70,6 @@ def index_between(
     """Index for search the messages with rowid in (after, upto] of the given kinds, with text
     that is not blank, outside the `skip` conversations; in bulk, inside SQLite (the text never
     comes back to Python). Returns how many were indexed."""
-    store.db.create_function("selftune_epoch", 1, _epoch_of_iso, deterministic=True)
     kinds, skip = tuple(kinds), tuple(skip)
     where = (
         f" FROM messages WHERE rowid > ? AND rowid <= ? AND kind IN ({_marks(kinds)})"
@@ -86,7 +78,8 @@ def index_between(
     )
     args = (after, upto, *kinds, _WHITESPACE, json.dumps(skip))
     # "2024-03-14T09:12:44+01:00" (whole seconds, an offset in minutes: what nearly every export
-    # gives) in SQLite's own unixepoch, the same number; any other shape through Python. No
+    # gives) in SQLite's own unixepoch, the same number; any other shape through Python
+    # (`selftune_epoch`, each connection has it). No
     # Python per row lets the statement run without the GIL (an index follower on its thread).
     cur = store.db.execute(
         "INSERT OR REPLACE INTO memory_meta SELECT rowid, CASE WHEN length(timestamp) = 25"
