@@ -154,9 +154,12 @@ def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
 
 
 def _clock(time: str, ampm: str | None) -> tuple[int, int, int]:
-    parts = TIME_PARTS.split(time)
-    hour, minute = int(parts[0]), int(parts[1])
-    second = int(parts[2]) if len(parts) > 2 else 0
+    if len(time) == 5 and time[2] in ":.":  # "09:12", most exports: no regex split
+        hour, minute, second = int(time[:2]), int(time[3:]), 0
+    else:
+        parts = TIME_PARTS.split(time)
+        hour, minute = int(parts[0]), int(parts[1])
+        second = int(parts[2]) if len(parts) > 2 else 0
     if ampm:
         hour = hour % 12 + (12 if ampm[0] in "pP" else 0)
     return hour, minute, second

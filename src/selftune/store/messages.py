@@ -76,7 +76,7 @@ class MessageTables:
                 m.conversation_id,
                 m.conversation_title,
                 m.conversation_kind,
-                m.timestamp.isoformat(),
+                m.iso_timestamp(),
                 m.author,
                 m.author_id,
                 None if m.is_me is None else int(m.is_me),
