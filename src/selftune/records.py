@@ -48,13 +48,22 @@ class Message:
     extra: dict[str, Any] = field(default_factory=dict)  # attachments, reactions, forwarded_from…
     seq: int = 0  # disambiguates identical messages in one conversation at one instant
     id: str = ""
+    # the ISO text of `timestamp` the id was computed from, and the datetime it is of: the store
+    # writes the same text, and an import is spared a second isoformat per message
+    _iso: str = field(default="", init=False, repr=False, compare=False)
+    _iso_of: datetime | None = field(default=None, init=False, repr=False, compare=False)
+
+    def iso_timestamp(self) -> str:
+        """`timestamp.isoformat()`, as the store keeps it."""
+        return self._iso if self._iso_of is self.timestamp else self.timestamp.isoformat()
 
     def __post_init__(self) -> None:
         if not self.id:
             # stable_id(conversation_id, wall-clock time, author, kind, text, seq), written out:
             # this runs once per message of every import. Wall-clock time: the same export read
             # in another timezone keeps its ids.
-            wall = self.timestamp.isoformat()
+            wall = self._iso = self.timestamp.isoformat()
+            self._iso_of = self.timestamp
             # "…T09:12:44+01:00": the wall-clock part is the text before the offset
             wall = wall[:19] if len(wall) == 25 else self.timestamp.replace(tzinfo=None).isoformat()
             joined = (
@@ -127,7 +136,7 @@ def validate_message(message: Message) -> list[str]:
         problems.append("timestamp has no timezone")
     if not message.conversation_id:
         problems.append("conversation_id is empty")
-    if message.kind == "text" and not message.text.strip():
+    if message.kind == "text" and (not message.text or message.text.isspace()):  # no copy
         problems.append("a text message has no text")
     if message.kind != "system" and not message.author:
         problems.append("a non-system message has no author")

@@ -131,6 +131,25 @@ def ingest_paths(
 ) -> list[ImportSummary]:
     """Import every path; returns one summary per file or folder a parser handled.
     `progress`, when given, is called with the number of records read since its last call."""
+    from selftune.memory import following_ingest
+
+    with following_ingest(store) as committed:
+        summaries = _ingest_all(store, paths, me, fmt, progress, committed)
+    store.apply_identity(me)
+    from selftune.memory import on_ingest
+
+    on_ingest(store)  # the memory's search index follows the store, incrementally
+    return summaries
+
+
+def _ingest_all(
+    store: Store,
+    paths: list[Path],
+    me: tuple[str, ...],
+    fmt: str | None,
+    progress: Callable[[int], None] | None,
+    committed: Callable[[], None],
+) -> list[ImportSummary]:
     summaries = []
     for root in paths:
         if not root.exists():
@@ -162,14 +181,10 @@ def ingest_paths(
             gc_was_on = gc.isenabled()
             gc.disable()
             try:
-                summaries.append(_ingest_one(store, path, parser, me, progress))
+                summaries.append(_ingest_one(store, path, parser, me, progress, committed))
             finally:
                 if gc_was_on:
                     gc.enable()
-    store.apply_identity(me)
-    from selftune.memory import on_ingest
-
-    on_ingest(store)  # the memory's search index follows the store, incrementally
     return summaries
 
 
@@ -198,9 +213,11 @@ def ingest_records(
     where, e.g. "matrix:@me:server", a prefix of every record's origin) the way a file's are:
     validated, in batches, edits replacing earlier versions, one `imports` row; then identity
     and the memory index, as after `ingest_paths`."""
-    summary = _load(store, label, fmt, read, me)
+    from selftune.memory import following_ingest, on_ingest
+
+    with following_ingest(store) as committed:
+        summary = _load(store, label, fmt, read, me, committed=committed)
     store.apply_identity(me)
-    from selftune.memory import on_ingest
 
     on_ingest(store)
     return summary
@@ -212,8 +229,11 @@ def _ingest_one(
     parser: Parser,
     me: tuple[str, ...],
     progress: Callable[[int], None] | None = None,
+    committed: Callable[[], None] | None = None,
 ) -> ImportSummary:
-    return _load(store, str(path), parser.name, lambda ctx: parser.parse(path, ctx), me, progress)
+    return _load(
+        store, str(path), parser.name, lambda ctx: parser.parse(path, ctx), me, progress, committed
+    )
 
 
 def _load(
@@ -223,7 +243,10 @@ def _load(
     read: Callable[[ParseContext], Iterable[Message | Note]],
     me: tuple[str, ...],
     progress: Callable[[int], None] | None = None,
+    committed: Callable[[], None] | None = None,
 ) -> ImportSummary:
+    """Read, validate and store one source's records in batches; `committed` is called after
+    each batch is committed (the memory index follows the load on another thread)."""
     summary = ImportSummary(label, fmt)
     ctx = ParseContext(me=me)
     import_id = store.start_import(label, fmt)
@@ -246,6 +269,8 @@ def _load(
             ctx.skip(label, f"the store refused a batch of notes ({exc})")
         messages.clear()
         notes.clear()
+        if committed is not None:
+            committed()
 
     # a first import into an empty store builds the conversation index once, at the end
     with store.indexes_deferred("messages"):

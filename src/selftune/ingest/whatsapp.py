@@ -26,6 +26,7 @@ from selftune.records import Message, conversation_key
 
 INVISIBLE = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
 SPACES = " \u202f\u00a0"
+BLANK = INVISIBLE + SPACES  # what is stripped around the first line of every message
 # [^\S\n]: any space but a newline (the header is matched across the whole text, line by line)
 HEADER = re.compile(
     r"^(?P<junk>[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]*)[\u200e\u200f\ufeff]*\[?(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?[^\S\n]+"
@@ -154,9 +155,12 @@ def date_order(dates: list[tuple[int, int, int]], twelve_hour: bool) -> str:
 
 
 def _clock(time: str, ampm: str | None) -> tuple[int, int, int]:
-    parts = TIME_PARTS.split(time)
-    hour, minute = int(parts[0]), int(parts[1])
-    second = int(parts[2]) if len(parts) > 2 else 0
+    if len(time) == 5 and time[2] in ":.":  # "09:12", most exports: no regex split
+        hour, minute, second = int(time[:2]), int(time[3:]), 0
+    else:
+        parts = TIME_PARTS.split(time)
+        hour, minute = int(parts[0]), int(parts[1])
+        second = int(parts[2]) if len(parts) > 2 else 0
     if ampm:
         hour = hour % 12 + (12 if ampm[0] in "pP" else 0)
     return hour, minute, second
@@ -197,7 +201,7 @@ def classify(author: str, text: str) -> tuple[str, str, dict]:
     """(kind, what the author typed, extra) of a message body, in any of the export languages:
     WhatsApp's own placeholders are media/deleted/system, a caption is the text of its media."""
     first, _, rest = text.partition("\n")
-    bare = first.strip(INVISIBLE + SPACES)
+    bare = first.strip(BLANK)
     if not author:
         return "system", text, {}
     if bare[:8] in wa.NOTICE_PREFIXES and (

@@ -23,7 +23,7 @@ from selftune import twin as twin_prompt
 from selftune.config import MemoryConfig
 from selftune.memory.block import Block, Moment, memory_block
 from selftune.memory.facts import Facts, load_facts, private_facts
-from selftune.memory.index import update_index
+from selftune.memory.index import following, update_index
 from selftune.memory.scope import Audience, Scope, scope_for
 from selftune.store import Store
 from selftune.store.memory_index import contacts_in, conversation_by_title
@@ -34,6 +34,10 @@ from selftune.workspace import Workspace
 def on_ingest(store: Store) -> int:
     """Bring the index up to date with the store (what `ingest` calls after importing)."""
     return update_index(store)
+
+
+# what `ingest` holds open while it loads: the index follows each committed batch on a thread
+following_ingest = following
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:
@@ -225,5 +229,6 @@ __all__ = [
     "Moment",
     "build_memory",
     "memory_block",
+    "following_ingest",
     "on_ingest",
 ]

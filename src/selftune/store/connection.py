@@ -11,15 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from selftune import __version__
 from selftune.errors import SelftuneError
 from selftune.store import migrations
-from selftune.store.messages import MessageTables
+from selftune.store.messages import MessageTables, UnindexedLoad
 from selftune.store.people import PeopleTables
+
+
+def _epoch_of_iso(value: str) -> float:
+    """Seconds since 1970 (UTC) of a stored ISO time; a naive one is local time (as exports date
+    messages): the same number `selftune.memory.index.epoch` gives for the parsed time."""
+    return datetime.fromisoformat(value).timestamp()
 
 
 class _InTransaction:
@@ -47,20 +55,41 @@ class _InTransaction:
 class Store(MessageTables, PeopleTables):
     """A connection to `store.sqlite`, migrated to the newest schema on open."""
 
+    unindexed_load: UnindexedLoad | None = None  # a first import's, while `messages_by_id` is off
+
     def __init__(self, path: Path | str):
         self.path = Path(path)
         if str(path) != ":memory:" and not self.path.exists():
             with contextlib.suppress(FileExistsError):  # created private: it holds messages
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        self.db = sqlite3.connect(self.path)
+        # held around a write transaction by this connection and its companions: one waits for
+        # the other on this lock (woken at once) rather than in SQLite's busy handler (which
+        # sleeps in steps of up to 100 ms)
+        self.writing = threading.RLock()
+        self._connect()
+        self._migrate()
+        self._build_missing_indexes()
+
+    def _connect(self) -> None:
+        # a writer waits up to 30 s for the other's transaction (an import's index follower)
+        self.db = sqlite3.connect(self.path, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         # 64 MB of page cache: the id index of a large import stays in memory while rows go in
         # in random id order (at the default 2 MB, each insert of a big chat reads pages back)
         self.db.execute("PRAGMA cache_size=-65536")
-        self._migrate()
-        self._build_missing_indexes()
+        self.db.create_function("selftune_epoch", 1, _epoch_of_iso, deterministic=True)
+
+    def companion(self) -> Store:
+        """A second connection to the same file, to be opened on the thread that uses it (the
+        memory index follows an import while it loads): no migrations, and no index built
+        behind a load's back."""
+        other = Store.__new__(Store)
+        other.path = self.path
+        other.writing = self.writing
+        other._connect()
+        return other
 
     def _migrate(self) -> None:
         """Bring the store to the newest schema, one transaction per migration (a kill midway
@@ -102,15 +131,30 @@ class Store(MessageTables, PeopleTables):
             version += 1
         return version
 
-    def _build_missing_indexes(self) -> None:
+    def _build_missing_indexes(self, table: str | None = None) -> None:
+        """Build the deferrable indexes (of `table`, or of every table) that are missing."""
         present = {
             r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
-        with self.db:
-            for indexes in migrations.DEFERRABLE_INDEXES.values():
-                for name, target in indexes.items():
+        with self.writing, self.db:
+            for owner, indexes in migrations.DEFERRABLE_INDEXES.items():
+                if table is not None and owner != table:
+                    continue  # another connection may be loading that table, its index dropped
+                for name, statement in indexes.items():
                     if name not in present:
-                        self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+                        self._build_index(name, statement)
+
+    def _build_index(self, name: str, statement: str) -> None:
+        create = "CREATE " + statement.replace("INDEX ", "INDEX IF NOT EXISTS ", 1)
+        try:
+            self.db.execute(create)
+        except sqlite3.IntegrityError:
+            if name != "messages_by_id":
+                raise
+            # a load with its id index dropped keeps ids unique itself; only another process
+            # writing the same new store at the same time can have doubled one: the first stays
+            self._delete_rows(self.doubled_id_rows())
+            self.db.execute(create)
 
     @contextlib.contextmanager
     def indexes_deferred(self, table: str) -> Iterator[bool]:
@@ -122,13 +166,18 @@ class Store(MessageTables, PeopleTables):
         if not empty:
             yield False
             return
-        with self.db:
+        with self.writing, self.db:
             for name in indexes:
                 self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        if table == "messages":
+            self.unindexed_load = UnindexedLoad()
         try:
             yield True
         finally:
-            self._build_missing_indexes()
+            load, self.unindexed_load = self.unindexed_load, None
+            self._build_missing_indexes(table)
+            if load is not None and load.flags:
+                self.correct_owner_flags(load.flags)
 
     def close(self) -> None:
         self.db.close()
@@ -142,7 +191,7 @@ class Store(MessageTables, PeopleTables):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Commit what the block wrote when it ends; roll it back when it raises."""
-        with self.db:
+        with self.writing, self.db:
             yield
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
 
 from selftune.store.connection import Store
 
@@ -45,12 +44,6 @@ def newest_message_rowid(store: Store) -> int:
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
 
-def _epoch_of_iso(value: str) -> float:
-    """Seconds since 1970 (UTC) of a stored ISO time; a naive one is local time (as exports date
-    messages): the same number `selftune.memory.index.epoch` gives for the parsed time."""
-    return datetime.fromisoformat(value).timestamp()
-
-
 def add_contacts_between(store: Store, after: int, upto: int) -> None:
     """Record who wrote in which conversation, for the messages with rowid in (after, upto]."""
     store.db.execute(
@@ -77,7 +70,6 @@ def index_between(
     """Index for search the messages with rowid in (after, upto] of the given kinds, with text
     that is not blank, outside the `skip` conversations; in bulk, inside SQLite (the text never
     comes back to Python). Returns how many were indexed."""
-    store.db.create_function("selftune_epoch", 1, _epoch_of_iso, deterministic=True)
     kinds, skip = tuple(kinds), tuple(skip)
     where = (
         f" FROM messages WHERE rowid > ? AND rowid <= ? AND kind IN ({_marks(kinds)})"
@@ -85,9 +77,14 @@ def index_between(
         " AND conversation_id NOT IN (SELECT value FROM json_each(?))"
     )
     args = (after, upto, *kinds, _WHITESPACE, json.dumps(skip))
+    # "2024-03-14T09:12:44+01:00" (whole seconds, an offset in minutes: what nearly every export
+    # gives) in SQLite's own unixepoch, the same number; any other shape through Python
+    # (`selftune_epoch`, each connection has it). No
+    # Python per row lets the statement run without the GIL (an index follower on its thread).
     cur = store.db.execute(
-        "INSERT OR REPLACE INTO memory_meta SELECT rowid, selftune_epoch(timestamp),"
-        " conversation_id" + where,
+        "INSERT OR REPLACE INTO memory_meta SELECT rowid, CASE WHEN length(timestamp) = 25"
+        " AND substr(timestamp, 20, 1) IN ('+', '-') THEN unixepoch(timestamp)"
+        " ELSE selftune_epoch(timestamp) END, conversation_id" + where,
         args,
     )
     store.db.execute(
@@ -100,18 +97,23 @@ def index_between(
 
 def unindex_conversations(store: Store, conversation_ids: Iterable[str]) -> int:
     """Take every message of these conversations out of the search; returns how many."""
-    removed = 0
     with store.db:
-        for cid in set(conversation_ids):
-            rows = store.db.execute(
-                "SELECT m.rowid, m.text" + _INDEXED + " WHERE x.conversation_id = ?", (cid,)
-            ).fetchall()
-            store.db.executemany(
-                "INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', ?, ?)",
-                [(r[0], r[1]) for r in rows],
-            )
-            store.db.execute("DELETE FROM memory_meta WHERE conversation_id = ?", (cid,))
-            removed += len(rows)
+        return unindex_in_transaction(store, conversation_ids)
+
+
+def unindex_in_transaction(store: Store, conversation_ids: Iterable[str]) -> int:
+    """`unindex_conversations` inside the caller's transaction."""
+    removed = 0
+    for cid in set(conversation_ids):
+        rows = store.db.execute(
+            "SELECT m.rowid, m.text" + _INDEXED + " WHERE x.conversation_id = ?", (cid,)
+        ).fetchall()
+        store.db.executemany(
+            "INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', ?, ?)",
+            [(r[0], r[1]) for r in rows],
+        )
+        store.db.execute("DELETE FROM memory_meta WHERE conversation_id = ?", (cid,))
+        removed += len(rows)
     return removed
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +23,21 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+@dataclass
+class UnindexedLoad:
+    """A first import's own record while `messages_by_id` is dropped: the ids it stored, and
+    the owner flags of messages it met again, applied once the index is back."""
+
+    ids: set[str] = field(default_factory=set)
+    flags: list[tuple[int, str]] = field(default_factory=list)
+
+
 class MessageTables:
     """The queries on `messages`, `notes` and `imports`."""
 
     db: sqlite3.Connection
+    unindexed_load: UnindexedLoad | None
+    writing: threading.RLock  # see Store: held around write transactions
 
     def start_import(self, path: str, fmt: str) -> int:
         """A new `imports` row for one file or folder, marked 'running'. Rows another ingest left
@@ -63,7 +76,7 @@ class MessageTables:
                 m.conversation_id,
                 m.conversation_title,
                 m.conversation_kind,
-                m.timestamp.isoformat(),
+                m.iso_timestamp(),
                 m.author,
                 m.author_id,
                 None if m.is_me is None else int(m.is_me),
@@ -76,13 +89,28 @@ class MessageTables:
             )
             for m in messages
         ]
-        with self.db:
+        load = self.unindexed_load
+        fresh, flags, new_ids = rows, [], set()
+        if load is not None:  # no id index to find a doubled id: this load keeps them apart
+            fresh = []
+            for row in rows:
+                if row[0] in load.ids or row[0] in new_ids:
+                    if row[8] is not None:  # as the upsert would: the later flag corrects it
+                        flags.append((row[8], row[0]))
+                else:
+                    new_ids.add(row[0])
+                    fresh.append(row)
+        with self.writing, self.db:
             before = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
             self.db.executemany(
                 "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET is_me = excluded.is_me"
-                " WHERE excluded.is_me IS NOT NULL AND messages.is_me IS NOT excluded.is_me",
-                rows,
+                + (
+                    ""
+                    if load is not None
+                    else " ON CONFLICT (id) DO UPDATE SET is_me = excluded.is_me"
+                    " WHERE excluded.is_me IS NOT NULL AND messages.is_me IS NOT excluded.is_me"
+                ),
+                fresh,
             )
             after = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
             added = after - before
@@ -91,7 +119,28 @@ class MessageTables:
                     "UPDATE imports SET added = added + ?, existing = existing + ? WHERE id = ?",
                     (added, len(rows) - added, import_id),
                 )
-            return added
+        if load is not None:  # committed: only now are these ids stored
+            load.ids |= new_ids
+            load.flags += flags
+        return added
+
+    def correct_owner_flags(self, flags: list[tuple[int, str]]) -> None:
+        """(is_me, id) in order: what an upsert would have done for messages met twice."""
+        with self.writing, self.db:
+            self.db.executemany(
+                "UPDATE messages SET is_me = ? WHERE id = ? AND is_me IS NOT ?",
+                [(flag, message_id, flag) for flag, message_id in flags],
+            )
+
+    def doubled_id_rows(self) -> list[tuple[int, str]]:
+        """(rowid, text) of every row whose id an earlier row already has."""
+        return [
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT rowid, text FROM messages WHERE rowid NOT IN"
+                " (SELECT min(rowid) FROM messages GROUP BY id)"
+            )
+        ]
 
     def replace_edited(self, edited: Iterable[tuple[str, str, str]], seen: set[str]) -> list[str]:
         """Delete the earlier versions of messages edited since: for each (conversation id,
@@ -101,15 +150,30 @@ class MessageTables:
         with self.db:
             for conversation_id, timestamp, author in set(edited):
                 rows = self.db.execute(
-                    "SELECT id, origin FROM messages WHERE conversation_id = ? AND timestamp = ?"
-                    " AND author = ?",
+                    "SELECT rowid, id, text, origin FROM messages WHERE conversation_id = ?"
+                    " AND timestamp = ? AND author = ?",
                     (conversation_id, timestamp, author),
                 ).fetchall()
-                stale = [(r[0], r[1]) for r in rows if r[0] not in seen]
-                for message_id, origin in stale:
-                    self.db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-                    replaced.append(origin)
+                stale = [r for r in rows if r[1] not in seen]
+                self._delete_rows([(r[0], r[2]) for r in stale])
+                replaced.extend(r[3] for r in stale)
         return replaced
+
+    def _delete_rows(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Delete messages by (rowid, text), and their place in the memory's search index (the
+        index follows an import while it loads, so a message replaced at its end may be in it).
+        Inside the caller's transaction."""
+        for rowid, text in rows:
+            indexed = self.db.execute(
+                "SELECT 1 FROM memory_meta WHERE rowid = ?", (rowid,)
+            ).fetchone()
+            if indexed:  # external-content FTS: a delete must repeat the indexed text
+                self.db.execute(
+                    "INSERT INTO memory_fts (memory_fts, rowid, text) VALUES ('delete', ?, ?)",
+                    (rowid, text),
+                )
+                self.db.execute("DELETE FROM memory_meta WHERE rowid = ?", (rowid,))
+            self.db.execute("DELETE FROM messages WHERE rowid = ?", (rowid,))
 
     def replace_reread(self, origin_prefix: str, import_id: int, seen: set[str]) -> list[str]:
         """Delete what an earlier import of the same file stored and this import read otherwise:
@@ -128,16 +192,17 @@ class MessageTables:
             self.db.execute("DELETE FROM reread")
             self.db.executemany("INSERT OR IGNORE INTO reread VALUES (?)", ((i,) for i in seen))
             stale = self.db.execute(
-                "SELECT DISTINCT old.id, old.origin FROM messages AS old JOIN messages AS new"
+                "SELECT DISTINCT old.rowid, old.text, old.origin FROM messages AS old"
+                " JOIN messages AS new"
                 " ON new.conversation_id = old.conversation_id AND new.timestamp = old.timestamp"
                 " AND new.author = old.author"
                 " WHERE new.id IN (SELECT id FROM reread) AND old.id NOT IN (SELECT id FROM reread)"
                 " AND old.origin LIKE ? ESCAPE '\\'",
                 (like,),
             ).fetchall()
-            self.db.executemany("DELETE FROM messages WHERE id = ?", ((r[0],) for r in stale))
+            self._delete_rows((r[0], r[1]) for r in stale)
             self.db.execute("DELETE FROM reread")
-        return [r[1] for r in stale]
+        return [r[2] for r in stale]
 
     def delete_messages_from(self, origins: Iterable[str]) -> list[str]:
         """Delete the messages that came from these origins (a message redacted at its source,
@@ -152,19 +217,8 @@ class MessageTables:
                 rows = self.db.execute(
                     f"SELECT rowid, id, text FROM messages WHERE origin IN ({marks})", part
                 ).fetchall()
-                for rowid, message_id, text in rows:
-                    indexed = self.db.execute(
-                        "SELECT 1 FROM memory_meta WHERE rowid = ?", (rowid,)
-                    ).fetchone()
-                    if indexed:  # external-content FTS: a delete must repeat the indexed text
-                        self.db.execute(
-                            "INSERT INTO memory_fts (memory_fts, rowid, text)"
-                            " VALUES ('delete', ?, ?)",
-                            (rowid, text),
-                        )
-                        self.db.execute("DELETE FROM memory_meta WHERE rowid = ?", (rowid,))
-                    self.db.execute("DELETE FROM messages WHERE rowid = ?", (rowid,))
-                    deleted.append(message_id)
+                self._delete_rows((r[0], r[2]) for r in rows)
+                deleted.extend(r[1] for r in rows)
         return deleted
 
     def add_notes(self, notes: Iterable[Note], import_id: int | None = None) -> int:

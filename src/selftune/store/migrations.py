@@ -12,15 +12,19 @@ from collections.abc import Callable
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
-# Secondary indexes a load into an empty table drops while it writes and builds again after it
-# (one sorted pass instead of an update per row), by table, as the migrations below create them.
-# The store builds any that is missing each time it opens (an import killed mid-load).
+# Indexes a load into an empty table drops while it writes and builds again after it (one
+# sorted pass instead of an update per row, in random order for the ids), by table, as the
+# migrations below create them. The store builds any that is missing each time it opens (an
+# import killed mid-load). While `messages_by_id` is dropped the load itself keeps ids unique.
 DEFERRABLE_INDEXES: dict[str, dict[str, str]] = {
     "messages": {
-        "messages_by_conversation": "messages (conversation_id, timestamp)",
+        "messages_by_id": "UNIQUE INDEX messages_by_id ON messages (id)",
+        "messages_by_conversation": "INDEX messages_by_conversation"
+        " ON messages (conversation_id, timestamp)",
     },
     "memory_meta": {
-        "memory_meta_by_conversation": "memory_meta (conversation_id, ts)",
+        "memory_meta_by_conversation": "INDEX memory_meta_by_conversation"
+        " ON memory_meta (conversation_id, ts)",
     },
 }
 
@@ -162,5 +166,46 @@ def m004_memory_index(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX memory_conversations_by_title ON memory_conversations (title);
         CREATE TABLE memory_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+MESSAGE_COLUMNS = (
+    "id, source, conversation_id, conversation_title, conversation_kind, timestamp, author,"
+    " author_id, is_me, kind, text, reply_to, origin, extra, import_id"
+)
+
+
+@migration
+def m005_message_id_index(db: sqlite3.Connection) -> None:
+    """`messages.id` was the table's primary key, an index a first import had to keep up row by
+    row in random id order; it becomes a unique index of its own (`messages_by_id`) that such a
+    load drops and builds once at the end. The table is rebuilt with every row, its id and its
+    rowid (the memory's search index refers to rows by rowid)."""
+    db.executescript(
+        f"""
+        CREATE TABLE messages_rebuilt (
+            id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            conversation_title TEXT NOT NULL,
+            conversation_kind TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            author TEXT NOT NULL,
+            author_id TEXT,
+            is_me INTEGER,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            reply_to TEXT,
+            origin TEXT NOT NULL,
+            extra TEXT NOT NULL,
+            import_id INTEGER
+        );
+        INSERT INTO messages_rebuilt (rowid, {MESSAGE_COLUMNS})
+            SELECT rowid, {MESSAGE_COLUMNS} FROM messages ORDER BY rowid;
+        DROP TABLE messages;
+        ALTER TABLE messages_rebuilt RENAME TO messages;
+        CREATE UNIQUE INDEX messages_by_id ON messages (id);
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, timestamp);
         """
     )

@@ -30,7 +30,8 @@ class PeopleTables:
         marks = ",".join("?" * len(names))
         with self.db:
             self.db.execute(
-                f"UPDATE messages SET is_me = 1 WHERE kind != 'system' AND ("
+                # rows already marked are not written again (a first import marks most itself)
+                f"UPDATE messages SET is_me = 1 WHERE is_me IS NOT 1 AND kind != 'system' AND ("
                 f"lower(author) IN ({marks}) OR lower(coalesce(author_id, '')) IN ({marks}))",
                 (*names, *names),
             )
