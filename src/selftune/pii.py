@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,10 +37,14 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]]+", re.I)
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
-PHONE = re.compile(r"(?<![\w+/:.-])(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
+PHONE_BEFORE = r"(?<![\w+/:.-])"
+PHONE = re.compile(PHONE_BEFORE + r"(?:\+|00|\()?\d[\d ().-]{6,18}\d(?![\w/:-]|\.\d)")
+PHONE_STARTS = ("+", "00", "(", "0")  # how a phone number may start; other numbers are US_PHONE
 DIGIT = re.compile(r"\d")
 IBAN_HEAD = re.compile(r"[A-Z]{2}\d{2}")  # how every IBAN starts
-US_PHONE = re.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
+# one character each, so that `_starts_of` can make "any start of it" from the same pieces
+US_PHONE_PARTS = (r"\(?", *[r"\d"] * 3, r"\)?", r"[ .-]?", *[r"\d"] * 3, r"[ .-]", *[r"\d"] * 4)
+US_PHONE = re.compile("^" + "".join(US_PHONE_PARTS) + "$")
 DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$")
 STREET_WORDS = (
     "street|st|road|rd|avenue|ave|lane|ln|drive|boulevard|blvd|terrace|crescent|mews|"
@@ -64,27 +68,72 @@ SECRET_PARAMS = re.compile(
     re.I,
 )
 RANDOM_SEGMENT = re.compile(r"(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}")
+PLACEHOLDER_WORDS = "EMAIL|PHONE|IBAN|CARD|ADDRESS|URL|NAME|PERSON|PII|SECRET|PRIVATE|REDACTED"
 PLACEHOLDER = re.compile(
-    r"[\[<{]{1,2}\s*(?:EMAIL|PHONE|IBAN|CARD|ADDRESS|URL|NAME|PERSON|PII|SECRET|PRIVATE|REDACTED)"
-    r"(?:[_ -]?\w+)?\s*[\]>}]{1,2}",
-    re.I,
+    r"[\[<{]{1,2}\s*(?:" + PLACEHOLDER_WORDS + r")(?:[_ -]?\w+)?\s*[\]>}]{1,2}", re.I
 )
 # what may sit between the words and letters of a fact without making it another fact
 SPACE = r"[\s\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff\u00ad]"
 INVISIBLE = r"[\u200b-\u200d\u2060\ufeff\u00ad]"
 _INVISIBLE = re.compile(INVISIBLE)
 LONGEST_SPAN = 64  # non-space characters: no bounded PII kind is longer (IBAN 34, phone 20)
-# what the end of a text looks like while a value is still being written: each pattern matches
-# at least every unfinished start of its kind (and of what its look-aheads read), so text before
-# the earliest match can no longer become part of a value
-OPEN_TAILS = (
-    re.compile(r"\S+\Z"),  # the last word: an email, a URL, the first characters of any value
-    re.compile(r"[+(]?\d[\d ().-]*,?\Z"),  # digits: a phone, card or IBAN number in groups
-    re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9])*[ ]?\Z"),  # an IBAN in groups
-    re.compile(r"\b\d{1,5}[a-zA-Z]?,?(?:\s+[A-Za-zÀ-ÿ'’.-]*){0,4}\Z", re.I),  # an address
-    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d?[A-Z]{0,2}\Z"),  # a UK postcode
+
+
+def _starts_of(parts: Iterable[str]) -> str:
+    """A regex for every non-empty start of `parts` in a row (each one character, or an optional
+    one): `a(?:b(?:c)?)?` for a, b, c."""
+    pattern = ""
+    for part in reversed(list(parts)):
+        pattern = f"{part}(?:{pattern})?" if pattern else part
+    return pattern
+
+
+# What the end of a text looks like while a value is still being written: for each kind, every
+# start from which its pattern (look-aheads included) could still read past the end, and from
+# which the value could still pass its check, written with that pattern's own pieces. Text before
+# the earliest match can no longer become part of a value, whatever follows; text from there is
+# held. `tests/serving/test_stream_guard.py` checks this against the patterns on random texts.
+_US_REST = US_PHONE_PARTS[1:]  # a US number that starts with a digit
+_SCHEMES = (
+    _starts_of(["h", "t", "t", "p", "s?", ":", "/", "/"]) + "|" + _starts_of(["w", "w", "w", r"\."])
 )
-OPEN_PLACEHOLDER = re.compile(r"[\[<{]{1,2}\s*\w*(?:[_ -]?\w*)?\s*[\]>}]?\Z")
+_IBAN_START = _starts_of(["[A-Z]", "[A-Z]", r"\d", r"\d(?:[ ]?[A-Z0-9]){0,30}[ ]?"])
+_POSTCODE_START = _starts_of(
+    ["[A-Z]", "[A-Z]?", r"\d", r"[A-Z\d]?", r"\s+", r"\d", "[A-Z]", "[A-Z]"]
+)
+_WORD = r"[A-Za-zÀ-ÿ'’.-]"  # a word of an address's street name
+_NOT_A_NAME = r"\.*(?:" + "|".join(sorted(NOT_NAME_WORDS)) + r")\.*\s"  # a whole word (it ended)
+OPEN_TAILS = (
+    # an email: its local part, then its domain
+    re.compile(r"(?<![\w.+-])[\w.+-]+(?:@[A-Za-z0-9.-]*)?\Z"),
+    # a URL: the start of its scheme, or all of it up to the end
+    re.compile(r"\b(?:" + _SCHEMES + r")\Z|\b(?:https?://|www\.)[^\s<>\"'()\[\]]*\Z", re.I),
+    # an IBAN: its letters, check digits and groups
+    re.compile(r"\b" + _IBAN_START + r"\Z"),
+    # a card number: up to 19 digits in groups (and the "." or "," its look-ahead reads)
+    re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){0,18}[ -]?\Z|(?<![\d.,-])\d(?:[ -]?\d){12,18}[.,]\Z"),
+    # a phone number that could still pass `phone_like`: one of PHONE_STARTS, or a digit that
+    # starts a US_PHONE (a start of one, or all of one with more to come)
+    re.compile(
+        PHONE_BEFORE
+        + f"(?=[+(0]|{_starts_of(_US_REST)}\\Z|{''.join(_US_REST)})"
+        + r"(?:[+(]|00?)?(?:\d[\d ().-]{0,20})?\Z"
+    ),
+    # an address: a house number and up to four words, none of them one that is never a name
+    re.compile(r"\b\d{1,5}[a-zA-Z]?,?(?:\s+(?!" + _NOT_A_NAME + ")" + _WORD + r"*){0,4}\Z", re.I),
+    # a UK postcode
+    re.compile(r"\b" + _POSTCODE_START + r"\Z"),
+)
+_PLACEHOLDER_STARTS = "|".join(_starts_of(w) for w in PLACEHOLDER_WORDS.split("|"))
+# a placeholder: its brackets, the start of its word, or the word and what may follow it
+OPEN_PLACEHOLDER = re.compile(
+    r"[\[<{]{1,2}\s*(?:(?:"
+    + _PLACEHOLDER_STARTS
+    + r")?|(?:"
+    + PLACEHOLDER_WORDS
+    + r")(?:[_ -]?\w*)?\s*[\]>}]?)\Z",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +174,7 @@ def phone_like(candidate: str) -> bool:
     digits = sum(c.isdigit() for c in candidate)
     if not 9 <= digits <= 15 or DATE_LIKE.match(candidate) or candidate.count(".") > 2:
         return False
-    if candidate.startswith(("+", "00", "(", "0")):
+    if candidate.startswith(PHONE_STARTS):
         return True
     return bool(US_PHONE.match(candidate))
 
@@ -165,15 +214,15 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(INVISIBLE, "", text).split()).casefold()
 
 
-def find_pii(text: str, start: int = 0) -> list[Span]:
+def find_pii(text: str, start: int = 0, overlapping: bool = False) -> list[Span]:
     """PII-shaped values in `text` (from `start`), in order, none overlapping another (an
-    earlier kind wins)."""
+    earlier kind wins; with `overlapping`, every kind's values, also those another hides)."""
     if len(text) <= start:
         return []
     found: list[Span] = []
 
     def add(kind: str, start: int, end: int) -> None:
-        if not any(s.start < end and start < s.end for s in found):
+        if overlapping or not any(s.start < end and start < s.end for s in found):
             found.append(Span(kind, start, end, text[start:end]))
 
     if "@" in text:
@@ -189,16 +238,14 @@ def find_pii(text: str, start: int = 0) -> list[Span]:
         # value: a test of the part read, so a value is found whatever else the text holds
         digits = len(DIGIT.findall(text, start))
         if IBAN_HEAD.search(text, start):
-            for m in IBAN.finditer(text, start):
-                if iban_valid(m.group(0)):
-                    add("iban", *m.span())
+            for a, b in _checked(IBAN, text, start, _valid(iban_valid)):
+                add("iban", a, b)
         if digits >= 13:
-            for m in CARD.finditer(text, start):
-                if luhn_valid(m.group(0)):
-                    add("card", *m.span())
+            for a, b in _checked(CARD, text, start, _valid(luhn_valid)):
+                add("card", a, b)
         if digits >= 9:
-            for m in PHONE.finditer(text, start):
-                _phone(m, add)
+            for a, b in _checked(PHONE, text, start, _phone):
+                add("phone", a, b)
         if STREET.search(text, start):
             for m in ADDRESS.finditer(text, start):
                 words = m.group(1).split()
@@ -215,17 +262,49 @@ def open_from(text: str, start: int = 0, pii: bool = True) -> int:
     when nothing is open."""
     tails = (*OPEN_TAILS, OPEN_PLACEHOLDER) if pii else (OPEN_PLACEHOLDER,)
     found = (m.start() for tail in tails if (m := tail.search(text, start)) is not None)
-    return min(found, default=len(text))
+    cut = min(found, default=len(text))
+    if pii and cut < len(text):
+        # a value that reaches into the open part starts it: the one that could still be in
+        # the making may come to nothing ("4000000000006," then "5" is no card number) and
+        # leave this one the value ("+4000000000006" is a phone number once it is not a card)
+        values = find_pii(text, start, overlapping=True)
+        while moved := [v.start for v in values if v.start < cut < v.end]:
+            cut = min(moved)
+    return cut
 
 
-def _phone(match: re.Match, add) -> None:  # type: ignore[no-untyped-def]
+Checked = tuple[int, int] | None  # a match's span once checked, None when it fails
+
+
+def _checked(
+    pattern: re.Pattern[str], text: str, start: int, check: Callable[[re.Match[str]], Checked]
+) -> Iterable[tuple[int, int]]:
+    """The spans of `pattern`'s matches from `start` that pass `check` (which may narrow them).
+    A match that fails does not hide one starting inside it ("1. 0207 946 0958" is a list number
+    and a phone number): the search goes on from the match's next character, so whether a value
+    is found depends only on the value and the character before it, never on where a search
+    began (which lets a stream search only what it has not sent)."""
+    at = start
+    while (m := pattern.search(text, at)) is not None:
+        span = check(m)
+        if span is None:
+            at = m.start() + 1
+        else:
+            yield span
+            at = m.end()
+
+
+def _valid(test: Callable[[str], bool]) -> Callable[[re.Match[str]], Checked]:
+    return lambda m: m.span() if test(m.group(0)) else None
+
+
+def _phone(match: re.Match[str]) -> Checked:
     raw = match.group(0)
     value = raw.strip()
     start = match.start() + raw.index(value)
     if value.startswith("(") and ")" not in value:
         value, start = value[1:], start + 1
-    if phone_like(value):
-        add("phone", start, start + len(value))
+    return (start, start + len(value)) if phone_like(value) else None
 
 
 def _fact_letters(fact: str) -> list[tuple[str, str]]:
