@@ -71,9 +71,14 @@ def serve_selftune(engine: str, port: int, threads: int | None) -> None:
     from selftune.engines import ModelSpec
     from selftune.server import ServerState, create_app
 
+    # "auto-unguarded": the same server with the output guard off, to tell the guard's share
+    # of the time to first token from the engine's and the HTTP layer's
+    guarded = not engine.endswith("-unguarded")
+    engine = engine.removesuffix("-unguarded")
     settings = ServeConfig(
-        engine=engine, max_batch=16, queue_size=128, timeout_s=900, threads=threads
-    )
+        engine=engine, max_batch=16, queue_size=128, timeout_s=900, threads=threads,
+        guard_output=guarded,
+    )  # fmt: skip
     if engine == "transformers" and threads:
         import torch
 
@@ -153,7 +158,9 @@ def start(target: str, port: int, threads: int) -> subprocess.Popen:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+            # llama-server lists its model before it has loaded it; /health says when it has
+            ready = "/health" if target == "llama-server" else "/v1/models"
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

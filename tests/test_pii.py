@@ -24,6 +24,8 @@ TEXTS = [
     "call (555) 123-4567 after six or 555.123.4567",
     "pi is 3.14159265 and the jar is 454g",
     "ring 0044 7700 900123 or 07700 900123",
+    "1. 0207 946 0958 is the office",  # a list number before a phone number
+    "12 4111 1111 1111 1111",  # a number before a card number
 ]
 FACTS = ["my locker code is 739204", "Rosewood Cottage"]
 FACT_TEXTS = [
@@ -93,3 +95,19 @@ def test_partial_fact_at_the_end():
     assert matcher.partial_at_end("i left it in my") is None  # too little of the fact
     assert matcher.partial_at_end("rose") is None  # under half of "rosewood cottage"
     assert matcher.partial_at_end("at Rosewood Co") is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1. 0207 946 0958", "0207 946 0958"),
+        ("2. +44 20 7946 0958 ok", "+44 20 7946 0958"),
+        ("12 4111 1111 1111 1111", "4111 1111 1111 1111"),
+        ("1 (202) 555-1234", "(202) 555-1234"),
+    ],
+)
+def test_a_number_that_is_not_a_value_hides_none_after_it(text, value):
+    # a match that fails its check ("1. 0207 946 0958" is no phone number) is not skipped
+    # whole: the value starting inside it is found, as it is without the number before it
+    assert [s.value for s in find_pii(text)] == [value]
+    assert [s.value for s in find_pii(text[text.index(value) :])] == [value]

@@ -178,6 +178,29 @@ def test_auto_serves_a_run_on_llama_cpp_as_a_lora_on_the_shared_base(base_with_g
     assert str((base_with_gguf / "tiny-f32.gguf").resolve()) not in _SharedModel._open
 
 
+def test_a_run_on_a_quantized_base_is_served_merged_at_f16(base_with_gguf, tmp_path):
+    """The GGUF rule (docs/serving.md): a LoRA on a quantized base drifts from the trained
+    model, so a run on one is merged to f16 instead; on a full-precision base it is the LoRA."""
+    pytest.importorskip("llama_cpp")
+    import shutil
+
+    from selftune.engines import ModelSpec, choose_engine
+    from selftune.engines.selection import quantized
+    from selftune.export import write_gguf
+
+    folder = tmp_path / "q8"
+    shutil.copytree(base_with_gguf, folder)
+    (folder / "tiny-f32.gguf").unlink()
+    write_gguf(folder, folder / "tiny-q8_0.gguf", "q8_0")
+    assert quantized(folder / "tiny-q8_0.gguf") and not quantized(base_with_gguf / "tiny-f32.gguf")
+    run = make_run(folder, tmp_path / "runs" / "r1", 1)
+    choice = choose_engine(ModelSpec(run.name, str(folder), run), "auto")
+    assert choice.kind == "llamacpp" and choice.write == "f16", choice
+    assert "tiny-q8_0.gguf drifts" in choice.reason
+    run = make_run(base_with_gguf, tmp_path / "runs" / "r2", 2)
+    assert choose_engine(ModelSpec(run.name, str(base_with_gguf), run), "auto").write == "lora-gguf"
+
+
 def test_auto_says_why_it_falls_back(tiny_model_dir, monkeypatch):
     from selftune.engines import ModelSpec, choose_engine, llamacpp_engine
 

@@ -27,6 +27,8 @@ PIECES = [
     "DE89", " 3704", " 0044", " 0532", " 0130", " 00", "GB29", " NWBK", " Street", " Baker",
     "SW1A", " 1AA", "[", "]", "[[", "]]", "#", "#garden", "<", ">", "EMAIL", "_1", "PRIVATE", "{",
     "Straße", "STRASSE", "STRAS", "ß",
+    "1.", " 2025", "2025", "202", " 555", "-1234", " 1234", "0207", " 946", " 0958", " 20",
+    " 7946", "(555)", "**", ":", "http", "s://", "EMA", "IL", " was", " the", "Here", "\u0301",
 ]  # fmt: skip
 texts = st.lists(st.sampled_from(PIECES), min_size=1, max_size=30).map("".join)
 REPLY = "sure, I can come on sunday but not before ten, the bus is late"
@@ -70,12 +72,69 @@ def test_character_by_character_equals_the_answer(text):
     assert "".join(sent) == guard.redact(text)
 
 
+groups = st.text("0123456789", min_size=1, max_size=4)
+numbers = st.lists(
+    st.tuples(st.sampled_from(["", " ", ".", "-", "(", ")", "+", ", ", " x", "x", "@"]), groups),
+    min_size=1,
+    max_size=8,
+).map(lambda parts: "".join(a + b for a, b in parts))
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=numbers, tail=st.sampled_from(["", " ", ".", "x", "5", " ok", "-", ",1"]))
+def test_numbers_character_by_character_equal_the_answer(text, tail):
+    # digit groups with the separators phone, card and IBAN numbers use: what is held while a
+    # number could still become a value, and what goes out once it cannot
+    text += tail
+    guard = OutputGuard([])
+    assert "".join(stream(guard, text, list(range(1, len(text))))) == guard.redact(text)
+
+
+def _luhn_completed(digits: str) -> str:
+    total = sum(
+        (2 * int(d) - 9 if 2 * int(d) > 9 else 2 * int(d)) if i % 2 == 0 else int(d)
+        for i, d in enumerate(reversed(digits))
+    )
+    return digits + str(-total % 10)
+
+
+cards = st.tuples(st.text("0123456789", min_size=12, max_size=18), st.sampled_from(["", " ", "-"]))
+cards = cards.map(
+    lambda c: (
+        c[1]
+        .join(_luhn_completed("4" + c[0][1:])[i : i + 4] for i in range(0, 19, 4))
+        .strip(c[1] or " ")
+    )
+)
+us = st.tuples(*[st.text("0123456789", min_size=n, max_size=n) for n in (3, 3, 4)],
+               st.sampled_from([("", " ", "-"), ("(", ") ", "-"), ("", ".", "."), ("", "", "-")]))  # fmt: skip
+us = us.map(lambda u: f"{u[3][0]}{'2' + u[0][1:]}{u[3][1]}{u[1]}{u[3][2]}{u[2]}")
+values = st.one_of(
+    cards, us, st.sampled_from(["+44 20 7946 0958", "0207 946 0958", "00 44 7700 900123"])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    before=st.sampled_from(["", "1. ", "12 ", "x ", "(", "+", "0", "2025 ", "call "]),
+    value=values,
+    after=st.sampled_from(["", " ", "5", " 5x", ".", ".5", ",5", ",", "-", "x", " 12", "1"]),
+)
+def test_a_value_among_numbers_is_never_sent_in_part(before, value, after):
+    # valid card (Luhn) and phone numbers, with a number before and what may spoil them after,
+    # streamed character by character: what goes out equals the non-streamed answer
+    text = before + value + after
+    guard = OutputGuard([])
+    assert "".join(stream(guard, text, list(range(1, len(text))))) == guard.redact(text)
+
+
 def test_a_reply_goes_out_as_it_is_written():
     s = GuardedStream(OutputGuard(FACTS[:3]))
     words = REPLY.split()
     out = [s.feed(w if i == 0 else " " + w) for i, w in enumerate(words)]
-    # everything but the word being written is out as soon as the next word starts
-    assert out[0] == "" and out[1] == "sure, "
+    # everything but the word being written is out as soon as the next word starts, and a
+    # word that ends in what no value can hold (",") goes at once
+    assert out[0] == "sure," and out[1] == " " and out[2] == "I "
     assert "".join(out) == " ".join(words[:-1]) + " "
     assert s.finish() == words[-1]
 
@@ -89,6 +148,54 @@ def test_only_what_could_become_a_match_is_held():
     assert s.feed(" is 739204 so") == f"{REDACTED} "
     s = GuardedStream(OutputGuard(FACTS[:3]))
     assert s.feed("I said my locker key ") == "I said my locker key "  # not a fact after all
+
+
+def fed(guard: OutputGuard, tokens: list[str], context: str = "") -> list[str]:
+    s = GuardedStream(guard, context=context)
+    return [s.feed(t) for t in tokens] + [s.finish()]
+
+
+def test_a_list_number_goes_out_once_it_cannot_be_a_value():
+    guard = OutputGuard(FACTS[:3])
+    # "1" could start a card, a US number or an address, "1." an email (1.j@x.org); "1. "
+    # can no longer be anything, so it goes with the third token, and "**" with it
+    assert fed(guard, ["1", ".", " **", "Dragon", "**", ":", " a"]) == [
+        "", "", "1. **", "", "Dragon**", ":", " ", "a"
+    ]  # fmt: skip
+    assert fed(guard, ["[", "1", "]", " I"])[:4] == ["", "[", "1]", " "]
+
+
+def test_a_year_is_held_only_while_it_could_be_a_value():
+    guard = OutputGuard(FACTS[:3])
+    # "2025" could still become a card or a US number (202555-1234), "2025." an email
+    sent = fed(guard, ["in", " 2025", ".", " We", " went"])
+    assert sent[:5] == ["", "in ", "", "2025. ", "We "]
+    sent = fed(guard, ["in", " 2025", " was", " a", " year", " of", " it"])
+    assert "".join(sent[:3]) == "in "  # "2025 was": a house number and a street's first word?
+    assert "".join(sent[:4]) == "in 2025 was "  # "was" is never part of a street's name
+
+
+def test_a_phone_number_split_into_tokens_never_goes_out_in_part():
+    guard = OutputGuard(FACTS[:3])
+    tokens = ["call", " +", "44", " 20", " 79", "46", " 09", "58", " now", " ok"]
+    sent = fed(guard, tokens)
+    assert "".join(sent) == f"call {REDACTED} now ok"
+    assert not any(d in piece for piece in sent for d in "0123456789")
+    # a US number starting with a digit, and one a digit at the end would spoil
+    sent = fed(guard, ["ring", " 202", " 555", " 1234", " 5", "x"])
+    assert "".join(sent) == f"ring {REDACTED} 5x" and not any("202" in p for p in sent)
+
+
+def test_a_card_number_token_by_token_never_goes_out_in_part():
+    guard = OutputGuard(FACTS[:3])
+    digits = "4111 1111 1111 1111"
+    tokens = ["pay", " with", " "] + [c for c in digits] + [" ", "thanks"]
+    sent = fed(guard, tokens)
+    assert "".join(sent) == f"pay with {REDACTED} thanks"
+    assert all(not any(c.isdigit() for c in piece) for piece in sent)
+    # not a card (Luhn fails): the digits go out once 19 more could no longer make one
+    sent = fed(guard, ["pay", " 1234", " 5678", " 9012", " 3456", " now"])
+    assert "".join(sent) == "pay 1234 5678 9012 3456 now"
 
 
 class _Held:

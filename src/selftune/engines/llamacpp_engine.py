@@ -11,7 +11,9 @@ or cancelled sequence frees its slot at once.
 Prompts are rendered and tokenized by the Hugging Face tokenizer, and tokens decoded by it, so
 both engines see and produce the same token streams. One loaded GGUF is shared by every engine
 that runs it (a run's LoRA adapter is applied to its own context; `llamacpp_model.py`), so two
-runs serve at once without loading the base twice.
+runs serve at once without loading the base twice. A step's batch rows are filled in
+`llamacpp_batch.py`, kept prompts are reused through `llamacpp_cache.py` (the prefix cache) and
+each candidate's sampler chain is built in `llamacpp_sampling.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import os
 import random
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from selftune.engines.base import (
     StopScanner,
     logprobs_within,
 )
+from selftune.engines.llamacpp_batch import Running, Sequence, fill_prompt, fill_running
+from selftune.engines.llamacpp_cache import PrefixCache
 from selftune.engines.llamacpp_model import (  # selection.py and the tests ask here
     NEEDED_CALLS as NEEDED_CALLS,
 )
@@ -44,56 +47,6 @@ from selftune.engines.llamacpp_sampling import logprob, sampler_chain
 from selftune.errors import SelftuneError
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
-MIN_REUSE = 16  # shorter shared prefixes are decoded again rather than copied
-
-
-@dataclass
-class _Sequence:
-    """One candidate: its KV sequence id, sampler chain, tokens, text (decoded as it grows when
-    it streams or has stop strings) and stop-string scanner."""
-
-    index: int
-    seq_id: int
-    sampler: Any
-    scanner: StopScanner
-    detok: Detokenizer | None = None
-    tokens: list[int] = field(default_factory=list)
-    pos: int = 0
-    output: int = -1  # its row among this step's logits, -1 when it has none
-    reason: str | None = None
-    logprobs: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class _Cached:
-    seq_id: int
-    tokens: list[int]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-@dataclass
-class _Running:
-    """A request in flight: its prompt (fed to the model chunk by chunk) and its candidates."""
-
-    request: GenRequest
-    prompt: list[int]
-    reserved: int
-    seqs: list[_Sequence]
-    fed: int = 0
-    reused: int = 0  # prompt tokens copied from the prefix cache
-    output: int = -1  # the row of the prompt's last token, once it is fed
-
-    @property
-    def done(self) -> bool:
-        return all(s.reason for s in self.seqs)
 
 
 class LlamaCppEngine:
@@ -159,13 +112,8 @@ class LlamaCppEngine:
             if isinstance(tid, int) and tid != tokenizer.unk_token_id:
                 self.stop_ids.add(tid)
         self.free_ids = list(range(slots))
-        # prompts kept in the cache (their own sequence ids past the slots), most recent last:
-        # a request whose prompt starts like one of them copies those cells instead of
-        # decoding them again (the twin's system prompt, a chat's earlier turns, "give me N
-        # more")
-        self.cache_ids = list(range(slots, slots + prefix_cache))
-        self.cached: list[_Cached] = []
-        self.running: list[_Running] = []
+        self.prefixes = PrefixCache(lib, self.memory, list(range(slots, slots + prefix_cache)))
+        self.running: list[Running] = []
         self.reserved = 0
         self.steps = 0
         self._last_prompt: tuple[str | None, list[int]] = (None, [])
@@ -182,9 +130,8 @@ class LlamaCppEngine:
         if request.n > len(self.free_ids):
             return not self.running and request.n > self.slots  # fails in admit, with a reason
         need = self._reservation(request)
-        while self.cached and self.reserved + need + self._cached_tokens() > self.n_ctx:
-            self._forget(self.cached[0])
-        return not self.running or self.reserved + need + self._cached_tokens() <= self.n_ctx
+        self.prefixes.make_room(lambda cached: self.reserved + need + cached <= self.n_ctx)
+        return not self.running or self.reserved + need + self.prefixes.tokens() <= self.n_ctx
 
     def admit(self, request: GenRequest) -> None:
         """Start `request` at the next step (its prompt is decoded then)."""
@@ -208,7 +155,7 @@ class LlamaCppEngine:
         for index in range(request.n):
             seed = request.seed + index if request.seed is not None else random.getrandbits(31)
             seqs.append(
-                _Sequence(
+                Sequence(
                     index,
                     self.free_ids.pop(0),
                     sampler_chain(self.lib, self.vocab, self.n_vocab, request, seed),
@@ -218,8 +165,8 @@ class LlamaCppEngine:
             )
         need = self._reservation(request, len(prompt))
         self.reserved += need
-        run = _Running(request, prompt, need, seqs)
-        self._reuse_prefix(run)
+        run = Running(request, prompt, need, seqs)
+        run.fed = run.reused = self.prefixes.reuse(prompt, [q.seq_id for q in seqs])
         self.running.append(run)
 
     def step(self) -> list[tuple[GenRequest, GenResult]]:
@@ -235,13 +182,13 @@ class LlamaCppEngine:
 
     def _step(self) -> list[tuple[GenRequest, GenResult]]:
         finished = self._drop_cancelled()
-        if self._fill_running() and self._decode():
+        if fill_running(self.batch, self.running) and self._decode():
             self._sample(self.running)
         for run in [r for r in self.running if r.fed < len(r.prompt)]:
-            self._fill_prompt(run)
+            fill_prompt(self.batch, run, self.n_batch)
             if self._decode(run):
                 if run.fed == len(run.prompt):
-                    self._remember(run)
+                    self.prefixes.remember(run.prompt, run.seqs[0].seq_id)
                 self._sample([run])
         self.steps += 1
         for run in [r for r in self.running if r.done]:
@@ -296,46 +243,6 @@ class LlamaCppEngine:
             prompt_len = len(self._tokens(request.prompt))
         return prompt_len + request.n * request.max_tokens
 
-    def _reuse_prefix(self, run: _Running) -> None:
-        """Start `run` from the cached prompt sharing the longest prefix with it (at least the
-        last prompt token is decoded again: its logits are not kept)."""
-        best, common = None, 0
-        for entry in self.cached:
-            n = _common_prefix(entry.tokens, run.prompt)
-            if n > common:
-                best, common = entry, n
-        common = min(common, len(run.prompt) - 1)
-        if best is None or common < MIN_REUSE:
-            return
-        for seq in run.seqs:
-            self.lib.llama_memory_seq_cp(self.memory, best.seq_id, seq.seq_id, 0, common)
-        run.fed = run.reused = common
-        self.cached.remove(best)
-        self.cached.append(best)
-
-    def _remember(self, run: _Running) -> None:
-        """Keep `run`'s prompt in the cache (its cells are shared, not copied)."""
-        if not self.cache_ids and not self.cached or len(run.prompt) < MIN_REUSE:
-            return
-        for entry in self.cached:
-            if entry.tokens == run.prompt:
-                self.cached.remove(entry)
-                self.cached.append(entry)
-                return
-        if not self.cache_ids:
-            self._forget(self.cached[0])
-        seq_id = self.cache_ids.pop()
-        self.lib.llama_memory_seq_cp(self.memory, run.seqs[0].seq_id, seq_id, 0, len(run.prompt))
-        self.cached.append(_Cached(seq_id, list(run.prompt)))
-
-    def _forget(self, entry: _Cached) -> None:
-        self.lib.llama_memory_seq_rm(self.memory, entry.seq_id, -1, -1)
-        self.cached.remove(entry)
-        self.cache_ids.append(entry.seq_id)
-
-    def _cached_tokens(self) -> int:
-        return sum(len(e.tokens) for e in self.cached)
-
     def _drop_cancelled(self) -> list[tuple[GenRequest, GenResult]]:
         out = []
         for run in [r for r in self.running if r.request.cancelled()]:
@@ -344,55 +251,7 @@ class LlamaCppEngine:
             out.append((run.request, self._finish(run)))
         return out
 
-    def _fill_running(self) -> int:
-        """The next token of every sequence that is generating, one row each."""
-        b, n = self.batch, 0
-        tokens, positions, n_seq_ids, seq_ids, logits = (
-            b.token,
-            b.pos,
-            b.n_seq_id,
-            b.seq_id,
-            b.logits,
-        )
-        for run in self.running:
-            run.output = -1
-            for seq in run.seqs:
-                seq.output = -1
-                if seq.reason or run.fed < len(run.prompt):
-                    continue
-                tokens[n], positions[n], n_seq_ids[n], logits[n] = seq.tokens[-1], seq.pos, 1, 1
-                seq_ids[n][0] = seq.seq_id
-                seq.output, seq.pos, n = n, seq.pos + 1, n + 1
-        b.n_tokens = n
-        return n
-
-    def _fill_prompt(self, run: _Running) -> None:
-        """The next chunk of `run`'s prompt; each token belongs to all its candidates."""
-        b = self.batch
-        tokens, positions, n_seq_ids, seq_ids, logits = (
-            b.token,
-            b.pos,
-            b.n_seq_id,
-            b.seq_id,
-            b.logits,
-        )
-        for seq in run.seqs:
-            seq.output = -1
-        ids = [s.seq_id for s in run.seqs if s.seq_id >= 0]
-        chunk = run.prompt[run.fed : run.fed + self.n_batch]
-        for n, token in enumerate(chunk):
-            tokens[n], positions[n], n_seq_ids[n], logits[n] = token, run.fed + n, len(ids), 0
-            row = seq_ids[n]
-            for j, seq_id in enumerate(ids):
-                row[j] = seq_id
-        run.fed += len(chunk)
-        b.n_tokens = len(chunk)
-        if run.fed == len(run.prompt):
-            logits[len(chunk) - 1], run.output = 1, len(chunk) - 1
-            for seq in run.seqs:
-                seq.pos = run.fed
-
-    def _decode(self, prompt_of: _Running | None = None) -> bool:
+    def _decode(self, prompt_of: Running | None = None) -> bool:
         """Run the batch; False when the cache is full (then the longest candidate ends at
         "length" to make room, and the batch's tokens are taken back to go in next step)."""
         code = self.lib.llama_decode(self.ctx, self.batch)
@@ -413,7 +272,7 @@ class LlamaCppEngine:
         self._free(longest)
         return False
 
-    def _sample(self, runs: list[_Running]) -> None:
+    def _sample(self, runs: list[Running]) -> None:
         rows = {
             id(seq): row
             for run in runs
@@ -453,13 +312,13 @@ class LlamaCppEngine:
                 if seq.reason and seq.seq_id >= 0:
                     self._free(seq)
 
-    def _draw(self, pairs: list[tuple[_Sequence, int]]) -> dict[int, int]:
+    def _draw(self, pairs: list[tuple[Sequence, int]]) -> dict[int, int]:
         """Each sequence's next token from its own sampler chain: an O(vocabulary) pass each
         (about 10% of a step at 8 sequences on 2 cores; see docs/serving.md)."""
         sample, ctx = self.lib.llama_sampler_sample, self.ctx
         return {id(seq): sample(seq.sampler, ctx, row) for seq, row in pairs}
 
-    def _emit(self, request: GenRequest, seq: _Sequence, final: bool) -> None:
+    def _emit(self, request: GenRequest, seq: Sequence, final: bool) -> None:
         if seq.detok is None:
             return  # decoded once, at the end
         if final:
@@ -470,12 +329,12 @@ class LlamaCppEngine:
         if new and request.on_text:
             request.on_text(seq.index, new)
 
-    def _free(self, seq: _Sequence) -> None:
+    def _free(self, seq: Sequence) -> None:
         self.lib.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
         self.free_ids.append(seq.seq_id)
         seq.seq_id = -1
 
-    def _finish(self, run: _Running) -> GenResult:
+    def _finish(self, run: Running) -> GenResult:
         self.running.remove(run)
         self.reserved -= run.reserved
         texts, counts, reasons = [], [], []

@@ -1,14 +1,19 @@
 """Which engine serves a model, and why: the fast path (llama.cpp) whenever it can run.
 
 `auto` picks llama.cpp when llama-cpp-python is installed and no CUDA GPU would serve the model
-faster through transformers. A run that has no GGUF yet gets one written the first time it is
-served: its adapter as a LoRA GGUF when the base has a GGUF (seconds; the base stays loaded once
-for every run), else the merged model at f16. The reason is shown by `serve` and in
-`GET /v1/models`, so nobody is left guessing why a model is slow.
+faster through transformers. Which GGUF serves a run follows one rule (docs/serving.md, "Which
+GGUF serves a twin", measured by benchmarks/export_fidelity.py): only a file that keeps the
+trained model's greedy tokens serves by default, and of those the fastest. A run that has no GGUF
+yet gets one written the first time it is served: its adapter as a LoRA GGUF when the base has a
+full-precision GGUF (seconds; the base stays loaded once for every run), else the merged model
+at f16 (a LoRA on a quantized base, such as the embedded Q4_1 file, drifts from the trained
+model). The reason is shown by `serve` and in `GET /v1/models`, so nobody is left guessing why a
+model is slow.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +23,11 @@ from typing import Any
 from selftune.artefacts import RunDir
 from selftune.errors import SelftuneError
 
-# f16 first: it keeps the trained model's greedy text; q8_0 drifts after a few tokens
+# f16 first: it keeps the trained model's greedy text and is the fastest that does; q8_0 (asked
+# for by `selftune export`) drifts after a few tokens
 GGUF_PREFERENCE = ("f16", "bf16", "f32", "q8_0")
 LORA_PREFIX = "lora-"
+FULL_PRECISION = {0, 1, 32}  # GGUF general.file_type: all f32, mostly f16, mostly bf16
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,25 @@ def base_gguf(base: str) -> Path | None:
     return found[0] if found else None
 
 
+def quantized(gguf: Path) -> bool:
+    """Whether a GGUF's weights are quantized (Q4_1, Q8_0, ...), from its header."""
+    path = Path(gguf).resolve()
+    return _quantized(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _quantized(path: Path, mtime: int) -> bool:
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    field = reader.fields.get("general.file_type")
+    if field is not None:
+        return int(field.parts[field.data[0]][0]) not in FULL_PRECISION
+    full = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16,
+            gguf.GGMLQuantizationType.BF16}  # fmt: skip
+    return any(t.tensor_type not in full for t in reader.tensors)
+
+
 def _cuda_beats_llamacpp() -> bool:
     try:
         import torch
@@ -121,6 +147,9 @@ def choose_engine(spec: Any, kind: str = "auto") -> EngineChoice:
         return EngineChoice("transformers", f"the base {spec.base!r} has no GGUF file")
     lora = find_lora_gguf(spec)
     adapter = RunDir(spec.run_dir).weights == "adapter"
+    if base is not None and quantized(base):
+        reason = f"{why}, merged to f16 GGUF (a LoRA on the quantized {base.name} drifts)"
+        return EngineChoice("llamacpp", reason, None, None, "f16", asked)
     if base is not None and lora is not None:
         return EngineChoice(
             "llamacpp", f"{why}, {lora.name} on {base.name}", base, lora, None, asked
