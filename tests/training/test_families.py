@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.training.families import FAMILIES, make_family_model, make_sentencepiece_tokenizer
 
-from selftune.templates import chat_wrappers
+from selftune.templates import chat_shape, chat_wrappers, training_messages
 
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
 
@@ -103,32 +103,35 @@ def _dataset(folder: Path, system: str) -> Path:
     return folder
 
 
-# what selftune's template handling cannot do yet for a family's official chat template
-TEMPLATE_GAPS = {
-    "MistralForCausalLM": "the template puts the system message into the last user turn: no "
-    "system wrapper to derive (templates.chat_wrappers) for the training copy and the Modelfile",
-    "Gemma2ForCausalLM": "the template folds the system message into the first user turn "
-    "(Gemma 2's own refuses one): no system wrapper to derive",
-    "Gemma3ForCausalLM": "the template folds the system message into the first user turn: no "
-    "system wrapper to derive",
-}
-
-
 def modelfile_render(tokenizer, messages: list[dict], system: str) -> str:  # type: ignore[no-untyped-def]
-    """What the Modelfile's TEMPLATE gives (test_export_consumers renders it with Go itself)."""
-    w = chat_wrappers(tokenizer)
+    """What the Modelfile's TEMPLATE gives (test_export_consumers renders it with Go itself):
+    each message between its role's wrappers, or for a template that writes the system text
+    into the first or last user turn, that turn's content after the wrapped system text."""
+    shape = chat_shape(tokenizer)
+    w = shape.wrappers
     if not messages or messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system}, *messages]
-    text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+    if not shape.fold:
+        text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+        return text + w["generation"][0]
+    rest = messages[1:]
+    users = [i for i, m in enumerate(rest) if m["role"] == "user"]
+    at = users[0] if shape.fold == "first" else users[-1]
+    text = shape.head
+    for i, m in enumerate(rest):
+        folded = w["system"][0] + messages[0]["content"] + w["system"][1] if i == at else ""
+        text += w[m["role"]][0] + folded + m["content"] + w[m["role"]][1]
     return text + w["generation"][0]
 
 
-def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path, request):
+def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path):
     """The family's template through the whole path: the training copy with `{% generation %}`
     renders like it, 2 training steps, the adapter exported (PEFT, LoRA GGUF, f16 GGUF and a
-    Modelfile), and the prompt `serve` and the Modelfile give equals the training rendering."""
+    Modelfile), and the prompt `serve` and the Modelfile give equals the training rendering.
+    Mistral's and Gemma's templates write the system message into a user turn, and so do their
+    training copy and Modelfile."""
     pytest.importorskip("llama_cpp")
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from selftune.config import TrainConfig
     from selftune.engines.base import render_chat
@@ -137,13 +140,14 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     from selftune.training.trainer import train
     from selftune.twin import Twin
 
-    arch = AutoConfig.from_pretrained(family_dir).architectures[0]
-    if arch in TEMPLATE_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=TEMPLATE_GAPS[arch]))
     twin = Twin(("Mags",), "You are {owner}. You are chatting on {platform} in '{conversation}'.")
     tokenizer = AutoTokenizer.from_pretrained(family_dir)
     conversation = twin.chat_messages(CHAT)
-    training = tokenizer.apply_chat_template(conversation, tokenize=False)
+    # as the template renders it (Mistral's: the system message in the last user turn, where the
+    # prompt for that reply has it, not dropped as its template does once a reply follows)
+    training = tokenizer.apply_chat_template(
+        training_messages(tokenizer, conversation), tokenize=False
+    )
     marked = generation_template(tokenizer)
     assert (
         tokenizer.apply_chat_template(conversation, chat_template=marked, tokenize=False)
@@ -169,9 +173,13 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     assert modelfile_render(tokenizer, asked, twin.system()) == served
     text = Path(written["modelfile"]).read_text()
     w = chat_wrappers(tokenizer)
-    assert all(
-        w[r][0] + "{{ .Content }}" + w[r][1] in text for r in ("system", "user", "assistant")
-    )
+    if chat_shape(tokenizer).fold:  # the user's content after the system text, when folded
+        pieces = [w["system"][0] + "{{ $system }}" + w["system"][1], w["user"][0],
+                  "{{ $m.Content }}" + w["user"][1], w["assistant"][0] + "{{ $m.Content }}"
+                  + w["assistant"][1]]  # fmt: skip
+    else:
+        pieces = [w[r][0] + "{{ .Content }}" + w[r][1] for r in ("system", "user", "assistant")]
+    assert all(piece in text for piece in pieces)
     if shutil.which("go"):  # Ollama's renderer: Go's text/template, with SYSTEM put first
         from tests.training.test_export_consumers import go_render, template_of
 
