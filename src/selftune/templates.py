@@ -47,10 +47,28 @@ def _closing_text(tokenizer: Any) -> str:
         tokenize=False,
         **template_options(tokenizer),
     )
-    for cut in range(len(one) + 1):
-        if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :]):
-            return one[len(one) - cut :]
-    return ""
+    cuts = [
+        one[len(one) - cut :]
+        for cut in range(len(one) + 1)
+        if two.startswith(one[: len(one) - cut]) and two.endswith(one[len(one) - cut :])
+    ]
+    # Phi-3's "<|end|>" could also be read as "end|>" after a "<|" that every turn begins
+    # with: the one that cuts the text between tokens is meant
+    return next((c for c in cuts if _between_tokens(tokenizer, one, len(one) - len(c))), "")
+
+
+def _between_tokens(tokenizer: Any, text: str, at: int) -> bool:
+    encode = getattr(tokenizer, "encode", None)
+    if not callable(encode) or at in (0, len(text)):
+        return True
+    try:
+        whole = encode(text, add_special_tokens=False)
+        parts = encode(text[:at], add_special_tokens=False) + encode(
+            text[at:], add_special_tokens=False
+        )
+    except Exception:  # noqa: BLE001 (a stand-in tokenizer in tests)
+        return True
+    return whole == parts
 
 
 def render_open(
@@ -74,14 +92,15 @@ class ChatShape:
     writes it inside the first user turn (Gemma) or the last one (Mistral v0.3), wrapped by
     wrappers["system"] just before the user's content. `head`: what a folding template writes
     before the first turn (its bos token). `default`: the system prompt the template adds by
-    itself when a conversation brings none. `prompt_only`: a "last" fold that the template
+    itself when a conversation brings none (None when it adds no system text; "" when it
+    writes an empty one, as Llama 3.1's with its date lines). `prompt_only`: a "last" fold that the template
     writes only while that user turn ends the conversation (Mistral v0.3's is written for
     prompts: once a reply follows, the system message is gone; see training_messages)."""
 
     wrappers: dict[str, tuple[str, str]]
     fold: str = ""
     head: str = ""
-    default: str = ""
+    default: str | None = None
     prompt_only: bool = False
 
 
@@ -113,7 +132,7 @@ def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
 
 def default_system(tokenizer: Any) -> str:
     """The system prompt the chat template adds by itself when a conversation has none."""
-    return chat_shape(tokenizer).default
+    return chat_shape(tokenizer).default or ""
 
 
 def _renderer(tokenizer: Any) -> Callable[..., str]:
@@ -153,7 +172,7 @@ def _chat_shape(tokenizer: Any) -> ChatShape:
     return ChatShape(wrappers, default=_default_system(tokenizer, wrappers))
 
 
-def _default_system(tokenizer: Any, w: dict[str, tuple[str, str]]) -> str:
+def _default_system(tokenizer: Any, w: dict[str, tuple[str, str]]) -> str | None:
     bare = render_open(
         tokenizer, [{"role": "user", "content": "u"}], closing=closing_text(tokenizer)
     )
@@ -161,7 +180,7 @@ def _default_system(tokenizer: Any, w: dict[str, tuple[str, str]]) -> str:
     prefix, suffix = w["system"]
     if head.startswith(prefix) and head.endswith(suffix) and len(head) >= len(prefix + suffix):
         return head[len(prefix) : len(head) - len(suffix)]
-    return ""
+    return None
 
 
 def _folded_shape(tokenizer: Any, render: Callable[..., str]) -> ChatShape:
@@ -212,7 +231,7 @@ def _folded_shape(tokenizer: Any, render: Callable[..., str]) -> ChatShape:
     wrappers["generation"] = (render([system, user], prompt=True)[len(with_user) :], "")
     bare = render([user])
     plain = head + prefix + u + user_suffix
-    default = ""
+    default = None
     if bare != plain:
         start, end = head + prefix + wrap[0], wrap[1] + u + user_suffix
         if not (bare.startswith(start) and bare.endswith(end)):
@@ -232,7 +251,7 @@ def _folded_shape(tokenizer: Any, render: Callable[..., str]) -> ChatShape:
 def _render_folded(shape: ChatShape, messages: list[dict[str, str]], prompt: bool) -> str:
     """What a folding template renders for `messages`, from its shape (a check on it)."""
     w = shape.wrappers
-    system, has = shape.default, bool(shape.default)
+    system, has = shape.default or "", shape.default is not None
     if messages and messages[0]["role"] == "system":
         system, has, messages = messages[0]["content"], True, messages[1:]
     if has:
@@ -320,7 +339,7 @@ def generation_template(tokenizer: Any, system: str | None = None, marks: bool =
     if shape.fold:
         return _folded_template(shape, fallback, turn, reply) + _generation_prompt(tokenizer, w)
     parts = []
-    if fallback:
+    if fallback is not None:
         parts.append(
             "{%- if not messages or messages[0]['role'] != 'system' %}"
             + _lit(w["system"][0] + fallback + w["system"][1])
@@ -335,7 +354,7 @@ def generation_template(tokenizer: Any, system: str | None = None, marks: bool =
 
 
 def _folded_template(
-    shape: ChatShape, fallback: str, turn: Callable[..., str], reply: Callable[[], str]
+    shape: ChatShape, fallback: str | None, turn: Callable[..., str], reply: Callable[[], str]
 ) -> str:
     """generation_template for a template that writes the system text into a user turn: the
     first one, or the last one (also when replies follow it, as training renders: see
@@ -343,8 +362,8 @@ def _folded_template(
     w = shape.wrappers
     pick = "ns.at < 0" if shape.fold == "first" else "true"
     parts = [
-        "{%- set ns = namespace(system=" + json.dumps(fallback, ensure_ascii=False)
-        + ", has=" + ("true" if fallback else "false") + ", at=-1) %}",
+        "{%- set ns = namespace(system=" + json.dumps(fallback or "", ensure_ascii=False)
+        + ", has=" + ("false" if fallback is None else "true") + ", at=-1) %}",
         "{%- for message in messages %}",
         "{%- if loop.first and message['role'] == 'system' %}"
         "{%- set ns.system = message['content'] %}{%- set ns.has = true %}",

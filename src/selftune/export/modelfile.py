@@ -56,15 +56,21 @@ def _go_literal(s: str) -> str:  # a Go template string constant (json.dumps is 
     return json.dumps(s, ensure_ascii=False)
 
 
-def _turns_template(w: dict[str, tuple[str, str]], fallback: str) -> str:
-    """The system message as a turn of its own: SYSTEM's (else `fallback`) when the
+def _turns_template(w: dict[str, tuple[str, str]], fallback: str | None) -> str:
+    """The system message as a turn of its own: SYSTEM's (else `fallback`, if any) when the
     conversation brings none."""
-    go_literal = _go_literal
     no_system = '{{- if or (not .Messages) (ne (index .Messages 0).Role "system") }}'
+    own = w["system"][0] + "{{ .System }}" + w["system"][1]
+    if fallback is None:  # the template writes no system text of its own
+        first = no_system + "{{ if .System }}" + own + "{{ end }}{{ end }}"
+    else:
+        first = (
+            no_system + "{{ if .System }}" + own + "{{ else }}"
+            + w["system"][0] + "{{ " + _go_literal(fallback) + " }}" + w["system"][1]
+            + "{{ end }}{{ end }}"
+        )  # fmt: skip
     template = (
-        no_system + w["system"][0]
-        + "{{ if .System }}{{ .System }}{{ else }}{{ " + go_literal(fallback) + " }}{{ end }}"
-        + w["system"][1] + "{{ end }}"
+        first
         + "{{- range .Messages }}"
         '{{ if eq .Role "system" }}' + w["system"][0] + "{{ .Content }}" + w["system"][1]
         + '{{ else if eq .Role "user" }}' + w["user"][0] + "{{ .Content }}" + w["user"][1]
@@ -74,15 +80,15 @@ def _turns_template(w: dict[str, tuple[str, str]], fallback: str) -> str:
     return template
 
 
-def _folded_template(shape: ChatShape, fallback: str) -> str:
+def _folded_template(shape: ChatShape, fallback: str | None) -> str:
     """The system text written into the first or last user turn, as the template does: the
     conversation's system message, else SYSTEM, else `fallback`. Ollama puts SYSTEM first as a
     system message when the request brings none; a later system message has no place here."""
     w = shape.wrappers
     pick = "(lt $at 0)" if shape.fold == "first" else "true"
-    has = "true" if fallback else "false"
+    has = "false" if fallback is None else "true"
     return (
-        "{{- $system := " + _go_literal(fallback) + " }}{{- $has := " + has + " }}"
+        "{{- $system := " + _go_literal(fallback or "") + " }}{{- $has := " + has + " }}"
         "{{- if .System }}{{ $system = .System }}{{ $has = true }}{{ end }}{{- $at := -1 }}"
         "{{- range $i, $m := .Messages }}"
         '{{- if and (eq $i 0) (eq $m.Role "system") }}{{ $system = $m.Content }}{{ $has = true }}'
