@@ -93,15 +93,19 @@ class ChatShape:
     wrappers["system"] just before the user's content. `head`: what a folding template writes
     before the first turn (its bos token). `default`: the system prompt the template adds by
     itself when a conversation brings none (None when it adds no system text; "" when it
-    writes an empty one, as Llama 3.1's with its date lines). `prompt_only`: a "last" fold that the template
-    writes only while that user turn ends the conversation (Mistral v0.3's is written for
-    prompts: once a reply follows, the system message is gone; see training_messages)."""
+    writes an empty one, as Llama 3.1's with its date lines).
+    `prompt_only`: a "last" fold that the template writes only while that user turn ends the
+    conversation (Mistral v0.3's is written for prompts: once a reply follows, the system
+    message is gone). `refuses`: the template raises on a system message (Gemma 2's,
+    Mixtral's), so selftune writes it into the first user turn as Gemma 3's template does,
+    followed by a blank line (REFUSED_WRAP). Both are done by template_messages."""
 
     wrappers: dict[str, tuple[str, str]]
     fold: str = ""
     head: str = ""
     default: str | None = None
     prompt_only: bool = False
+    refuses: bool = False
 
 
 def chat_shape(tokenizer: Any) -> ChatShape:
@@ -110,18 +114,25 @@ def chat_shape(tokenizer: Any) -> ChatShape:
     key = (type(tokenizer).__name__,) + tuple(
         str(getattr(tokenizer, k, "")) for k in ("chat_template", "bos_token", "eos_token")
     )
-    if key not in _SHAPES:  # asked for every example while encoding: worked out once
+    if key not in _SHAPES:  # asked for every example and prompt: worked out once
         try:
             _SHAPES[key] = _chat_shape(tokenizer)
-        except SelftuneError:
-            raise
+        except SelftuneError as exc:
+            _SHAPES[key] = exc
         except Exception as exc:  # noqa: BLE001 (the template raised on a probe conversation)
-            raise SelftuneError(f"the chat template refuses a probe conversation: {exc}") from exc
-    return _SHAPES[key]
+            error = SelftuneError(f"the chat template refuses a probe conversation: {exc}")
+            _SHAPES[key] = error
+    found = _SHAPES[key]
+    if isinstance(found, SelftuneError):
+        raise found
+    return found
 
 
-_SHAPES: dict[tuple, ChatShape] = {}
+_SHAPES: dict[tuple, ChatShape | SelftuneError] = {}
 MARK = "\x00MARK\x00"
+# how selftune writes the system text into the first user turn of a template that refuses a
+# system message: as Gemma 3's template does (and Gemma 2's model card asks)
+REFUSED_WRAP = ("", "\n\n")
 
 
 def chat_wrappers(tokenizer: Any) -> dict[str, tuple[str, str]]:
@@ -147,6 +158,15 @@ def _renderer(tokenizer: Any) -> Callable[..., str]:
 def _chat_shape(tokenizer: Any) -> ChatShape:
     render = _renderer(tokenizer)
     system = {"role": "system", "content": "S" + MARK}
+    if _refuses_system(render):
+
+        def folding(messages: list[dict[str, str]], prompt: bool = False) -> str:
+            if messages and messages[0]["role"] == "system":
+                messages = _fold(messages[1:], messages[0]["content"], "first", REFUSED_WRAP)
+            return render(messages, prompt)
+
+        shape = _folded_shape(tokenizer, folding)
+        return ChatShape(shape.wrappers, shape.fold, shape.head, shape.default, refuses=True)
     try:
         sys_only = render([system])
     except Exception:  # noqa: BLE001 (a template that wants a user turn after it)
@@ -170,6 +190,16 @@ def _chat_shape(tokenizer: Any) -> ChatShape:
         else wrappers["assistant"]
     )
     return ChatShape(wrappers, default=_default_system(tokenizer, wrappers))
+
+
+def _refuses_system(render: Callable[..., str]) -> bool:
+    user = {"role": "user", "content": "u"}
+    try:
+        render([{"role": "system", "content": "s"}, user])
+    except Exception:  # noqa: BLE001 (raise_exception in the template)
+        render([user])  # a template that refuses this too is no chat template to follow
+        return True
+    return False
 
 
 def _default_system(tokenizer: Any, w: dict[str, tuple[str, str]]) -> str | None:
@@ -242,7 +272,7 @@ def _folded_shape(tokenizer: Any, render: Callable[..., str]) -> ChatShape:
                   [user, reply, later]):  # fmt: skip
         for prompt in (False, True) if probe[-1]["role"] == "user" else (False,):
             if _render_folded(shape, probe, prompt) != render(
-                training_messages(tokenizer, probe, shape), prompt
+                template_messages(tokenizer, probe, shape), prompt
             ):
                 raise SelftuneError("the chat template folds the system message otherwise")
     return shape
@@ -277,22 +307,27 @@ def _fold(
     return [*messages[:at], folded, *messages[at + 1 :]]
 
 
-def training_messages(
+def template_messages(
     tokenizer: Any, messages: list[dict[str, str]], shape: ChatShape | None = None
 ) -> list[dict[str, str]]:
-    """The conversation as training renders it: as it is, except where the template puts the
-    system message into the last user turn only while that turn ends the conversation (Mistral
-    v0.3's, written for prompts): with the replies that follow, the system message would vanish,
-    so it is written into the last user turn, where the prompt `serve` gives has it."""
-    if not messages or messages[0]["role"] != "system" or messages[-1]["role"] == "user":
+    """The conversation as `tokenizer`'s template is given it, for training and for prompts
+    alike: as it is, except for a template that refuses a system message (its text goes into
+    the first user turn, REFUSED_WRAP) and one that writes it into the last user turn only while
+    that turn ends the conversation (Mistral v0.3's, written for prompts): with the replies that
+    follow it in training, the system message would vanish, so it is written into the last user
+    turn, where the prompt `serve` gives has it."""
+    if not messages or messages[0]["role"] != "system":
         return messages
     try:
         shape = shape or chat_shape(tokenizer)
     except SelftuneError:
         return messages
-    if not shape.prompt_only:
-        return messages
-    return _fold(messages[1:], messages[0]["content"], "last", shape.wrappers["system"])
+    system, rest = messages[0]["content"], messages[1:]
+    if shape.refuses:
+        return _fold(rest, system, "first", shape.wrappers["system"])
+    if shape.prompt_only and messages[-1]["role"] != "user":
+        return _fold(rest, system, "last", shape.wrappers["system"])
+    return messages
 
 
 def _split(text: str, content: str) -> tuple[str, str]:
@@ -358,7 +393,7 @@ def _folded_template(
 ) -> str:
     """generation_template for a template that writes the system text into a user turn: the
     first one, or the last one (also when replies follow it, as training renders: see
-    training_messages). A later system message has no place in such a template: left out."""
+    template_messages). A later system message has no place in such a template: left out."""
     w = shape.wrappers
     pick = "ns.at < 0" if shape.fold == "first" else "true"
     parts = [

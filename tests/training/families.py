@@ -87,7 +87,7 @@ GEMMA2_OFFICIAL = (  # Gemma 2's own: refuses a system message outright
     "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"
 )
-GEMMA = (  # Gemma 3 (Gemma 2's refuses a system message outright: GEMMA2_OFFICIAL)
+GEMMA = (  # Gemma 3's: the system message folded into the first user turn
     "{{ bos_token }}{%- if messages[0]['role'] == 'system' %}"
     "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' %}"
     "{%- set loop_messages = messages[1:] %}{%- else %}{%- set first_user_prefix = '' %}"
@@ -169,7 +169,7 @@ FAMILIES = {
             "attn_logit_softcapping": 50.0,
             "final_logit_softcapping": 30.0,
         },
-        GEMMA,
+        GEMMA2_OFFICIAL,
         ["<bos>", "<start_of_turn>", "<end_of_turn>"],
         "<bos>",
         "<end_of_turn>",

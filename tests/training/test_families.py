@@ -12,13 +12,12 @@ import pytest
 from tests.training.families import (
     FAMILIES,
     GEMMA,
-    GEMMA2_OFFICIAL,
     make_family_model,
     make_family_tokenizer,
     make_sentencepiece_tokenizer,
 )
 
-from selftune.templates import chat_shape, chat_wrappers, training_messages
+from selftune.templates import chat_shape, chat_wrappers, template_messages
 
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
 
@@ -153,7 +152,7 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path)
     # as the template renders it (Mistral's: the system message in the last user turn, where the
     # prompt for that reply has it, not dropped as its template does once a reply follows)
     training = tokenizer.apply_chat_template(
-        training_messages(tokenizer, conversation), tokenize=False
+        template_messages(tokenizer, conversation), tokenize=False
     )
     marked = generation_template(tokenizer)
     assert (
@@ -309,22 +308,19 @@ def test_the_last_reply_is_trained_right_after_the_prompt_serve_gives(
     assert "grand, 2 new queens!!" in trained and "Tobias" not in trained
 
 
-# the system text after the user's content, inside the first user turn: no shape selftune knows
+# Gemma 3's template with the system text after the user's content, or dropped: no shape
+# selftune knows
 AFTER_CONTENT = GEMMA.replace(
     " + (first_user_prefix if loop.first else '') }}{{ message['content'] | trim }}",
     "}}{{ message['content'] | trim }}{{ ('\\n\\n' + first_user_prefix if loop.first else '') }}",
 )
+DROPPED = GEMMA.replace("(first_user_prefix if loop.first else '')", "''")
 
 
 @pytest.mark.parametrize(
-    ("arch", "template"),
-    [("Gemma2ForCausalLM", GEMMA2_OFFICIAL), ("Gemma3ForCausalLM", AFTER_CONTENT)],
-    ids=["refuses-a-system-message", "system-after-the-content"],
+    "template", [AFTER_CONTENT, DROPPED], ids=["system-after-the-content", "system-dropped"]
 )
-# (AFTER_CONTENT != GEMMA: checked by the test's chat_shape refusing it)
-def test_a_template_that_cannot_be_taken_apart_still_exports(
-    arch, template, tokenizer_dir, tmp_path
-):
+def test_a_template_that_cannot_be_taken_apart_still_exports(template, tokenizer_dir, tmp_path):
     """A template whose system message selftune cannot place: the GGUFs are written, the
     Modelfile has no TEMPLATE (Ollama renders the GGUF's own) and the exported templates keep
     the base's."""
@@ -334,6 +330,8 @@ def test_a_template_that_cannot_be_taken_apart_still_exports(
     from selftune.errors import SelftuneError
     from selftune.export import export_run
 
+    arch = "Gemma3ForCausalLM"
+    assert template != GEMMA
     base = make_family_model(arch, tokenizer_dir, tmp_path / "base", template=template)
     with pytest.raises(SelftuneError):
         chat_shape(AutoTokenizer.from_pretrained(base))

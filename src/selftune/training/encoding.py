@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from selftune.guards import escape_messages
-from selftune.templates import closing_text, render_open, training_messages
+from selftune.templates import closing_text, render_open, template_messages
 
 IGNORE = -100
 
@@ -27,12 +27,11 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[in
     """(input_ids, labels) for a conversation; labels are -100 except on assistant replies.
 
     The template is rendered for each prefix of the conversation and the new text tokenised
-    piece by piece, which works for any template that renders prefixes as prefixes. A template
-    that writes the system message into the last user turn only when the conversation ends
-    there gets it written into that turn (templates.training_messages): the prompt it is
-    served with.
+    piece by piece, which works for any template that renders prefixes as prefixes. The
+    messages are given to the template as `render_chat` gives them (templates.template_messages:
+    the system message written into a user turn where the template refuses it or would drop it).
     """
-    messages = training_messages(tokenizer, escape_messages(tokenizer, messages))
+    messages = template_messages(tokenizer, escape_messages(tokenizer, messages))
     ids: list[int] = []
     labels: list[int] = []
     previous = ""
