@@ -77,7 +77,17 @@ MISTRAL = (  # Mistral-7B-Instruct-v0.3: the system message goes into the last u
     "{%- elif message['role'] == 'assistant' %}{{- ' ' + message['content'] + eos_token }}"
     "{%- endif %}{%- endfor %}"
 )
-GEMMA = (  # Gemma 3 (Gemma 2's refuses a system message outright)
+GEMMA2_OFFICIAL = (  # Gemma 2's own: refuses a system message outright
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"
+)
+GEMMA = (  # Gemma 3's: the system message folded into the first user turn
     "{{ bos_token }}{%- if messages[0]['role'] == 'system' %}"
     "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' %}"
     "{%- set loop_messages = messages[1:] %}{%- else %}{%- set first_user_prefix = '' %}"
@@ -159,7 +169,7 @@ FAMILIES = {
             "attn_logit_softcapping": 50.0,
             "final_logit_softcapping": 30.0,
         },
-        GEMMA,
+        GEMMA2_OFFICIAL,
         ["<bos>", "<start_of_turn>", "<end_of_turn>"],
         "<bos>",
         "<end_of_turn>",
@@ -183,20 +193,30 @@ FAMILIES = {
 }
 
 
-def make_family_model(arch: str, tokenizer_dir: Path, folder: Path, seed: int = 0) -> Path:
-    """A random 2-layer `arch` model and its tokenizer saved in `folder`."""
-    import torch
-    import transformers
+def make_family_tokenizer(arch: str, tokenizer_dir: Path, template: str | None = None):  # type: ignore[no-untyped-def]
+    """The embedded tokenizer with `arch`'s special tokens and chat template (or `template`)."""
     from transformers import AutoTokenizer
 
-    config_class, settings, template, specials, bos, eos = FAMILIES[arch]
+    _, _, own, specials, bos, eos = FAMILIES[arch]
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     tokenizer.add_tokens(specials, special_tokens=True)
-    tokenizer.chat_template = template
+    tokenizer.chat_template = own if template is None else template
     tokenizer.bos_token = bos
     tokenizer.eos_token = eos
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def make_family_model(
+    arch: str, tokenizer_dir: Path, folder: Path, seed: int = 0, template: str | None = None
+) -> Path:
+    """A random 2-layer `arch` model and its tokenizer saved in `folder`."""
+    import torch
+    import transformers
+
+    config_class, settings, _, _, _, eos = FAMILIES[arch]
+    tokenizer = make_family_tokenizer(arch, tokenizer_dir, template)
     torch.manual_seed(seed)
     config = getattr(transformers, config_class)(
         **{

@@ -9,9 +9,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.training.families import FAMILIES, make_family_model, make_sentencepiece_tokenizer
+from tests.training.families import (
+    FAMILIES,
+    GEMMA,
+    make_family_model,
+    make_family_tokenizer,
+    make_sentencepiece_tokenizer,
+)
 
-from selftune.templates import chat_wrappers
+from selftune.templates import chat_shape, chat_wrappers, template_messages
 
 TEXT = "Tobias: how are the bees? Mags: grand, 2 new queens!! see you sunday x"
 
@@ -103,32 +109,35 @@ def _dataset(folder: Path, system: str) -> Path:
     return folder
 
 
-# what selftune's template handling cannot do yet for a family's official chat template
-TEMPLATE_GAPS = {
-    "MistralForCausalLM": "the template puts the system message into the last user turn: no "
-    "system wrapper to derive (templates.chat_wrappers) for the training copy and the Modelfile",
-    "Gemma2ForCausalLM": "the template folds the system message into the first user turn "
-    "(Gemma 2's own refuses one): no system wrapper to derive",
-    "Gemma3ForCausalLM": "the template folds the system message into the first user turn: no "
-    "system wrapper to derive",
-}
-
-
 def modelfile_render(tokenizer, messages: list[dict], system: str) -> str:  # type: ignore[no-untyped-def]
-    """What the Modelfile's TEMPLATE gives (test_export_consumers renders it with Go itself)."""
-    w = chat_wrappers(tokenizer)
+    """What the Modelfile's TEMPLATE gives (test_export_consumers renders it with Go itself):
+    each message between its role's wrappers, or for a template that writes the system text
+    into the first or last user turn, that turn's content after the wrapped system text."""
+    shape = chat_shape(tokenizer)
+    w = shape.wrappers
     if not messages or messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system}, *messages]
-    text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+    if not shape.fold:
+        text = "".join(w[m["role"]][0] + m["content"] + w[m["role"]][1] for m in messages)
+        return text + w["generation"][0]
+    rest = messages[1:]
+    users = [i for i, m in enumerate(rest) if m["role"] == "user"]
+    at = users[0] if shape.fold == "first" else users[-1]
+    text = shape.head
+    for i, m in enumerate(rest):
+        folded = w["system"][0] + messages[0]["content"] + w["system"][1] if i == at else ""
+        text += w[m["role"]][0] + folded + m["content"] + w[m["role"]][1]
     return text + w["generation"][0]
 
 
-def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path, request):
+def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path):
     """The family's template through the whole path: the training copy with `{% generation %}`
     renders like it, 2 training steps, the adapter exported (PEFT, LoRA GGUF, f16 GGUF and a
-    Modelfile), and the prompt `serve` and the Modelfile give equals the training rendering."""
+    Modelfile), and the prompt `serve` and the Modelfile give equals the training rendering.
+    Mistral's and Gemma's templates write the system message into a user turn, and so do their
+    training copy and Modelfile."""
     pytest.importorskip("llama_cpp")
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from selftune.config import TrainConfig
     from selftune.engines.base import render_chat
@@ -137,13 +146,14 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     from selftune.training.trainer import train
     from selftune.twin import Twin
 
-    arch = AutoConfig.from_pretrained(family_dir).architectures[0]
-    if arch in TEMPLATE_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=TEMPLATE_GAPS[arch]))
     twin = Twin(("Mags",), "You are {owner}. You are chatting on {platform} in '{conversation}'.")
     tokenizer = AutoTokenizer.from_pretrained(family_dir)
     conversation = twin.chat_messages(CHAT)
-    training = tokenizer.apply_chat_template(conversation, tokenize=False)
+    # as the template renders it (Mistral's: the system message in the last user turn, where the
+    # prompt for that reply has it, not dropped as its template does once a reply follows)
+    training = tokenizer.apply_chat_template(
+        template_messages(tokenizer, conversation), tokenize=False
+    )
     marked = generation_template(tokenizer)
     assert (
         tokenizer.apply_chat_template(conversation, chat_template=marked, tokenize=False)
@@ -169,9 +179,13 @@ def test_build_train_export_and_serve_prompt_like_training(family_dir, tmp_path,
     assert modelfile_render(tokenizer, asked, twin.system()) == served
     text = Path(written["modelfile"]).read_text()
     w = chat_wrappers(tokenizer)
-    assert all(
-        w[r][0] + "{{ .Content }}" + w[r][1] in text for r in ("system", "user", "assistant")
-    )
+    if chat_shape(tokenizer).fold:  # the user's content after the system text, when folded
+        pieces = [w["system"][0] + "{{ $system }}" + w["system"][1], w["user"][0],
+                  "{{ $m.Content }}" + w["user"][1], w["assistant"][0] + "{{ $m.Content }}"
+                  + w["assistant"][1]]  # fmt: skip
+    else:
+        pieces = [w[r][0] + "{{ .Content }}" + w[r][1] for r in ("system", "user", "assistant")]
+    assert all(piece in text for piece in pieces)
     if shutil.which("go"):  # Ollama's renderer: Go's text/template, with SYSTEM put first
         from tests.training.test_export_consumers import go_render, template_of
 
@@ -235,21 +249,19 @@ def _ids_of(folder: Path, text: str) -> list[int]:
     return AutoTokenizer.from_pretrained(folder).encode(text, add_special_tokens=False)
 
 
-@pytest.mark.parametrize(
-    ("arch", "ends"), [("Qwen3ForCausalLM", "<|im_end|>\n"), ("MistralForCausalLM", "</s>")]
-)
 def test_a_template_whose_turns_change_later_trains_every_reply_and_nothing_else(
-    arch, ends, tokenizer_dir, tmp_path
+    tokenizer_dir, tmp_path
 ):
-    """Qwen3 renders the reply that ends a conversation with an empty think block and Mistral
-    puts the system message into the last user turn, so prefixes do not render as prefixes:
-    the whole conversation is rendered once and each reply found in it."""
+    """Qwen3 renders the reply that ends a conversation with an empty think block, so prefixes
+    do not render as prefixes: the whole conversation is rendered once and each reply found in
+    it."""
     from transformers import AutoTokenizer
 
     from selftune.templates import template_options
     from selftune.training.encoding import IGNORE, encode_chat
 
-    tokenizer = AutoTokenizer.from_pretrained(make_family_model(arch, tokenizer_dir, tmp_path))
+    folder = make_family_model("Qwen3ForCausalLM", tokenizer_dir, tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     conversation = [{"role": "system", "content": "You are Mags."}, *CHAT]
     ids, labels = encode_chat(tokenizer, conversation)
     full = tokenizer.apply_chat_template(
@@ -257,19 +269,72 @@ def test_a_template_whose_turns_change_later_trains_every_reply_and_nothing_else
     )
     assert tokenizer.decode(ids) == full
     trained = [t for t, label in zip(ids, labels, strict=True) if label != IGNORE]
+    ends = "<|im_end|>\n"
     assert tokenizer.decode(trained) == f"grand, 2 new queens!!{ends}yes x{ends}"
 
 
-@pytest.mark.parametrize("arch", ["MistralForCausalLM", "Gemma3ForCausalLM"])
-def test_a_template_that_cannot_be_taken_apart_still_exports(arch, tokenizer_dir, tmp_path):
-    """The system message inside a user turn: the GGUFs are written, the Modelfile has no
-    TEMPLATE (Ollama renders the GGUF's own) and the exported templates keep the base's."""
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_the_last_reply_is_trained_right_after_the_prompt_serve_gives(
+    arch, tokenizer_dir, tmp_path
+):
+    """For every family, what comes before the reply that ends an example is the prompt
+    `render_chat` gives for it, with the same control tokens (the pieces are tokenised one by
+    one, so whitespace before a piece may split otherwise), and the reply after it is trained
+    from the end of the generation prompt to its end of turn. Gemma writes the system message
+    into the first user turn; Mistral v0.3 into the last one only while it ends the
+    conversation, so training writes it there (it would vanish once the reply follows) and
+    trains the reply from the end of `[/INST]`, its leading space included."""
+    from transformers import AutoTokenizer
+
+    from selftune.engines.base import render_chat
+    from selftune.training.encoding import IGNORE, encode_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(make_family_model(arch, tokenizer_dir, tmp_path))
+    conversation = [{"role": "system", "content": "You are Mags."}, *CHAT]
+    ids, labels = encode_chat(tokenizer, conversation)
+    served = render_chat(tokenizer, conversation[:-1])
+    assert "You are Mags." in served
+    start = len(ids)
+    while start and labels[start - 1] != IGNORE:
+        start -= 1
+    assert tokenizer.decode(ids[:start]) == served
+    specials = set(tokenizer.get_added_vocab().values()) | set(tokenizer.all_special_ids)
+    prompt = tokenizer(served, add_special_tokens=False)["input_ids"]
+    assert [t for t in ids[:start] if t in specials] == [t for t in prompt if t in specials]
+    w = chat_wrappers(tokenizer)
+    head, end = w["last_assistant"]
+    assert tokenizer.decode(ids[start:]) == head.removeprefix(w["generation"][0]) + "yes x" + end
+    trained = tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != IGNORE])
+    assert "grand, 2 new queens!!" in trained and "Tobias" not in trained
+
+
+# Gemma 3's template with the system text after the user's content, or dropped: no shape
+# selftune knows
+AFTER_CONTENT = GEMMA.replace(
+    " + (first_user_prefix if loop.first else '') }}{{ message['content'] | trim }}",
+    "}}{{ message['content'] | trim }}{{ ('\\n\\n' + first_user_prefix if loop.first else '') }}",
+)
+DROPPED = GEMMA.replace("(first_user_prefix if loop.first else '')", "''")
+
+
+@pytest.mark.parametrize(
+    "template", [AFTER_CONTENT, DROPPED], ids=["system-after-the-content", "system-dropped"]
+)
+def test_a_template_that_cannot_be_taken_apart_still_exports(template, tokenizer_dir, tmp_path):
+    """A template whose system message selftune cannot place: the GGUFs are written, the
+    Modelfile has no TEMPLATE (Ollama renders the GGUF's own) and the exported templates keep
+    the base's."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from selftune.errors import SelftuneError
     from selftune.export import export_run
 
-    base = make_family_model(arch, tokenizer_dir, tmp_path / "base")
+    arch = "Gemma3ForCausalLM"
+    assert template != GEMMA
+    base = make_family_model(arch, tokenizer_dir, tmp_path / "base", template=template)
+    with pytest.raises(SelftuneError):
+        chat_shape(AutoTokenizer.from_pretrained(base))
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2))
     run = tmp_path / "runs" / "r1"
     model.save_pretrained(run / "adapter")
@@ -284,3 +349,45 @@ def test_a_template_that_cannot_be_taken_apart_still_exports(arch, tokenizer_dir
     for folder in ("adapter", "merged"):
         exported = AutoTokenizer.from_pretrained(run / "export" / folder)
         assert exported.chat_template == AutoTokenizer.from_pretrained(base).chat_template
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs Go (Debian: golang-go)")
+@pytest.mark.parametrize("arch", sorted(FAMILIES))
+def test_ollama_renders_each_familys_modelfile_as_serve_prompts(arch, tokenizer_dir, tmp_path):
+    """The Modelfile's TEMPLATE, rendered by Go's text/template as Ollama does, gives the prompt
+    `render_chat` gives, for a client's own system message, Ollama's SYSTEM put first, SYSTEM
+    cleared (the twin's prompt from the template's own branch) and a Modelfile without SYSTEM
+    (the template's own default) — Gemma's and Mistral's with the system text in a user turn."""
+    from tests.training.test_export_consumers import (
+        TWIN,
+        WITH_SYSTEM,
+        WITHOUT_SYSTEM,
+        go_render,
+        template_of,
+    )
+
+    from selftune.engines.base import render_chat
+    from selftune.export import modelfile
+
+    tokenizer = make_family_tokenizer(arch, tokenizer_dir)
+    system = TWIN.system()
+
+    def as_go(messages: list[dict], system: str = "") -> dict:
+        return {"System": system, "Messages": [{"Role": m["role"], "Content": m["content"]}
+                                                for m in messages]}  # fmt: skip
+
+    twin = template_of(modelfile(tokenizer, "model-f16.gguf", system))
+    cases = [
+        as_go(WITH_SYSTEM, WITH_SYSTEM[0]["content"]),
+        as_go([{"role": "system", "content": system}, *WITHOUT_SYSTEM], system),
+        as_go(WITHOUT_SYSTEM),
+        as_go(WITHOUT_SYSTEM[:1]),
+    ]
+    expected = [render_chat(tokenizer, WITH_SYSTEM)] + [
+        render_chat(tokenizer, TWIN.chat_messages(m))
+        for m in (WITHOUT_SYSTEM, WITHOUT_SYSTEM, WITHOUT_SYSTEM[:1])
+    ]
+    assert go_render(twin, cases, tmp_path) == expected
+    own = template_of(modelfile(tokenizer, "model-f16.gguf"))
+    plain = [render_chat(tokenizer, m) for m in (WITHOUT_SYSTEM, WITHOUT_SYSTEM[:1])]
+    assert go_render(own, [as_go(WITHOUT_SYSTEM), as_go(WITHOUT_SYSTEM[:1])], tmp_path) == plain

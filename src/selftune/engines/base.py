@@ -117,10 +117,10 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     one renderer of chat prompts. Control tokens inside the messages (`<|im_start|>` typed by
     someone) are escaped first, so only the template opens and closes turns."""
     from selftune.guards import escape_messages
+    from selftune.templates import template_messages, template_options
 
-    safe = escape_messages(tokenizer, messages)
-    from selftune.templates import template_options
-
+    # a template that refuses a system message (Gemma 2's) gets it in the first user turn
+    safe = template_messages(tokenizer, escape_messages(tokenizer, messages))
     return tokenizer.apply_chat_template(
         safe, tokenize=False, add_generation_prompt=True, **template_options(tokenizer)
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from selftune.guards import escape_messages
-from selftune.templates import closing_text, render_open
+from selftune.templates import closing_text, render_open, template_messages
 
 IGNORE = -100
 
@@ -27,15 +27,17 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[in
     """(input_ids, labels) for a conversation; labels are -100 except on assistant replies.
 
     The template is rendered for each prefix of the conversation and the new text tokenised
-    piece by piece, which works for any template that renders prefixes as prefixes.
+    piece by piece, which works for any template that renders prefixes as prefixes. The
+    messages are given to the template as `render_chat` gives them (templates.template_messages:
+    the system message written into a user turn where the template refuses it or would drop it).
     """
-    messages = escape_messages(tokenizer, messages)
+    messages = template_messages(tokenizer, escape_messages(tokenizer, messages))
     ids: list[int] = []
     labels: list[int] = []
     previous = ""
     for i, message in enumerate(messages):
         rendered = _render(tokenizer, messages[: i + 1])
-        if not rendered.startswith(previous):  # e.g. Qwen3's last assistant turn, Mistral's system
+        if not rendered.startswith(previous):  # e.g. Qwen3's last assistant turn
             return _encode_whole(tokenizer, messages)
         if message["role"] == "assistant":
             header_end = _render(tokenizer, messages[:i], generation_prompt=True)
@@ -63,7 +65,7 @@ def _encode_whole(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[
     full = _render(tokenizer, messages)
     try:
         header, end = chat_wrappers(tokenizer)["assistant"]
-    except SelftuneError:  # a template with no system wrapper (Mistral's): search the text
+    except SelftuneError:  # a template selftune cannot take apart: search the text
         header, end = "", tokenizer.eos_token or ""
     ids: list[int] = []
     labels: list[int] = []
