@@ -19,10 +19,16 @@ preset, `--train-minutes`). Then, each round:
    reply with the same seed, and the simulated owner picks the closer one blind: the child's
    win rate (ties count half); held-out perplexity and the authorship classifier's share of
    replies taken for the owner, parent vs child; the trait's share in those fresh held-out
-   replies, parent vs child, each with its standard error (every owner is measured on the same
-   trait, so the random control shows what replay alone does to it); the ranker's held-out
+   replies, parent vs child and against the first twin, each with its standard error (every
+   owner is measured on the same trait, so the random control shows what replay alone does
+   to it; "shortest" means at most the first twin's median word count, fixed for the whole
+   run, so gains add up over rounds), and the mean words per reply; the ranker's held-out
    pairwise accuracy beside the authorship score alone; CPU minutes of this process (all
    threads) and the load average.
+A twin's replies are written once (seeded) and reused: round r's child is round r+1's parent,
+and every owner starts from the same first twin. At the end, each round's trait owner is
+compared with the random control's child of the same round: the difference in trait share,
+its standard error, and how many standard errors that is.
 The machine is shared: keep rounds small and read the load average beside every number.
 """
 
@@ -89,6 +95,43 @@ def share_with_se(flags: list[bool]) -> tuple[float, float]:
     return round(p, 3), round(math.sqrt(p * (1 - p) / n) if n else 0.0, 3)
 
 
+def mean_with_se(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (round(values[0], 2) if values else 0.0), 0.0
+    return round(statistics.fmean(values), 3), round(
+        statistics.stdev(values) / math.sqrt(len(values)), 3
+    )
+
+
+class Measured:
+    """Each twin's held-out replies (seeds 1..k over the same contexts) and perplexity, written
+    once per run id: a child is the next round's parent, and every owner starts from the same
+    first twin."""
+
+    def __init__(self, contexts, valid, seeds: int, max_tokens: int, max_len: int, first: str):
+        self.contexts, self.valid, self.seeds = contexts, valid, tuple(range(1, seeds + 1))
+        self.first = first  # the first twin's run id, shared by every owner's copy
+        self.max_tokens, self.max_len = max_tokens, max_len
+        self._replies: dict[str, list[list[str]]] = {}
+        self._ppl: dict[str, float] = {}
+
+    def key(self, owner: str, run_id: str) -> str:
+        """Runs after the first are per owner (each owner's copy names its children alike)."""
+        return run_id if run_id == self.first else f"{owner}/{run_id}"
+
+    def replies(self, run_id: str, engine) -> list[list[str]]:
+        if run_id not in self._replies:
+            self._replies[run_id] = [
+                replies(engine, self.contexts, seed, self.max_tokens) for seed in self.seeds
+            ]
+        return self._replies[run_id]
+
+    def ppl(self, run_id: str, engine) -> float:
+        if run_id not in self._ppl:
+            self._ppl[run_id] = held_out_ppl(engine, self.valid, self.max_len)
+        return self._ppl[run_id]
+
+
 def load() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
@@ -134,7 +177,7 @@ def held_out_ppl(engine, valid, max_len: int) -> float:
     )
 
 
-def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -> dict:
+def one_round(ws, r: int, owner: str, args, measured, short: int, classifier, echo) -> dict:
     from selftune.engines.transformers_engine import TransformersEngine
     from selftune.improve import run_amplify, run_distill, train_ranker
     from selftune.improve.prompts import training_prompts
@@ -142,6 +185,7 @@ def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -
     from selftune.store.samples import SampleLog
 
     cpu0, wall0, load0 = time.process_time(), time.monotonic(), load()
+    contexts = measured.contexts
     parent = ws.artefacts.run()
     train = ws.artefacts.dataset_of(parent).read_split("train")
     prompts = [p for p in training_prompts(train, 4 * args.prompts, seed=r) if p.kind == "chat"]
@@ -175,21 +219,22 @@ def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -
     except Exception as exc:  # too few picks in round 1 for a held-out pair is possible
         ranker_acc, authorship_alone = f"n/a ({exc})", None
     child_engine = TransformersEngine.from_run(child_dir, child_dir.name)
-    wins = 0.0
-    seeds = tuple(range(1, args.seeds + 1))
-    parent_replies, child_replies = [], []
-    for seed in seeds:
-        p = replies(parent_engine, contexts, seed, args.max_tokens)
-        c = replies(child_engine, contexts, seed, args.max_tokens)
-        parent_replies += p
-        child_replies += c
+    wins, win_flags = 0.0, []
+    parent_key, child_key = measured.key(owner, parent.id), measured.key(owner, child_dir.name)
+    parent_by_seed = measured.replies(parent_key, parent_engine)
+    child_by_seed = measured.replies(child_key, child_engine)
+    for p, c in zip(parent_by_seed, child_by_seed, strict=True):
         for ctx, a, b in zip(contexts, p, c, strict=True):
             sa, sb = similarity(a, ctx["real"]), similarity(b, ctx["real"])
-            wins += 1.0 if sb > sa else 0.5 if sb == sa else 0.0
-    max_len = ws.config.train.max_seq_len
-    short = int(statistics.median(len(t.split()) for t in parent_replies)) if parent_replies else 0
+            win = 1.0 if sb > sa else 0.5 if sb == sa else 0.0
+            wins += win
+            win_flags.append(win)
+    parent_replies = [t for seed in parent_by_seed for t in seed]
+    child_replies = [t for seed in child_by_seed for t in seed]
     trait_parent = share_with_se([has_trait(args.trait, t, short) for t in parent_replies])
     trait_child = share_with_se([has_trait(args.trait, t, short) for t in child_replies])
+    first_replies = [t for seed in measured.replies(measured.first, None) for t in seed]
+    trait_first = share_with_se([has_trait(args.trait, t, short) for t in first_replies])
     row = {
         "owner": owner,
         "round": r,
@@ -200,10 +245,11 @@ def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -
         "pairs": summary["distill"]["counts"]["pairs"],
         "replayed": summary["distill"]["replayed"],
         "steps": {k: v["steps"] for k, v in summary["distill"]["phases"].items()},
-        "win_rate": round(wins / (len(contexts) * len(seeds)), 3),
-        "blind_pairs": len(contexts) * len(seeds),
-        "ppl_parent": held_out_ppl(parent_engine, valid, max_len),
-        "ppl_child": held_out_ppl(child_engine, valid, max_len),
+        "win_rate": round(wins / (len(contexts) * len(measured.seeds)), 3),
+        "win_rate_se": mean_with_se(win_flags)[1],
+        "blind_pairs": len(contexts) * len(measured.seeds),
+        "ppl_parent": measured.ppl(parent_key, parent_engine),
+        "ppl_child": measured.ppl(child_key, child_engine),
         "authorship_parent": taken_for_owner(classifier, parent_replies)["taken_for_owner"],
         "authorship_child": taken_for_owner(classifier, child_replies)["taken_for_owner"],
         "trait": args.trait,
@@ -211,6 +257,10 @@ def one_round(ws, r: int, owner: str, args, contexts, valid, classifier, echo) -
         "trait_child": trait_child,
         "trait_gain": round(trait_child[0] - trait_parent[0], 3),
         "trait_gain_se": round(math.hypot(trait_parent[1], trait_child[1]), 3),
+        "trait_first": trait_first,  # the first twin's share: the child's gain over all rounds
+        "short_words": short,  # "shortest": at most this many words (the first twin's median)
+        "words_parent": mean_with_se([len(t.split()) for t in parent_replies]),
+        "words_child": mean_with_se([len(t.split()) for t in child_replies]),
         "ranker_accuracy": ranker_acc,
         "authorship_alone_accuracy": authorship_alone,
         "cpu_minutes": round((time.process_time() - cpu0) / 60, 1),
@@ -283,18 +333,50 @@ def main() -> None:
         contexts = held_out_contexts(valid, args.contexts, 0)
         classifier = authorship.fit(*authorship.chat_messages(train))
         ws.config.improve.held_out = 0.2
-        echo(f"first twin {first.id}; {len(contexts)} held-out contexts; load {load()}")
+        measured = Measured(
+            contexts, valid, args.seeds, args.max_tokens, ws.config.train.max_seq_len, first.id
+        )
+        from selftune.engines.transformers_engine import TransformersEngine
+
+        first_replies = measured.replies(
+            first.id, TransformersEngine.from_run(first.path, first.id)
+        )
+        short = int(statistics.median(len(t.split()) for seed in first_replies for t in seed))
+        echo(
+            f"first twin {first.id}; {len(contexts)} held-out contexts; median reply {short} "
+            f"words; load {load()}"
+        )
         rows = []
         for owner in owners:  # each from the same first twin, in its own copy of the workspace
             copy = find_workspace(shutil.copytree(ws.root, Path(tmp) / owner))
             copy.config.improve.held_out = 0.2
             for r in range(1, args.rounds + 1):
                 copy.config.improve.seed = r
-                rows.append(one_round(copy, r, owner, args, contexts, valid, classifier, echo))
+                rows.append(one_round(copy, r, owner, args, measured, short, classifier, echo))
+    controls = {row["round"]: row for row in rows if row["owner"] == "random"}
+    versus = []
+    for row in rows:
+        control = controls.get(row["round"])
+        if row["owner"] == "random" or control is None:
+            continue
+        diff = row["trait_child"][0] - control["trait_child"][0]
+        se = math.hypot(row["trait_child"][1], control["trait_child"][1])
+        versus.append(
+            {
+                "owner": row["owner"],
+                "round": row["round"],
+                "trait_share": row["trait_child"][0],
+                "control_share": control["trait_child"][0],
+                "difference": round(diff, 3),
+                "se": round(se, 3),
+                "standard_errors": round(diff / se, 1) if se else None,
+            }
+        )
     result = {
         "settings": vars(args)
         | {"out": str(args.out) if args.out else None, "exports": [str(p) for p in args.exports]},
         "rounds": rows,
+        "versus_control": versus,
         "cpu_minutes_total": round((time.process_time() - started) / 60, 1),
         "cores": len(os.sched_getaffinity(0)),
     }
@@ -302,18 +384,27 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"\n| round | owner | method | kept | pairs | win rate vs parent | ppl parent → child | authorship parent → child | {args.trait} share parent → child (± SE) | ranker acc (authorship alone) | CPU min | wall min | load (start/end) |"
+        f"\n| round | owner | method | kept | pairs | win rate vs parent | ppl parent → child | authorship parent → child | {args.trait} share first → parent → child (± SE) | words parent → child (± SE) | ranker acc (authorship alone) | CPU min | wall min | load (start/end) |"
     )
-    print("|---:|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---|")
+    print("|---:|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---|")
     for row in rows:
         print(
             f"| {row['round']} | {row['owner']} | {row['method']} | {row['kept']} | {row['pairs']} | "
-            f"{row['win_rate']} ({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
+            f"{row['win_rate']} ± {row['win_rate_se']} ({row['blind_pairs']} pairs) | {row['ppl_parent']} → {row['ppl_child']} | "
             f"{row['authorship_parent']} → {row['authorship_child']} | "
-            f"{row['trait_parent'][0]} → {row['trait_child'][0]} (±{row['trait_parent'][1]}/±{row['trait_child'][1]}) | "
+            f"{row['trait_first'][0]} → {row['trait_parent'][0]} → {row['trait_child'][0]} (±{row['trait_child'][1]}) | "
+            f"{row['words_parent'][0]} → {row['words_child'][0]} (±{row['words_child'][1]}) | "
             f"{row['ranker_accuracy']} ({row['authorship_alone_accuracy']}) | "
             f"{row['cpu_minutes']} | {row['wall_minutes']} | {row['load_start']} / {row['load_end']} |"
         )
+    if versus:
+        print(f"\n| round | owner | {args.trait} share | random control | difference ± SE | SEs |")
+        print("|---:|---|---:|---:|---|---:|")
+        for v in versus:
+            print(
+                f"| {v['round']} | {v['owner']} | {v['trait_share']} | {v['control_share']} | "
+                f"{v['difference']:+} ± {v['se']} | {v['standard_errors']} |"
+            )
 
 
 if __name__ == "__main__":
