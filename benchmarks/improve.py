@@ -309,6 +309,11 @@ def main() -> None:
         action="append",
         help="the owner's names in those exports (repeatable; default Mags)",
     )
+    parser.add_argument("--beta", type=float, help="improve.beta for distill (default: config's)")
+    parser.add_argument(
+        "--lr", type=float, help="improve.learning_rate for distill (default: config's)"
+    )
+    parser.add_argument("--replay", type=float, help="improve.replay (default: config's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.trait = args.trait or random.Random(args.seed).choice(TRAITS)
@@ -350,9 +355,19 @@ def main() -> None:
         for owner in owners:  # each from the same first twin, in its own copy of the workspace
             copy = find_workspace(shutil.copytree(ws.root, Path(tmp) / owner))
             copy.config.improve.held_out = 0.2
+            for key, value in (
+                ("beta", args.beta),
+                ("learning_rate", args.lr),
+                ("replay", args.replay),
+            ):
+                if value is not None:
+                    setattr(copy.config.improve, key, value)
             for r in range(1, args.rounds + 1):
                 copy.config.improve.seed = r
                 rows.append(one_round(copy, r, owner, args, measured, short, classifier, echo))
+                rows[-1]["improve"] = {
+                    k: getattr(copy.config.improve, k) for k in ("beta", "learning_rate", "replay")
+                }
     controls = {row["round"]: row for row in rows if row["owner"] == "random"}
     versus = []
     for row in rows:
