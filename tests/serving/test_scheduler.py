@@ -10,6 +10,7 @@ import time
 import pytest
 
 from selftune.engines.base import GenRequest, render_chat
+from selftune.engines.llamacpp_batch import fill_prompt
 from selftune.engines.llamacpp_engine import LlamaCppEngine
 from selftune.server.scheduler import QueueFull, Scheduler
 
@@ -57,7 +58,7 @@ def test_the_prompt_is_decoded_once_for_all_candidates(llama_engine):
     llama_engine.admit(request)
     run = llama_engine.running[0]
     try:
-        llama_engine._fill_prompt(run)  # the prompt's tokens, once each, for all 4 candidates
+        fill_prompt(llama_engine.batch, run, llama_engine.n_batch)  # once each, for all 4
         batch = llama_engine.batch
         assert batch.n_tokens == len(run.prompt) - run.reused
         assert {batch.n_seq_id[i] for i in range(batch.n_tokens)} == {4}
@@ -84,8 +85,9 @@ def test_a_shared_prefix_is_copied_not_decoded_again(llama_engine):
         assert llama_engine.generate([GenRequest(again, 2, 0, 1, 12)])[0].texts == with_copy
         for k in range(3):  # more prompts than entries: the oldest is forgotten
             cached.generate([GenRequest(chat(cached, f"Prompt {k}, a longer one."), 1, 0, 1, 2)])
-        assert len(cached.cached) == 2 and sorted(
-            cached.cache_ids + [e.seq_id for e in cached.cached]
+        entries = cached.prefixes.entries
+        assert len(entries) == 2 and sorted(
+            cached.prefixes.free_ids + [e.seq_id for e in entries]
         ) == [2, 3]
         assert_all_slots_free(cached)
     finally:
